@@ -1,0 +1,66 @@
+import Foundation
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// The composition root: builds every long-lived object once and wires the router.
+///
+/// Migrations are not run here; `remas serve` runs them first with its own short-lived client (STYLE.md §5), so no
+/// service ever sees an old schema.
+public func buildApplication(
+    configuration: AppConfiguration,
+    grafana: any GrafanaSync = GrafanaSyncDisabled(),
+    logger: Logger
+) async throws -> some ApplicationProtocol {
+    let client = PostgresClient(
+        configuration: configuration.database.clientConfiguration(
+            searchPath: configuration.searchPath, maxConnections: configuration.maxConnections),
+        backgroundLogger: logger)
+    let hasher = PasswordHasher(cost: configuration.bcryptCost)
+    let environment = AppEnvironment(
+        configuration: configuration,
+        db: Database(client: client),
+        tokens: await TokenService(configuration: configuration),
+        hasher: hasher,
+        grafana: grafana)
+    let router = buildRouter(environment)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        logger: logger)
+    // Started in this order, shut down in reverse: the server stops first, the pool closes last.
+    app.addServices(client, hasher)
+    return app
+}
+
+/// Middleware and every controller's routes.
+public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self)
+    let table = RouteTable()
+    router.add(middleware: CORSMiddleware(origins: environment.configuration.corsOrigins))
+    router.add(middleware: ErrorMiddleware(routes: table))
+    let routes = RouteBuilder(router: router, table: table)
+    MiscController(env: environment).register(routes)
+    AuthController(env: environment).register(routes)
+    UserController(env: environment).register(routes)
+    GroupController(env: environment).register(routes)
+    return router
+}
+
+/// Runs `body` with a short-lived client (for `migrate`, `seed` and the pre-serve migration).
+public func withDatabase<T: Sendable>(
+    _ configuration: AppConfiguration, logger: Logger, _ body: @escaping @Sendable (Database) async throws -> T
+) async throws -> T {
+    let client = PostgresClient(
+        configuration: configuration.database.clientConfiguration(searchPath: configuration.searchPath, maxConnections: 2),
+        backgroundLogger: logger)
+    return try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask {
+            await client.run()
+            return nil
+        }
+        defer { group.cancelAll() }
+        return try await body(Database(client: client))
+    }
+}

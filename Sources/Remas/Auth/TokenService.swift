@@ -1,0 +1,113 @@
+import Foundation
+import Hummingbird
+import JWTKit
+
+/// The caller, as the access token describes them (the original never re-reads the database per request).
+public struct CurrentUser: Sendable {
+    public let id: Int
+    public let username: String
+    public let isAdmin: Bool
+
+    public func requireAdmin() throws {
+        guard self.isAdmin else { throw AppError.forbidden() }
+    }
+}
+
+/// The five claims of both REMAS tokens (spec §1.3).
+struct TokenPayload: JWTPayload {
+    var user_id: Int
+    var sub: SubjectClaim
+    var is_admin: Bool
+    var is_refresh_token: Bool
+    var exp: ExpirationClaim
+
+    func verify(using algorithm: some JWTAlgorithm) throws {
+        try self.exp.verifyNotExpired()
+    }
+}
+
+/// Issues and verifies the access/refresh JWT pair.
+public struct TokenService: Sendable {
+    let keys: JWTKeyCollection
+    let algorithm: String
+    let accessLifetime: Int
+    let refreshLifetime: Int
+
+    public init(configuration: AppConfiguration) async {
+        self.keys = JWTKeyCollection()
+        let digest: DigestAlgorithm =
+            switch configuration.algorithm {
+            case .hs256: .sha256
+            case .hs384: .sha384
+            case .hs512: .sha512
+            }
+        await self.keys.add(hmac: HMACKey(from: configuration.secretKey), digestAlgorithm: digest)
+        self.algorithm = configuration.algorithm.rawValue
+        self.accessLifetime = configuration.accessTokenMinutes * 60
+        self.refreshLifetime = configuration.refreshTokenMinutes * 60
+    }
+
+    public struct Pair: Sendable {
+        public let access: String
+        public let refresh: String
+        public var json: String { "{\"access_token\":\(JSONText.quote(self.access)),\"refresh_token\":\(JSONText.quote(self.refresh))}" }
+    }
+
+    public func issue(userID: Int, username: String, isAdmin: Bool) async throws -> Pair {
+        let now = Date().timeIntervalSince1970.rounded(.down)
+        func payload(refresh: Bool) -> TokenPayload {
+            let lifetime = Double(refresh ? self.refreshLifetime : self.accessLifetime)
+            return TokenPayload(
+                user_id: userID, sub: SubjectClaim(value: username), is_admin: isAdmin, is_refresh_token: refresh,
+                exp: ExpirationClaim(value: Date(timeIntervalSince1970: now + lifetime)))
+        }
+        var header = JWTHeader()
+        header.alg = self.algorithm
+        header.typ = "JWT"
+        let access = try await self.keys.sign(payload(refresh: false), header: header)
+        let refresh = try await self.keys.sign(payload(refresh: true), header: header)
+        return Pair(access: access, refresh: refresh)
+    }
+
+    /// Checks the `Authorization` header and the token kind, with the original's exact 401 texts.
+    public func authenticate(_ request: Request, refresh: Bool = false) async throws -> CurrentUser {
+        guard let header = request.headers[.authorization], let space = header.firstIndex(of: " "),
+            header[..<space].lowercased() == "bearer"
+        else {
+            throw AppError.unauthorized("Not authenticated", bearerChallenge: true)
+        }
+        let token = header[header.index(after: space)...]
+        let payload: TokenPayload
+        do {
+            try self.checkHeader(token)
+            payload = try await self.keys.verify(Array(token.utf8), as: TokenPayload.self)
+        } catch {
+            throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
+        }
+        if payload.is_refresh_token && !refresh {
+            throw AppError.unauthorized("Refresh token was used instead of access token!", bearerChallenge: false)
+        }
+        if !payload.is_refresh_token && refresh {
+            throw AppError.unauthorized("Access token was used instead of refresh token!", bearerChallenge: false)
+        }
+        return CurrentUser(id: payload.user_id, username: payload.sub.value, isAdmin: payload.is_admin)
+    }
+
+    struct Header: Decodable { let alg: String? }
+
+    static func base64URLDecode(_ text: Substring) -> Data? {
+        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while s.count % 4 != 0 { s += "=" }
+        return Data(base64Encoded: s)
+    }
+
+    /// Only the configured algorithm is accepted (`none` and every other `alg` are refused before any key is used).
+    func checkHeader(_ token: Substring) throws {
+        guard let dot = token.firstIndex(of: "."),
+            let bytes = Self.base64URLDecode(token[..<dot]),
+            let header = try? JSONDecoder().decode(Header.self, from: bytes), header.alg == self.algorithm
+        else {
+            throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
+        }
+    }
+}

@@ -1,0 +1,118 @@
+import Foundation
+import Logging
+
+/// Typed configuration, read once at startup from the environment.
+///
+/// Variable names and defaults follow the original REMAS so existing deployments keep their settings
+/// (`../shared/spec/api-core.md` §1.1, `api-tasks-notifications.md` §9). We read the environment directly rather
+/// than through swift-configuration: the original's names (`SECRET_KEY`, `DATABASE_URL`, …) are not dotted keys,
+/// and a plain dictionary keeps tests free to pass any set of values.
+///
+/// | Variable | Default | Meaning |
+/// |---|---|---|
+/// | `DATABASE_URL` | `postgresql://remas_main:test123@localhost:15432/remas_main_db` | PostgreSQL connection |
+/// | `DB_SEARCH_PATH` | unset | schema search path (tests use one schema each) |
+/// | `DB_MAX_CONNECTIONS` | 20 | connection pool size |
+/// | `HOST` / `PORT` | `0.0.0.0` / `8000` | listen address |
+/// | `SECRET_KEY` | required | HMAC key for JWTs |
+/// | `ALGORITHM` | `HS256` | `HS256`, `HS384` or `HS512` |
+/// | `TOKEN_ACCESS_EXPIRE_MINUTES` / `TOKEN_REFRESH_EXPIRE_MINUTES` | 30 / 120 | token lifetimes |
+/// | `CORS_ORIGINS` | `*` | comma-separated allowed origins |
+/// | `DEBUG` | false | debug logging |
+/// | `GRAFANA_URL` / `GRAFANA_REDIRECT_URL` | `http://localhost:3000/` / `GRAFANA_URL` | Grafana base and link |
+/// | `TZ` | system zone | zone of the naive wall-clock times on the wire |
+/// | `BCRYPT_COST` | 12 | bcrypt cost for new hashes (4…31) |
+/// | `REMAS_AUTO_MIGRATE` | false | `serve` applies pending migrations first |
+/// | `REMAS_MIGRATIONS_PATH` | `Migrations` | folder of numbered `.sql` files |
+/// | `MAX_BODY_BYTES` | 1048576 | largest accepted request body |
+public struct AppConfiguration: Sendable {
+    public var database: DatabaseURL
+    public var searchPath: String?
+    public var maxConnections: Int
+    public var host: String
+    public var port: Int
+    public var secretKey: String
+    public var algorithm: JWTAlgorithmName
+    public var accessTokenMinutes: Int
+    public var refreshTokenMinutes: Int
+    public var corsOrigins: [String]
+    public var debug: Bool
+    public var grafanaURL: String
+    public var grafanaRedirectURL: String
+    public var timeZone: TimeZone
+    public var bcryptCost: UInt8
+    public var autoMigrate: Bool
+    public var migrationsPath: String
+    public var maxBodyBytes: Int
+
+    public enum JWTAlgorithmName: String, Sendable { case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512" }
+
+    /// Reads and validates every setting; throws `ConfigurationError` naming the first bad variable.
+    public init(environment env: [String: String], requireSecret: Bool = true) throws {
+        func string(_ key: String, _ fallback: String) -> String {
+            guard let value = env[key], !value.isEmpty else { return fallback }
+            return value
+        }
+        func int(_ key: String, _ fallback: Int, range: ClosedRange<Int>) throws -> Int {
+            guard let raw = env[key], !raw.isEmpty else { return fallback }
+            guard let value = Int(raw.trimmingCharacters(in: .whitespaces)), range.contains(value) else {
+                throw ConfigurationError("\(key) must be an integer in \(range.lowerBound)...\(range.upperBound), got '\(raw)'")
+            }
+            return value
+        }
+        func bool(_ key: String, _ fallback: Bool) throws -> Bool {
+            guard let raw = env[key], !raw.isEmpty else { return fallback }
+            switch raw.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw ConfigurationError("\(key) must be true or false, got '\(raw)'")
+            }
+        }
+
+        let url = string("DATABASE_URL", "postgresql://remas_main:test123@localhost:15432/remas_main_db")
+        self.database = try DatabaseURL(parsing: url)
+        self.searchPath = env["DB_SEARCH_PATH"].flatMap { $0.isEmpty ? nil : $0 }
+        self.maxConnections = try int("DB_MAX_CONNECTIONS", 20, range: 1...1000)
+        self.host = string("HOST", "0.0.0.0")
+        self.port = try int("PORT", 8000, range: 0...65535)
+        guard let secret = env["SECRET_KEY"].flatMap({ $0.isEmpty ? nil : $0 }) ?? (requireSecret ? nil : "unused") else {
+            throw ConfigurationError("SECRET_KEY is not set: set it to a long random string (e.g. `openssl rand -hex 32`)")
+        }
+        self.secretKey = secret
+        guard let algorithm = JWTAlgorithmName(rawValue: string("ALGORITHM", "HS256").uppercased()) else {
+            throw ConfigurationError("ALGORITHM must be HS256, HS384 or HS512, got '\(env["ALGORITHM"] ?? "")'")
+        }
+        self.algorithm = algorithm
+        self.accessTokenMinutes = try int("TOKEN_ACCESS_EXPIRE_MINUTES", 30, range: 1...525_600)
+        self.refreshTokenMinutes = try int("TOKEN_REFRESH_EXPIRE_MINUTES", 120, range: 1...5_256_000)
+        self.corsOrigins = string("CORS_ORIGINS", "*").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }
+        self.debug = try bool("DEBUG", false)
+        self.grafanaURL = string("GRAFANA_URL", "http://localhost:3000/")
+        guard URL(string: self.grafanaURL)?.host != nil else {
+            throw ConfigurationError("GRAFANA_URL must be an absolute URL, got '\(self.grafanaURL)'")
+        }
+        self.grafanaRedirectURL = string("GRAFANA_REDIRECT_URL", self.grafanaURL)
+        if let tz = env["TZ"], !tz.isEmpty {
+            let name = tz.hasPrefix(":") ? String(tz.dropFirst()) : tz
+            guard let zone = TimeZone(identifier: name) else {
+                throw ConfigurationError("TZ names an unknown time zone: '\(tz)'")
+            }
+            self.timeZone = zone
+        } else {
+            self.timeZone = TimeZone.current
+        }
+        self.bcryptCost = UInt8(try int("BCRYPT_COST", 12, range: 4...31))
+        self.autoMigrate = try bool("REMAS_AUTO_MIGRATE", false)
+        self.migrationsPath = string("REMAS_MIGRATIONS_PATH", "Migrations")
+        self.maxBodyBytes = try int("MAX_BODY_BYTES", 1_048_576, range: 1024...1_073_741_824)
+    }
+
+    public var logLevel: Logger.Level { self.debug ? .debug : .info }
+}
+
+/// A configuration value that stops the process before it binds a port.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

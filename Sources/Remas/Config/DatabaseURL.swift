@@ -1,0 +1,40 @@
+import Foundation
+import PostgresNIO
+
+/// `postgresql://user:password@host:port/database` as used by the original's `DATABASE_URL`.
+public struct DatabaseURL: Sendable {
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+
+    public init(parsing raw: String) throws {
+        guard let components = URLComponents(string: raw),
+            let scheme = components.scheme, ["postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"].contains(scheme)
+        else {
+            throw ConfigurationError("DATABASE_URL must look like postgresql://user:password@host:port/database")
+        }
+        self.host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
+        self.port = components.port ?? 5432
+        self.username = components.user.flatMap { $0.removingPercentEncoding } ?? "postgres"
+        self.password = components.password.flatMap { $0.removingPercentEncoding }
+        let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        guard !path.isEmpty else { throw ConfigurationError("DATABASE_URL names no database") }
+        self.database = path.removingPercentEncoding ?? path
+    }
+
+    /// Client configuration; the session time zone is pinned to UTC because every timestamp we store is a naive
+    /// wall-clock value that we bind and read as text or epoch numbers, never through the session zone.
+    public func clientConfiguration(searchPath: String?, maxConnections: Int) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: self.host, port: self.port, username: self.username, password: self.password,
+            database: self.database, tls: .disable)
+        configuration.options.maximumConnections = maxConnections
+        configuration.options.minimumConnections = 0
+        var parameters: [(String, String)] = [("TimeZone", "UTC"), ("application_name", "remas")]
+        if let searchPath { parameters.append(("search_path", searchPath)) }
+        configuration.options.additionalStartupParameters = parameters
+        return configuration
+    }
+}

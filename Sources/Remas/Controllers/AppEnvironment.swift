@@ -1,0 +1,23 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// Everything a controller may use, built once in `buildApplication`.
+public struct AppEnvironment: Sendable {
+    public let configuration: AppConfiguration
+    public let db: Database
+    public let tokens: TokenService
+    public let hasher: PasswordHasher
+    public let grafana: any GrafanaSync
+
+    var zone: TimeZone { self.configuration.timeZone }
+
+    /// Malformed JSON is refused before authentication (as FastAPI does), field validation comes after it.
+    func bodyAndCaller(_ request: Request) async throws -> (BodyFields, CurrentUser) {
+        let buffer = try await request.collectBody(limit: self.configuration.maxBodyBytes)
+        let value: JSONValue? = buffer.readableBytes > 0 ? try JSONValue.parse(buffer) : nil
+        let caller = try await self.tokens.authenticate(request)
+        guard let value else { throw AppError.unprocessable("Field required: body") }
+        return (try BodyFields(value), caller)
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Hummingbird
+import Logging
+import MultipartKit
+
+/// `/authentication/*` (spec api-core §1.7).
+struct AuthController {
+    let env: AppEnvironment
+    var users: UserRepository { UserRepository(db: self.env.db) }
+
+    struct LoginForm: Decodable {
+        var username: String?
+        var password: String?
+        var grant_type: String?
+    }
+
+    func register(_ routes: RouteBuilder) {
+        routes.post("/authentication/token", self.login)
+        routes.post("/authentication/refresh") { request, context in
+            let caller = try await self.env.tokens.authenticate(request, refresh: true)
+            guard let user = try await self.users.credentials(id: caller.id, logger: context.logger) else {
+                throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
+            }
+            let pair = try await self.env.tokens.issue(userID: user.id, username: user.username, isAdmin: user.isAdmin)
+            return .json(pair.json)
+        }
+        routes.post("/authentication/change_password") { request, context in
+            let (body, caller) = try await self.env.bodyAndCaller(request)
+            let old = try body.string("old_password")
+            let new = try body.string("new_password")
+            let user = try await self.users.credentials(username: caller.username, logger: context.logger)
+            guard try await self.env.hasher.verify(old, hash: user?.passwordHash), let user else {
+                throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
+            }
+            guard new.unicodeScalars.count >= 8 else { throw AppError.badRequest("Password must be at least 8 characters long!") }
+            try await self.env.grafana.passwordWillChange(userID: user.id, password: new, logger: context.logger)
+            let hash = try await self.env.hasher.hash(new)
+            guard try await self.users.setPassword(id: user.id, hash: hash, logger: context.logger) else {
+                throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
+            }
+            return .message("Password changed successfully!")
+        }
+        routes.post("/authentication/set_password") { request, context in
+            let (body, caller) = try await self.env.bodyAndCaller(request)
+            let userID = try body.id("user_id")
+            let new = try body.string("new_password")
+            try caller.requireAdmin()
+            guard try await self.users.exists(id: userID, logger: context.logger) else {
+                throw AppError.notFound("User with id \(userID) not found!")
+            }
+            try await self.env.grafana.passwordWillChange(userID: userID, password: new, logger: context.logger)
+            let hash = try await self.env.hasher.hash(new)
+            guard try await self.users.setPassword(id: userID, hash: hash, logger: context.logger) else {
+                throw AppError.notFound("User with id \(userID) not found!")
+            }
+            return .message("Password set successfully!")
+        }
+    }
+
+    @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let form = try await self.readForm(request)
+        guard let username = form.username else { throw AppError.unprocessable("Field required: body.username") }
+        guard let password = form.password else { throw AppError.unprocessable("Field required: body.password") }
+        if let grant = form.grant_type, grant != "password" {
+            throw AppError.unprocessable("String should match pattern '^password$': body.grant_type")
+        }
+        let user = try await self.users.credentials(username: username, logger: context.logger)
+        guard try await self.env.hasher.verify(password, hash: user?.passwordHash), let user else {
+            throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
+        }
+        let pair = try await self.env.tokens.issue(userID: user.id, username: user.username, isAdmin: user.isAdmin)
+        return .json(pair.json)
+    }
+
+    /// Login accepts `application/x-www-form-urlencoded` and `multipart/form-data` (what the UI sends).
+    func readForm(_ request: Request) async throws -> LoginForm {
+        let buffer = try await request.collectBody(limit: 65_536)
+        let contentType = request.headers[.contentType] ?? ""
+        let lower = contentType.lowercased()
+        if lower.hasPrefix("multipart/form-data") {
+            guard let boundary = Self.parameter("boundary", in: contentType) else {
+                throw AppError.unprocessable("multipart/form-data without a boundary: body")
+            }
+            do {
+                return try FormDataDecoder().decode(LoginForm.self, from: buffer, boundary: boundary)
+            } catch {
+                throw AppError.unprocessable("Malformed multipart/form-data body: body")
+            }
+        }
+        if lower.hasPrefix("application/x-www-form-urlencoded") || (contentType.isEmpty && buffer.readableBytes > 0) {
+            return Self.decodeURLEncoded(String(buffer: buffer))
+        }
+        throw AppError.unprocessable("Field required: body.username")
+    }
+
+    static func parameter(_ name: String, in header: String) -> String? {
+        for part in header.split(separator: ";").dropFirst() {
+            let pieces = part.split(separator: "=", maxSplits: 1)
+            guard pieces.count == 2, pieces[0].trimmingCharacters(in: .whitespaces).lowercased() == name else { continue }
+            var value = pieces[1].trimmingCharacters(in: .whitespaces)
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            return value
+        }
+        return nil
+    }
+
+    static func decodeURLEncoded(_ text: String) -> LoginForm {
+        var form = LoginForm()
+        for pair in text.split(separator: "&") {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String {
+                String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(s)
+            }
+            let key = decode(kv[0])
+            let value = kv.count > 1 ? decode(kv[1]) : ""
+            switch key {
+            case "username": form.username = value
+            case "password": form.password = value
+            case "grant_type": form.grant_type = value
+            default: break
+            }
+        }
+        return form
+    }
+}

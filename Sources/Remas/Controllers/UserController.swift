@@ -1,0 +1,83 @@
+import Hummingbird
+import Logging
+
+/// `/user` (spec api-core §4).
+struct UserController {
+    let env: AppEnvironment
+    var users: UserRepository { UserRepository(db: self.env.db) }
+
+    func register(_ routes: RouteBuilder) {
+        routes.get("/user") { request, context in
+            _ = try await self.env.tokens.authenticate(request)
+            return .json(try await self.users.listJSON(logger: context.logger))
+        }
+        routes.get("/user/:user_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("user_id")
+            guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
+            guard let json = try await self.users.json(id: id, on: self.env.db, logger: context.logger) else {
+                throw AppError.notFound("User with id \(id) not found!")
+            }
+            return .json(json)
+        }
+        routes.post("/user", self.create)
+        routes.put("/user", self.update)
+        routes.delete("/user/:user_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("user_id")
+            try caller.requireAdmin()
+            guard id != 1 else { throw AppError.forbidden("Cannot delete default user!") }
+            guard try await self.users.exists(id: id, logger: context.logger) else {
+                throw AppError.notFound("User with id \(id) not found!")
+            }
+            try await self.env.grafana.userWillBeDeleted(userID: id, logger: context.logger)
+            guard try await self.users.delete(id: id, logger: context.logger) else {
+                throw AppError.notFound("User with id \(id) not found!")
+            }
+            return .message("User deleted")
+        }
+    }
+
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let (body, caller) = try await self.env.bodyAndCaller(request)
+        let uid = try body.id("uid")
+        let username = try body.string("username")
+        let email = try body.string("email")
+        let password = try body.string("password")
+        let name = try body.optionalString("name")
+        let surname = try body.optionalString("surname")
+        let groupID = try body.optionalID("group_id") ?? 3
+        try caller.requireAdmin()
+        guard try await GroupRepository(db: self.env.db).exists(id: groupID, logger: context.logger) else {
+            throw AppError.notFound("Group with id \(groupID) not found!")
+        }
+        let hash = try await self.env.hasher.hash(password)
+        let json = try await self.users.create(
+            .init(name: name, surname: surname, uid: uid, username: username, email: email, passwordHash: hash, groupID: groupID),
+            logger: context.logger)
+        return .json(json, status: .created)
+    }
+
+    @Sendable func update(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let (body, caller) = try await self.env.bodyAndCaller(request)
+        let id = try body.id("id")
+        let name = try body.requiredNullableString("name")
+        let surname = try body.requiredNullableString("surname")
+        _ = try body.string("username")  // required by the schema, never changed
+        let email = try body.string("email")
+        let uid = try body.id("uid")
+        guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
+        guard let storedUID = try await self.users.uid(ofUser: id, logger: context.logger) else {
+            throw AppError.notFound("User with id \(id) not found!")
+        }
+        if storedUID != uid && !caller.isAdmin { throw AppError.forbidden("Only administrators can change uid!") }
+        guard try await self.users.update(id: id, name: name, surname: surname, email: email, uid: uid, logger: context.logger) else {
+            throw AppError.notFound("User with id \(id) not found!")
+        }
+        try await self.env.grafana.userUpdated(userID: id, logger: context.logger)
+        guard let json = try await self.users.json(id: id, on: self.env.db, logger: context.logger) else {
+            throw AppError.notFound("User with id \(id) not found!")
+        }
+        return .json(json)
+    }
+}

@@ -1,0 +1,119 @@
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Anything that runs one SQL statement: the pool, or a connection inside a transaction.
+public protocol SQLExecutor: Sendable {
+    func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence
+}
+
+/// Counts statements per task tree; tests use it to prove list endpoints issue a constant number of queries.
+public final class StatementCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    public init() {}
+    public var count: Int { self.value.load(ordering: .relaxed) }
+    func increment() { self.value.add(1, ordering: .relaxed) }
+    @TaskLocal public static var current: StatementCounter?
+}
+
+/// The shared pool. Every statement goes through `query`, so counting and logging have one place.
+public struct Database: SQLExecutor {
+    public let client: PostgresClient
+
+    public init(client: PostgresClient) { self.client = client }
+
+    public func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        StatementCounter.current?.increment()
+        return try await self.client.query(query, logger: logger)
+    }
+
+    /// Runs `body` in one transaction on one connection; the body's own error is rethrown unchanged after ROLLBACK.
+    public func transaction<T: Sendable>(logger: Logger, _ body: (Transaction) async throws -> T) async throws -> T {
+        try await self.client.withConnection { connection in
+            let tx = Transaction(connection: connection)
+            try await tx.query("BEGIN", logger: logger)
+            do {
+                let value = try await body(tx)
+                try await tx.query("COMMIT", logger: logger)
+                return value
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+        }
+    }
+}
+
+/// A connection inside `Database.transaction`.
+public struct Transaction: SQLExecutor {
+    let connection: PostgresConnection
+
+    @discardableResult
+    public func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+        StatementCounter.current?.increment()
+        return try await self.connection.query(query, logger: logger)
+    }
+}
+
+extension SQLExecutor {
+    /// The first column of the first row as text (JSON documents built by PostgreSQL), or nil without rows.
+    public func text(_ query: PostgresQuery, logger: Logger) async throws -> String? {
+        for try await (value) in try await self.query(query, logger: logger).decode(String?.self) {
+            return value
+        }
+        return nil
+    }
+
+    public func int(_ query: PostgresQuery, logger: Logger) async throws -> Int? {
+        for try await (value) in try await self.query(query, logger: logger).decode(Int?.self) {
+            return value
+        }
+        return nil
+    }
+
+    public func exists(_ query: PostgresQuery, logger: Logger) async throws -> Bool {
+        for try await _ in try await self.query(query, logger: logger) {
+            return true
+        }
+        return false
+    }
+
+    @discardableResult
+    public func execute(_ query: PostgresQuery, logger: Logger) async throws -> Int {
+        var n = 0
+        for try await _ in try await self.query(query, logger: logger) { n += 1 }
+        return n
+    }
+}
+
+extension PSQLError {
+    /// SQLSTATE of a server error, e.g. `23505` for a unique violation.
+    public var sqlState: String? {
+        guard self.code == .server else { return nil }
+        return self.serverInfo?[.sqlState]
+    }
+}
+
+/// Maps constraint violations to the original's 409 text: `Failed to <action> <entity> in database due to
+/// conflict:\n` followed by PostgreSQL's own message and detail (they name the column and value).
+public func withConflictMapping<T>(_ action: String, _ entity: String, _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as PSQLError {
+        throw mapConstraintError(error, action: action, entity: entity) ?? error
+    }
+}
+
+func mapConstraintError(_ error: PSQLError, action: String, entity: String) -> AppError? {
+    guard let state = error.sqlState else { return nil }
+    switch state {
+    case "23505", "23503", "23502", "23514":
+        var cause = "ERROR:  \(error.serverInfo?[.message] ?? "constraint violated")\n"
+        if let detail = error.serverInfo?[.detail] { cause += "DETAIL:  \(detail)\n" }
+        return AppError.conflict("Failed to \(action) \(entity) in database due to conflict:\n\(cause)")
+    case "22003":
+        return AppError.unprocessable("A number is out of range")
+    default:
+        return nil
+    }
+}

@@ -1,0 +1,121 @@
+import Crypto
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Applies the numbered plain-SQL files of `Migrations/` in order.
+///
+/// One transaction per file, a `schema_migrations` table with SHA-256 checksums, a session advisory lock so two
+/// starting replicas cannot both migrate, and a refusal, naming the file, when history and files disagree.
+public struct Migrator: Sendable {
+    public struct File: Sendable, Equatable {
+        public let version: String
+        public let name: String
+        public let sql: String
+        public var checksum: String { SHA256.hash(data: Data(self.sql.utf8)).map { String(format: "%02x", $0) }.joined() }
+    }
+
+    public enum MigrationError: Error, CustomStringConvertible {
+        case badFileName(String)
+        case duplicateVersion(String)
+        case unknownApplied(String)
+        case checksumMismatch(String)
+        case failed(file: String, statement: Int, reason: String)
+        case noDirectory(String)
+
+        public var description: String {
+            switch self {
+            case .badFileName(let f): "migration file name must look like NNNN_verb_noun.sql: \(f)"
+            case .duplicateVersion(let v): "two migration files share the version \(v)"
+            case .unknownApplied(let v): "the database has migration \(v) applied, but no such file exists: refusing to continue"
+            case .checksumMismatch(let f): "migration \(f) was changed after it was applied (checksum differs): add a new file instead"
+            case .failed(let f, let n, let r): "migration \(f) failed at statement \(n): \(r)"
+            case .noDirectory(let p): "migrations directory not found: \(p)"
+            }
+        }
+    }
+
+    public let files: [File]
+
+    public init(files: [File]) { self.files = files }
+
+    /// Loads `NNNN_name.sql` files from a directory, sorted by name.
+    public init(directory: String) throws {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: directory) else { throw MigrationError.noDirectory(directory) }
+        var files: [File] = []
+        var seen = Set<String>()
+        for name in names.sorted() where name.hasSuffix(".sql") {
+            guard let underscore = name.firstIndex(of: "_"), name[..<underscore].count == 4, name[..<underscore].allSatisfy(\.isNumber)
+            else { throw MigrationError.badFileName(name) }
+            let version = String(name[..<underscore])
+            guard seen.insert(version).inserted else { throw MigrationError.duplicateVersion(version) }
+            let sql = try String(contentsOfFile: directory + "/" + name, encoding: .utf8)
+            files.append(File(version: version, name: name, sql: sql))
+        }
+        self.files = files
+    }
+
+    /// Applies every pending file; returns the names of the files applied (empty when up to date).
+    @discardableResult
+    public func migrate(client: PostgresClient, logger: Logger) async throws -> [String] {
+        try await client.withConnection { connection in
+            // One lock per schema: replicas sharing a schema wait for each other, parallel test schemas do not.
+            try await connection.query("SELECT pg_advisory_lock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
+            do {
+                let applied = try await self.run(connection: connection, logger: logger)
+                try await connection.query("SELECT pg_advisory_unlock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
+                return applied
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    func run(connection: PostgresConnection, logger: Logger) async throws -> [String] {
+        try await connection.query(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())
+            """, logger: logger)
+        var history: [String: String] = [:]
+        for try await (version, checksum) in try await connection.query("SELECT version, checksum FROM schema_migrations", logger: logger)
+            .decode((String, String).self)
+        {
+            history[version] = checksum
+        }
+        let byVersion = Dictionary(uniqueKeysWithValues: self.files.map { ($0.version, $0) })
+        for version in history.keys.sorted() where byVersion[version] == nil {
+            throw MigrationError.unknownApplied(version)
+        }
+        var appliedNow: [String] = []
+        for file in self.files {
+            if let checksum = history[file.version] {
+                guard checksum == file.checksum else { throw MigrationError.checksumMismatch(file.name) }
+                continue
+            }
+            try await connection.query("BEGIN", logger: logger)
+            do {
+                for (index, statement) in SQLSplitter.split(file.sql).enumerated() {
+                    do {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    } catch let error as PSQLError {
+                        throw MigrationError.failed(file: file.name, statement: index + 1, reason: error.serverInfo?[.message] ?? "\(error)")
+                    }
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(file.version), \(file.name), \(file.checksum))",
+                    logger: logger)
+                try await connection.query("COMMIT", logger: logger)
+            } catch {
+                _ = try? await connection.query("ROLLBACK", logger: logger)
+                throw error
+            }
+            logger.info("applied migration", metadata: ["file": "\(file.name)"])
+            appliedNow.append(file.name)
+        }
+        return appliedNow
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import Hummingbird
+
+/// A parsed JSON document. Request bodies are parsed into this first, then read field by field through `BodyFields`,
+/// so every missing key, wrong type or out-of-range number becomes a 422 with a readable `detail`.
+public enum JSONValue: Decodable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case double(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .int(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .double(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public static func parse(_ buffer: ByteBuffer) throws -> JSONValue {
+        do {
+            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+        } catch {
+            throw AppError.unprocessable("JSON decode error: the request body is not valid JSON")
+        }
+    }
+}
+
+/// Reads typed fields from a JSON object body, in lax mode like the original (numeric strings count as integers).
+public struct BodyFields: Sendable {
+    public let values: [String: JSONValue]
+    let location: String
+
+    public init(_ value: JSONValue, location: String = "body") throws {
+        guard case .object(let values) = value else {
+            throw AppError.unprocessable("Input should be a valid dictionary or object: \(location)")
+        }
+        self.values = values
+        self.location = location
+    }
+
+    func path(_ key: String) -> String { "\(self.location).\(key)" }
+
+    public func has(_ key: String) -> Bool { self.values[key] != nil }
+
+    func missing(_ key: String) -> AppError { .unprocessable("Field required: \(self.path(key))") }
+
+    // MARK: integers
+
+    static func integer(_ value: JSONValue) -> Int64?? {
+        switch value {
+        case .int(let v): return .some(v)
+        case .double(let d): return d.rounded() == d && abs(d) < 9.2e18 ? .some(Int64(d)) : .some(nil)
+        case .string(let s):
+            let t = s.trimmingCharacters(in: .whitespaces)
+            return .some(Int64(t.hasPrefix("+") ? String(t.dropFirst()) : t))
+        case .bool(let b): return .some(b ? 1 : 0)
+        default: return nil
+        }
+    }
+
+    /// A 64-bit integer that may be absent or null (`nil` then).
+    public func optionalInt64(_ key: String) throws -> Int64? {
+        guard let value = self.values[key], value != .null else { return nil }
+        guard case .some(.some(let v)) = Self.integer(value) else {
+            throw AppError.unprocessable("Input should be a valid integer: \(self.path(key))")
+        }
+        return v
+    }
+
+    public func int64(_ key: String) throws -> Int64 {
+        guard let value = self.values[key] else { throw self.missing(key) }
+        guard value != .null, let v = try self.optionalInt64(key) else {
+            throw AppError.unprocessable("Input should be a valid integer: \(self.path(key))")
+        }
+        return v
+    }
+
+    /// An id (32-bit in the database) that may be absent or null.
+    public func optionalID(_ key: String) throws -> Int? {
+        guard let v = try self.optionalInt64(key) else { return nil }
+        guard v >= Int64(Int32.min), v <= Int64(Int32.max) else {
+            throw AppError.unprocessable("Input should be a valid 32-bit integer: \(self.path(key))")
+        }
+        return Int(v)
+    }
+
+    public func id(_ key: String) throws -> Int {
+        guard self.values[key] != nil else { throw self.missing(key) }
+        guard let v = try self.optionalID(key) else {
+            throw AppError.unprocessable("Input should be a valid integer: \(self.path(key))")
+        }
+        return v
+    }
+
+    /// A key that must be present but may be `null` (pydantic's `X | None` without a default).
+    public func requiredNullableID(_ key: String) throws -> Int? {
+        guard self.values[key] != nil else { throw self.missing(key) }
+        return try self.optionalID(key)
+    }
+
+    public func idList(_ key: String) throws -> [Int] {
+        guard let value = self.values[key] else { throw self.missing(key) }
+        guard case .array(let items) = value else {
+            throw AppError.unprocessable("Input should be a valid list: \(self.path(key))")
+        }
+        return try items.enumerated().map { index, item in
+            guard case .some(.some(let v)) = Self.integer(item), v >= Int64(Int32.min), v <= Int64(Int32.max) else {
+                throw AppError.unprocessable("Input should be a valid integer: \(self.path(key)).\(index)")
+            }
+            return Int(v)
+        }
+    }
+
+    // MARK: strings and booleans
+
+    public func optionalString(_ key: String) throws -> String? {
+        guard let value = self.values[key], value != .null else { return nil }
+        guard case .string(let s) = value else {
+            throw AppError.unprocessable("Input should be a valid string: \(self.path(key))")
+        }
+        return s
+    }
+
+    public func string(_ key: String) throws -> String {
+        guard self.values[key] != nil else { throw self.missing(key) }
+        guard let s = try self.optionalString(key) else {
+            throw AppError.unprocessable("Input should be a valid string: \(self.path(key))")
+        }
+        return s
+    }
+
+    public func requiredNullableString(_ key: String) throws -> String? {
+        guard self.values[key] != nil else { throw self.missing(key) }
+        return try self.optionalString(key)
+    }
+
+    public func optionalBool(_ key: String) throws -> Bool? {
+        guard let value = self.values[key], value != .null else { return nil }
+        switch value {
+        case .bool(let b): return b
+        case .int(0): return false
+        case .int(1): return true
+        case .string(let s):
+            switch s.lowercased() {
+            case "true", "1", "yes", "on", "t", "y": return true
+            case "false", "0", "no", "off", "f", "n": return false
+            default: break
+            }
+        default: break
+        }
+        throw AppError.unprocessable("Input should be a valid boolean: \(self.path(key))")
+    }
+
+    // MARK: nested
+
+    public func objectList(_ key: String) throws -> [BodyFields] {
+        guard let value = self.values[key] else { throw self.missing(key) }
+        guard case .array(let items) = value else {
+            throw AppError.unprocessable("Input should be a valid list: \(self.path(key))")
+        }
+        return try items.enumerated().map { index, item in try BodyFields(item, location: "\(self.path(key)).\(index)") }
+    }
+
+    public func dateTime(_ key: String, zone: TimeZone) throws -> LocalDateTime {
+        guard let value = self.values[key] else { throw self.missing(key) }
+        switch value {
+        case .string(let s):
+            if let t = LocalDateTime.parse(s, zone: zone) { return t }
+            if let n = Double(s), let t = LocalDateTime.fromUnix(seconds: n, zone: zone) { return t }
+        case .int(let n):
+            if let t = LocalDateTime.fromUnix(seconds: Double(n), zone: zone) { return t }
+        case .double(let n):
+            if let t = LocalDateTime.fromUnix(seconds: n, zone: zone) { return t }
+        default: break
+        }
+        throw AppError.unprocessable("Input should be a valid datetime (YYYY-MM-DD HH:MM or ISO 8601): \(self.path(key))")
+    }
+}
+
+extension Request {
+    /// Collects the body (bounded) and parses it as a JSON object.
+    public func jsonFields(limit: Int) async throws -> BodyFields {
+        let buffer = try await self.collectBody(limit: limit)
+        guard buffer.readableBytes > 0 else { throw AppError.unprocessable("Field required: body") }
+        return try BodyFields(try JSONValue.parse(buffer))
+    }
+
+    public func collectBody(limit: Int) async throws -> ByteBuffer {
+        do {
+            return try await self.body.collect(upTo: limit)
+        } catch {
+            throw AppError(.contentTooLarge, "Request body is larger than \(limit) bytes")
+        }
+    }
+}

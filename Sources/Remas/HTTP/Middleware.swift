@@ -1,0 +1,116 @@
+import Hummingbird
+import Logging
+
+/// Every registered route pattern, so an unmatched request can be told apart as 404, 405 or a bad path parameter.
+/// Filled while the router is built, read-only once the server runs.
+public final class RouteTable: @unchecked Sendable {
+    struct Entry {
+        let method: HTTPRequest.Method
+        let segments: [Substring]
+    }
+    private var entries: [Entry] = []
+
+    func add(_ method: HTTPRequest.Method, _ path: String) {
+        self.entries.append(Entry(method: method, segments: path.split(separator: "/")))
+    }
+
+    enum Match { case none, parameter(name: String), otherMethods([HTTPRequest.Method]) }
+
+    func match(method: HTTPRequest.Method, path: String) -> Match {
+        let parts = path.split(separator: "/")
+        var methods: [HTTPRequest.Method] = []
+        for entry in self.entries where entry.segments.count == parts.count {
+            var matches = true
+            var parameter: String?
+            for (pattern, part) in zip(entry.segments, parts) where pattern != part {
+                if pattern.hasPrefix(":") { parameter = parameter ?? String(pattern.dropFirst()) } else { matches = false; break }
+            }
+            guard matches else { continue }
+            if entry.method == method, let parameter { return .parameter(name: parameter) }
+            methods.append(entry.method)
+        }
+        return methods.isEmpty ? .none : .otherMethods(methods)
+    }
+}
+
+/// Turns every error into the REMAS envelope. Application errors pass through; anything unexpected is logged with
+/// its real cause and answered with a generic 500.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    let routes: RouteTable
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as AppError {
+            if error.status.code >= 500 {
+                context.logger.error("request failed", metadata: ["detail": "\(error.detail)"])
+            }
+            return error.response
+        } catch let error as HTTPError where error.status == .notFound {
+            return self.unmatched(request)
+        } catch let error as HTTPError {
+            if error.status.code >= 500 { context.logger.error("request failed", metadata: ["error": "\(String(reflecting: error))"]) }
+            let detail = error.status == .contentTooLarge ? "Request body is too large" : error.status.reasonPhrase
+            return AppError(error.status, detail).response
+        } catch {
+            context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
+            return AppError.internalError.response
+        }
+    }
+
+    func unmatched(_ request: Request) -> Response {
+        let path = request.uri.path
+        switch self.routes.match(method: request.method, path: path) {
+        case .parameter(let name):
+            return AppError.unprocessable("Input should be a valid integer, unable to parse string as an integer: path.\(name)").response
+        case .otherMethods(let methods):
+            let allow = methods.map(\.rawValue).joined(separator: ", ")
+            return AppError(.methodNotAllowed, "Method Not Allowed", headers: [.allow: allow]).response
+        case .none:
+            if path.count > 1, path.hasSuffix("/") {
+                let trimmed = String(path.dropLast())
+                if case .none = self.routes.match(method: request.method, path: trimmed) {} else {
+                    var location = trimmed
+                    if let query = request.uri.query { location += "?" + query }
+                    return Response(status: .temporaryRedirect, headers: [.location: location])
+                }
+            }
+            return AppError.notFound("Not Found").response
+        }
+    }
+}
+
+/// CORS as the original configures it: the listed origins (default `*`), credentials, all methods and headers.
+struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
+    let origins: [String]
+    var allowsAll: Bool { self.origins.contains("*") }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let origin = request.headers[.origin] else { return try await next(request, context) }
+        let allowed = self.allowsAll || self.origins.contains(origin)
+        if request.method == .options, let requestedMethod = request.headers[.accessControlRequestMethod], !requestedMethod.isEmpty {
+            guard allowed else { return AppError.badRequest("Disallowed CORS origin").response }
+            var headers: HTTPFields = [
+                .accessControlAllowOrigin: origin,
+                .accessControlAllowCredentials: "true",
+                .accessControlAllowMethods: "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT",
+                .accessControlMaxAge: "600",
+                .vary: "Origin",
+            ]
+            if let requested = request.headers[.accessControlRequestHeaders] {
+                headers[.accessControlAllowHeaders] = requested
+            } else {
+                headers[.accessControlAllowHeaders] = "Authorization, Content-Type"
+            }
+            headers[.contentType] = "text/plain; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "OK")))
+        }
+        var response = try await next(request, context)
+        if allowed {
+            response.headers[.accessControlAllowOrigin] = self.allowsAll ? "*" : origin
+            response.headers[.accessControlAllowCredentials] = "true"
+            if !self.allowsAll { response.headers[.vary] = "Origin" }
+        }
+        return response
+    }
+}

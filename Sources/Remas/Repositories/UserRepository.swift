@@ -1,0 +1,105 @@
+import Logging
+import PostgresNIO
+
+/// Users: raw SQL on `users`, wire objects built by PostgreSQL.
+///
+/// A concrete struct, not a protocol plus implementation: our own SQL is only ever tested against PostgreSQL, so a
+/// second conformer would never exist (STYLE.md §4 suggests the protocol for swappable fakes).
+struct UserRepository: Sendable {
+    let db: Database
+
+    /// Admin = the user's group is 2 or descends from it. The walk is bounded, so even a corrupt tree cannot hang it.
+    static let isAdminSQL = """
+        EXISTS (WITH RECURSIVE chain(id, parent_id, depth) AS (
+            SELECT g.id, g.parent_id, 0 FROM groups g WHERE g.id = u.group_id
+            UNION ALL
+            SELECT g.id, g.parent_id, c.depth + 1 FROM groups g JOIN chain c ON g.id = c.parent_id WHERE c.depth < 256)
+          SELECT 1 FROM chain WHERE chain.id = 2)
+        """
+
+    func listJSON(logger: Logger) async throws -> String {
+        try await self.db.text(
+            "SELECT COALESCE(json_agg(\(unescaped: JSONSQL.userFull("u")) ORDER BY u.id), '[]'::json)::text FROM users u",
+            logger: logger) ?? "[]"
+    }
+
+    func json(id: Int, on executor: any SQLExecutor, logger: Logger) async throws -> String? {
+        try await executor.text("SELECT \(unescaped: JSONSQL.userFull("u"))::text FROM users u WHERE u.id = \(id)", logger: logger)
+    }
+
+    struct Credentials {
+        let id: Int
+        let username: String
+        let passwordHash: String
+        let isAdmin: Bool
+    }
+
+    func credentials(username: String, logger: Logger) async throws -> Credentials? {
+        let rows = try await self.db.query(
+            "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL) FROM users u WHERE u.username = \(username)",
+            logger: logger)
+        for try await (id, name, hash, admin) in rows.decode((Int, String, String, Bool).self) {
+            return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
+        }
+        return nil
+    }
+
+    func credentials(id: Int, logger: Logger) async throws -> Credentials? {
+        let rows = try await self.db.query(
+            "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL) FROM users u WHERE u.id = \(id)", logger: logger)
+        for try await (id, name, hash, admin) in rows.decode((Int, String, String, Bool).self) {
+            return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
+        }
+        return nil
+    }
+
+    func setPassword(id: Int, hash: String, logger: Logger) async throws -> Bool {
+        try await self.db.execute("UPDATE users SET password = \(hash) WHERE id = \(id) RETURNING id", logger: logger) > 0
+    }
+
+    func exists(id: Int, logger: Logger) async throws -> Bool {
+        try await self.db.exists("SELECT 1 FROM users WHERE id = \(id)", logger: logger)
+    }
+
+    func groupID(ofUser id: Int, logger: Logger) async throws -> Int? {
+        try await self.db.int("SELECT group_id FROM users WHERE id = \(id)", logger: logger)
+    }
+
+    struct NewUser {
+        var name: String?
+        var surname: String?
+        var uid: Int
+        var username: String
+        var email: String
+        var passwordHash: String
+        var groupID: Int
+    }
+
+    func create(_ user: NewUser, logger: Logger) async throws -> String {
+        try await withConflictMapping("create", "user") {
+            try await self.db.text(
+                """
+                WITH u AS (INSERT INTO users (name, surname, uid, username, email, password, group_id)
+                           VALUES (\(user.name), \(user.surname), \(user.uid), \(user.username), \(user.email), \(user.passwordHash), \(user.groupID))
+                           RETURNING *)
+                SELECT \(unescaped: JSONSQL.userFull("u"))::text FROM u
+                """, logger: logger)!
+        }
+    }
+
+    func uid(ofUser id: Int, logger: Logger) async throws -> Int? {
+        try await self.db.int("SELECT uid FROM users WHERE id = \(id)", logger: logger)
+    }
+
+    func update(id: Int, name: String?, surname: String?, email: String, uid: Int, logger: Logger) async throws -> Bool {
+        try await withConflictMapping("update", "user") {
+            try await self.db.execute(
+                "UPDATE users SET name = \(name), surname = \(surname), email = \(email), uid = \(uid) WHERE id = \(id) RETURNING id",
+                logger: logger) > 0
+        }
+    }
+
+    func delete(id: Int, logger: Logger) async throws -> Bool {
+        try await self.db.execute("DELETE FROM users WHERE id = \(id) RETURNING id", logger: logger) > 0
+    }
+}

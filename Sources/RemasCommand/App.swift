@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import Remas
+import ServiceLifecycle
+
+/// `remas`: the REMAS-compatible reservation server.
+@main
+struct RemasCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remas",
+        abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// Reads the configuration or exits with a one-line message naming the bad variable.
+func loadConfiguration(requireSecret: Bool) -> AppConfiguration {
+    do {
+        return try AppConfiguration(environment: ProcessInfo.processInfo.environment, requireSecret: requireSecret)
+    } catch {
+        FileHandle.standardError.write(Data("remas: configuration error: \(error)\n".utf8))
+        exit(2)
+    }
+}
+
+func makeLogger(_ configuration: AppConfiguration) -> Logger {
+    var logger = Logger(label: "remas")
+    logger.logLevel = configuration.logLevel
+    return logger
+}
+
+func runMigrations(_ configuration: AppConfiguration, logger: Logger) async throws {
+    let migrator = try Migrator(directory: configuration.migrationsPath)
+    let applied = try await withDatabase(configuration, logger: logger) { db in
+        try await migrator.migrate(client: db.client, logger: logger)
+    }
+    logger.info("migrations up to date", metadata: ["applied_now": "\(applied.count)"])
+}
+
+func runSeed(_ configuration: AppConfiguration, logger: Logger) async throws {
+    let adminPassword = ProcessInfo.processInfo.environment["REMAS_ADMIN_PASSWORD"]
+    let result = try await withDatabase(configuration, logger: logger) { db in
+        try await Seeder.seed(db: db, adminPassword: adminPassword, bcryptCost: configuration.bcryptCost, logger: logger)
+    }
+    if let password = result.createdAdminPassword {
+        let note = adminPassword?.isEmpty == false ? "(from REMAS_ADMIN_PASSWORD)" : "(generated; shown only this once)"
+        print("remas: created the administrator: username 'administrator', password '\(password)' \(note)")
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the HTTP API (migrates first when REMAS_AUTO_MIGRATE=true).")
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: true)
+        let logger = makeLogger(configuration)
+        do {
+            if configuration.autoMigrate { try await runMigrations(configuration, logger: logger) }
+            let app = try await buildApplication(configuration: configuration, logger: logger)
+            try await app.runService()
+        } catch {
+            FileHandle.standardError.write(Data("remas: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply pending migrations from REMAS_MIGRATIONS_PATH (default Migrations/).")
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        do {
+            try await runMigrations(configuration, logger: makeLogger(configuration))
+        } catch {
+            FileHandle.standardError.write(Data("remas: migration failed: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Seed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create the default groups and the administrator if missing.")
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        do {
+            try await runSeed(configuration, logger: makeLogger(configuration))
+        } catch {
+            FileHandle.standardError.write(Data("remas: seed failed: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct SetPassword: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set-password", abstract: "Set a user's password (reads the new password from standard input).")
+
+    @Argument(help: "The username.") var username: String
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        let logger = makeLogger(configuration)
+        guard let password = readLine(strippingNewline: true), !password.isEmpty else {
+            FileHandle.standardError.write(Data("remas: no password on standard input\n".utf8))
+            throw ExitCode(2)
+        }
+        let username = self.username
+        let updated = try await withDatabase(configuration, logger: logger) { db in
+            try await PasswordAdmin.setPassword(db: db, username: username, password: password, cost: configuration.bcryptCost, logger: logger)
+        }
+        guard updated else {
+            FileHandle.standardError.write(Data("remas: no user named '\(username)'\n".utf8))
+            throw ExitCode(1)
+        }
+        print("remas: password of '\(username)' changed")
+    }
+}
