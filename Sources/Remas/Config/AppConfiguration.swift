@@ -14,7 +14,7 @@ import Logging
 /// | `DB_SEARCH_PATH` | unset | schema search path (tests use one schema each) |
 /// | `DB_MAX_CONNECTIONS` | 20 | connection pool size |
 /// | `HOST` / `PORT` | `0.0.0.0` / `8000` | listen address |
-/// | `SECRET_KEY` | required | HMAC key for JWTs |
+/// | `SECRET_KEY` | required, ≥ 32 bytes | HMAC key for JWTs |
 /// | `ALGORITHM` | `HS256` | `HS256`, `HS384` or `HS512` |
 /// | `TOKEN_ACCESS_EXPIRE_MINUTES` / `TOKEN_REFRESH_EXPIRE_MINUTES` | 30 / 120 | token lifetimes |
 /// | `CORS_ORIGINS` | `*` | comma-separated allowed origins |
@@ -75,8 +75,12 @@ public struct AppConfiguration: Sendable {
         self.maxConnections = try int("DB_MAX_CONNECTIONS", 20, range: 1...1000)
         self.host = string("HOST", "0.0.0.0")
         self.port = try int("PORT", 8000, range: 0...65535)
-        guard let secret = env["SECRET_KEY"].flatMap({ $0.isEmpty ? nil : $0 }) ?? (requireSecret ? nil : "unused") else {
+        guard let secret = env["SECRET_KEY"].flatMap({ $0.isEmpty ? nil : $0 }) ?? (requireSecret ? nil : String(repeating: "x", count: 32)) else {
             throw ConfigurationError("SECRET_KEY is not set: set it to a long random string (e.g. `openssl rand -hex 32`)")
+        }
+        // RFC 7518 §3.2: an HMAC key must be at least as long as the hash output (JWTKit enforces it too).
+        guard secret.utf8.count >= 32 else {
+            throw ConfigurationError("SECRET_KEY must be at least 32 bytes long (RFC 7518 §3.2), got \(secret.utf8.count)")
         }
         self.secretKey = secret
         guard let algorithm = JWTAlgorithmName(rawValue: string("ALGORITHM", "HS256").uppercased()) else {
