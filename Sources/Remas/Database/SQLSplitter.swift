@@ -9,6 +9,10 @@ public enum SQLSplitter {
         var start = 0
         var i = 0
         var hasCode = false
+        func markCode(_ at: Int) {
+            if !hasCode { start = at }
+            hasCode = true
+        }
         func flush(_ end: Int) {
             if hasCode {
                 let text = String(decoding: b[start..<end], as: UTF8.self).trimmingWhitespace()
@@ -39,7 +43,7 @@ public enum SQLSplitter {
                 }
                 continue
             case UInt8(ascii: "'"):
-                hasCode = true
+                markCode(i)
                 let escapes = i > 0 && (b[i - 1] == UInt8(ascii: "E") || b[i - 1] == UInt8(ascii: "e"))
                 i += 1
                 while i < b.count {
@@ -59,7 +63,7 @@ public enum SQLSplitter {
                 i += 1
                 continue
             case UInt8(ascii: "\""):
-                hasCode = true
+                markCode(i)
                 i += 1
                 while i < b.count {
                     if b[i] == UInt8(ascii: "\"") {
@@ -82,14 +86,14 @@ public enum SQLSplitter {
                     j += 1
                 }
                 if j < b.count, b[j] == UInt8(ascii: "$") {
-                    hasCode = true
+                    markCode(i)
                     let tag = Array(b[i...j])
                     var k = j + 1
                     while k + tag.count <= b.count, Array(b[k..<(k + tag.count)]) != tag { k += 1 }
                     i = min(b.count, k + tag.count)
                     continue
                 }
-                hasCode = true
+                markCode(i)
                 i += 1
                 continue
             case UInt8(ascii: ";"):
@@ -98,7 +102,7 @@ public enum SQLSplitter {
                 i += 1
                 continue
             default:
-                if !(c == 32 || c == 9 || c == 10 || c == 13) { hasCode = true }
+                if !(c == 32 || c == 9 || c == 10 || c == 13) { markCode(i) }
                 i += 1
             }
         }
