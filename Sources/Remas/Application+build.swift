@@ -13,14 +13,13 @@ public func buildApplication(
     grafana: any GrafanaSync = GrafanaSyncDisabled(),
     logger: Logger
 ) async throws -> some ApplicationProtocol {
-    let client = PostgresClient(
-        configuration: configuration.database.clientConfiguration(
-            searchPath: configuration.searchPath, maxConnections: configuration.maxConnections),
-        backgroundLogger: logger)
+    let pool = ConnectionPool(
+        configuration: configuration.database.connectionConfiguration(searchPath: configuration.searchPath),
+        maximumConnections: configuration.maxConnections, logger: logger)
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
     let environment = AppEnvironment(
         configuration: configuration,
-        db: Database(client: client),
+        db: Database(pool: pool),
         tokens: await TokenService(configuration: configuration),
         hasher: hasher,
         grafana: grafana)
@@ -30,7 +29,7 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)
     // Started in this order, shut down in reverse: the server stops first, the pool closes last.
-    app.addServices(client, hasher)
+    app.addServices(pool, hasher)
     return app
 }
 
@@ -52,15 +51,15 @@ public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestConte
 public func withDatabase<T: Sendable>(
     _ configuration: AppConfiguration, logger: Logger, _ body: @escaping @Sendable (Database) async throws -> T
 ) async throws -> T {
-    let client = PostgresClient(
-        configuration: configuration.database.clientConfiguration(searchPath: configuration.searchPath, maxConnections: 2),
-        backgroundLogger: logger)
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask {
-            await client.run()
-            return nil
-        }
-        defer { group.cancelAll() }
-        return try await body(Database(client: client))
+    let pool = ConnectionPool(
+        configuration: configuration.database.connectionConfiguration(searchPath: configuration.searchPath),
+        maximumConnections: 2, logger: logger)
+    do {
+        let value = try await body(Database(pool: pool))
+        await pool.shutdown()
+        return value
+    } catch {
+        await pool.shutdown()
+        throw error
     }
 }

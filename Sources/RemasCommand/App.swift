@@ -34,7 +34,7 @@ func makeLogger(_ configuration: AppConfiguration) -> Logger {
 func runMigrations(_ configuration: AppConfiguration, logger: Logger) async throws {
     let migrator = try Migrator(directory: configuration.migrationsPath)
     let applied = try await withDatabase(configuration, logger: logger) { db in
-        try await migrator.migrate(client: db.client, logger: logger)
+        try await migrator.migrate(db: db, logger: logger)
     }
     logger.info("migrations up to date", metadata: ["applied_now": "\(applied.count)"])
 }

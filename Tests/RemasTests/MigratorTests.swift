@@ -55,7 +55,7 @@ import Testing
         try await TestDatabase.withSchema(seed: false) { _, configuration in
             try await withDatabase(configuration, logger: self.logger) { db in
                 let migrator = try Migrator(directory: TestDatabase.migrationsPath)
-                let again = try await migrator.migrate(client: db.client, logger: self.logger)
+                let again = try await migrator.migrate(db: db, logger: self.logger)
                 #expect(again.isEmpty)
                 let count = try await db.int("SELECT count(*)::int FROM schema_migrations", logger: self.logger)
                 #expect(count == migrator.files.count)
@@ -71,7 +71,7 @@ import Testing
                 let first = files[0]
                 files[0] = .init(version: first.version, name: first.name, sql: first.sql + "\n-- edited\n")
                 await #expect(throws: Migrator.MigrationError.self) {
-                    try await Migrator(files: files).migrate(client: db.client, logger: self.logger)
+                    try await Migrator(files: files).migrate(db: db, logger: self.logger)
                 }
             }
         }
@@ -82,7 +82,7 @@ import Testing
             try await withDatabase(configuration, logger: self.logger) { db in
                 let real = try Migrator(directory: TestDatabase.migrationsPath)
                 await #expect(throws: Migrator.MigrationError.self) {
-                    try await Migrator(files: Array(real.files.dropLast())).migrate(client: db.client, logger: self.logger)
+                    try await Migrator(files: Array(real.files.dropLast())).migrate(db: db, logger: self.logger)
                 }
             }
         }
@@ -94,7 +94,7 @@ import Testing
                 let real = try Migrator(directory: TestDatabase.migrationsPath)
                 let bad = Migrator.File(version: "9999", name: "9999_broken.sql", sql: "CREATE TABLE half_done (id int); SELECT nonsense_fn();")
                 await #expect(throws: Migrator.MigrationError.self) {
-                    try await Migrator(files: real.files + [bad]).migrate(client: db.client, logger: self.logger)
+                    try await Migrator(files: real.files + [bad]).migrate(db: db, logger: self.logger)
                 }
                 let exists = try await db.exists("SELECT 1 FROM pg_tables WHERE tablename = 'half_done' AND schemaname = current_schema()", logger: self.logger)
                 #expect(!exists)
@@ -116,7 +116,7 @@ import Testing
             let results = try await withThrowingTaskGroup(of: [String].self) { group in
                 for _ in 0..<2 {
                     group.addTask {
-                        try await withDatabase(config, logger: self.logger) { db in try await migrator.migrate(client: db.client, logger: self.logger) }
+                        try await withDatabase(config, logger: self.logger) { db in try await migrator.migrate(db: db, logger: self.logger) }
                     }
                 }
                 return try await group.reduce(into: [[String]]()) { $0.append($1) }

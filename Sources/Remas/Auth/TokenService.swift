@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import JWTKit
+import Synchronization
 
 /// The caller, as the access token describes them (the original never re-reads the database per request).
 public struct CurrentUser: Sendable {
@@ -32,6 +33,7 @@ public struct TokenService: Sendable {
     let algorithm: String
     let accessLifetime: Int
     let refreshLifetime: Int
+    let cache = VerifiedTokenCache()
 
     public init(configuration: AppConfiguration) async {
         self.keys = JWTKeyCollection()
@@ -78,11 +80,16 @@ public struct TokenService: Sendable {
         }
         let token = header[header.index(after: space)...]
         let payload: TokenPayload
-        do {
-            try self.checkHeader(token)
-            payload = try await self.keys.verify(Array(token.utf8), as: TokenPayload.self)
-        } catch {
-            throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
+        if let cached = self.cache.lookup(token) {
+            payload = cached
+        } else {
+            do {
+                try self.checkHeader(token)
+                payload = try await self.keys.verify(Array(token.utf8), as: TokenPayload.self)
+            } catch {
+                throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
+            }
+            self.cache.store(token, payload)
         }
         if payload.is_refresh_token && !refresh {
             throw AppError.unauthorized("Refresh token was used instead of access token!", bearerChallenge: false)
@@ -108,6 +115,29 @@ public struct TokenService: Sendable {
             let header = try? JSONDecoder().decode(Header.self, from: bytes), header.alg == self.algorithm
         else {
             throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
+        }
+    }
+}
+
+/// Tokens that already passed signature and claim checks, so a client's repeated requests skip the HMAC and JSON
+/// work. Only verified tokens go in; `exp` is checked again on every hit; the cache is bounded (cleared when full).
+final class VerifiedTokenCache: Sendable {
+    private let entries = Mutex<[Substring: TokenPayload]>([:])
+    let capacity = 10_000
+
+    func lookup(_ token: Substring) -> TokenPayload? {
+        guard let payload = self.entries.withLock({ $0[token] }) else { return nil }
+        guard payload.exp.value > Date() else {
+            _ = self.entries.withLock { $0.removeValue(forKey: token) }
+            return nil
+        }
+        return payload
+    }
+
+    func store(_ token: Substring, _ payload: TokenPayload) {
+        self.entries.withLock { entries in
+            if entries.count >= self.capacity { entries.removeAll(keepingCapacity: true) }
+            entries[Substring(String(token))] = payload
         }
     }
 }

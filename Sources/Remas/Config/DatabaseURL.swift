@@ -24,14 +24,11 @@ public struct DatabaseURL: Sendable {
         self.database = path.removingPercentEncoding ?? path
     }
 
-    /// Client configuration; the session time zone is pinned to UTC because every timestamp we store is a naive
+    /// Connection configuration; the session time zone is pinned to UTC because every timestamp we store is a naive
     /// wall-clock value that we bind and read as text or epoch numbers, never through the session zone.
-    public func clientConfiguration(searchPath: String?, maxConnections: Int) -> PostgresClient.Configuration {
-        var configuration = PostgresClient.Configuration(
-            host: self.host, port: self.port, username: self.username, password: self.password,
-            database: self.database, tls: .disable)
-        configuration.options.maximumConnections = maxConnections
-        configuration.options.minimumConnections = 0
+    public func connectionConfiguration(searchPath: String?) -> PostgresConnection.Configuration {
+        var configuration = PostgresConnection.Configuration(
+            host: self.host, port: self.port, username: self.username, password: self.password, database: self.database, tls: .disable)
         var parameters: [(String, String)] = [("TimeZone", "UTC"), ("application_name", "remas")]
         if let searchPath { parameters.append(("search_path", searchPath)) }
         configuration.options.additionalStartupParameters = parameters

@@ -15,7 +15,7 @@ struct UserController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            guard let json = try await self.users.json(id: id, on: self.env.db, logger: context.logger) else {
+            guard let json = try await self.env.db.json(UserJSONStatement(id: id), logger: context.logger) else {
                 throw AppError.notFound("User with id \(id) not found!")
             }
             return .json(json)

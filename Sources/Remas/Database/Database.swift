@@ -3,8 +3,10 @@ import PostgresNIO
 import Synchronization
 
 /// Anything that runs one SQL statement: the pool, or a connection inside a transaction.
+/// Rows are collected before the connection goes back to the pool.
 public protocol SQLExecutor: Sendable {
-    func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence
+    @discardableResult
+    func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow]
 }
 
 /// Counts statements per task tree; tests use it to prove list endpoints issue a constant number of queries.
@@ -18,18 +20,21 @@ public final class StatementCounter: Sendable {
 
 /// The shared pool. Every statement goes through `query`, so counting and logging have one place.
 public struct Database: SQLExecutor {
-    public let client: PostgresClient
+    public let pool: ConnectionPool
 
-    public init(client: PostgresClient) { self.client = client }
+    public init(pool: ConnectionPool) { self.pool = pool }
 
-    public func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+    @discardableResult
+    public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         StatementCounter.current?.increment()
-        return try await self.client.query(query, logger: logger)
+        return try await self.pool.withConnection { connection in
+            try await connection.query(query, logger: logger).collect()
+        }
     }
 
     /// Runs `body` in one transaction on one connection; the body's own error is rethrown unchanged after ROLLBACK.
     public func transaction<T: Sendable>(logger: Logger, _ body: (Transaction) async throws -> T) async throws -> T {
-        try await self.client.withConnection { connection in
+        try await self.pool.withConnection { connection in
             let tx = Transaction(connection: connection)
             try await tx.query("BEGIN", logger: logger)
             do {
@@ -49,40 +54,29 @@ public struct Transaction: SQLExecutor {
     let connection: PostgresConnection
 
     @discardableResult
-    public func query(_ query: PostgresQuery, logger: Logger) async throws -> PostgresRowSequence {
+    public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         StatementCounter.current?.increment()
-        return try await self.connection.query(query, logger: logger)
+        return try await self.connection.query(query, logger: logger).collect()
     }
 }
 
 extension SQLExecutor {
     /// The first column of the first row as text (JSON documents built by PostgreSQL), or nil without rows.
     public func text(_ query: PostgresQuery, logger: Logger) async throws -> String? {
-        for try await (value) in try await self.query(query, logger: logger).decode(String?.self) {
-            return value
-        }
-        return nil
+        try await self.query(query, logger: logger).first?.decode(String?.self) ?? nil
     }
 
     public func int(_ query: PostgresQuery, logger: Logger) async throws -> Int? {
-        for try await (value) in try await self.query(query, logger: logger).decode(Int?.self) {
-            return value
-        }
-        return nil
+        try await self.query(query, logger: logger).first?.decode(Int?.self) ?? nil
     }
 
     public func exists(_ query: PostgresQuery, logger: Logger) async throws -> Bool {
-        for try await _ in try await self.query(query, logger: logger) {
-            return true
-        }
-        return false
+        try await !self.query(query, logger: logger).isEmpty
     }
 
     @discardableResult
     public func execute(_ query: PostgresQuery, logger: Logger) async throws -> Int {
-        var n = 0
-        for try await _ in try await self.query(query, logger: logger) { n += 1 }
-        return n
+        try await self.query(query, logger: logger).count
     }
 }
 

@@ -58,8 +58,8 @@ public struct Migrator: Sendable {
 
     /// Applies every pending file; returns the names of the files applied (empty when up to date).
     @discardableResult
-    public func migrate(client: PostgresClient, logger: Logger) async throws -> [String] {
-        try await client.withConnection { connection in
+    public func migrate(db: Database, logger: Logger) async throws -> [String] {
+        try await db.pool.withConnection { connection in
             // One lock per schema: replicas sharing a schema wait for each other, parallel test schemas do not.
             try await connection.query("SELECT pg_advisory_lock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
             do {
@@ -81,9 +81,8 @@ public struct Migrator: Sendable {
                 applied_at timestamptz NOT NULL DEFAULT now())
             """, logger: logger)
         var history: [String: String] = [:]
-        for try await (version, checksum) in try await connection.query("SELECT version, checksum FROM schema_migrations", logger: logger)
-            .decode((String, String).self)
-        {
+        for row in try await connection.query("SELECT version, checksum FROM schema_migrations", logger: logger).collect() {
+            let (version, checksum) = try row.decode((String, String).self)
             history[version] = checksum
         }
         let byVersion = Dictionary(uniqueKeysWithValues: self.files.map { ($0.version, $0) })

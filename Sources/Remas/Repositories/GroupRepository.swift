@@ -51,13 +51,8 @@ struct GroupRepository: Sendable {
     func subtreeMembers(of groupID: Int, on executor: any SQLExecutor, logger: Logger) async throws -> [Int] {
         var bindings = PostgresBindings()
         bindings.append(groupID)
-        var ids: [Int] = []
-        for try await id in try await executor.query(PostgresQuery(unsafeSQL: Self.subtreeMembersSQL, binds: bindings), logger: logger)
-            .decode(Int.self)
-        {
-            ids.append(id)
-        }
-        return ids
+        return try await executor.query(PostgresQuery(unsafeSQL: Self.subtreeMembersSQL, binds: bindings), logger: logger)
+            .map { try $0.decode(Int.self) }
     }
 
     /// Serialises every change of the group tree (re-parenting, deletion) across all replicas.

@@ -38,19 +38,17 @@ struct UserRepository: Sendable {
         let rows = try await self.db.query(
             "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL) FROM users u WHERE u.username = \(username)",
             logger: logger)
-        for try await (id, name, hash, admin) in rows.decode((Int, String, String, Bool).self) {
-            return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
-        }
-        return nil
+        guard let row = rows.first else { return nil }
+        let (id, name, hash, admin) = try row.decode((Int, String, String, Bool).self)
+        return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
     }
 
     func credentials(id: Int, logger: Logger) async throws -> Credentials? {
         let rows = try await self.db.query(
             "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL) FROM users u WHERE u.id = \(id)", logger: logger)
-        for try await (id, name, hash, admin) in rows.decode((Int, String, String, Bool).self) {
-            return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
-        }
-        return nil
+        guard let row = rows.first else { return nil }
+        let (id, name, hash, admin) = try row.decode((Int, String, String, Bool).self)
+        return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
     }
 
     func setPassword(id: Int, hash: String, logger: Logger) async throws -> Bool {

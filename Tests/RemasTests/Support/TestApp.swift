@@ -59,7 +59,7 @@ enum TestDatabase {
         let configuration = try self.configuration(schema: schema)
         try await withDatabase(configuration, logger: logger) { db in
             try await db.execute(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), logger: logger)
-            try await Migrator(directory: migrationsPath).migrate(client: db.client, logger: logger)
+            try await Migrator(directory: migrationsPath).migrate(db: db, logger: logger)
             if seed {
                 _ = try await Seeder.seed(db: db, adminPassword: "admin", bcryptCost: 4, logger: logger)
             }

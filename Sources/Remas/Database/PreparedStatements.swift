@@ -1,0 +1,50 @@
+import Logging
+import PostgresNIO
+
+/// Hot read paths run as prepared statements: PostgresNIO prepares them once per connection, so PostgreSQL plans
+/// the (large, JSON-building) query once instead of on every request. Planning cost more than executing for these.
+protocol JSONStatement: PostgresPreparedStatement where Row == String? {}
+
+extension JSONStatement {
+    func decodeRow(_ row: PostgresRow) throws -> String? { try row.decode(String?.self) }
+}
+
+/// A JSON document selected by one integer id (`$1`).
+protocol JSONByIDStatement: JSONStatement {
+    var id: Int { get }
+}
+
+extension JSONByIDStatement {
+    static var bindingDataTypes: [PostgresDataType] { [.int4] }
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(Int32(truncatingIfNeeded: self.id))
+        return bindings
+    }
+}
+
+/// A JSON document without parameters.
+protocol JSONListStatement: JSONStatement {}
+
+extension JSONListStatement {
+    func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+}
+
+extension Database {
+    /// Runs a prepared JSON statement and returns the document of its first row.
+    func json<S: JSONStatement>(_ statement: S, logger: Logger) async throws -> String? {
+        StatementCounter.current?.increment()
+        return try await self.pool.withConnection { connection in
+            var first: String??
+            for try await value in try await connection.execute(statement, logger: logger) where first == nil {
+                first = .some(value)
+            }
+            return first ?? nil
+        }
+    }
+}
+
+struct UserJSONStatement: JSONByIDStatement {
+    static let sql = "SELECT \(JSONSQL.userFull("u"))::text FROM users u WHERE u.id = $1"
+    let id: Int
+}
