@@ -44,6 +44,11 @@ public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestConte
     AuthController(env: environment).register(routes)
     UserController(env: environment).register(routes)
     GroupController(env: environment).register(routes)
+    NodeController(env: environment).register(routes)
+    ResourceController(env: environment).register(routes)
+    AliasController(env: environment).register(routes)
+    LimitController(env: environment).register(routes)
+    TaskTagController(env: environment).register(routes)
     return router
 }
 

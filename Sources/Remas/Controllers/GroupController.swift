@@ -9,7 +9,7 @@ struct GroupController {
     func register(_ routes: RouteBuilder) {
         routes.get("/group") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.groups.listJSON(logger: context.logger))
+            return .json(try await self.env.db.json(GroupListStatement(), logger: context.logger) ?? "[]")
         }
         routes.get("/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

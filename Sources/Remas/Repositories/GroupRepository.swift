@@ -9,12 +9,6 @@ struct GroupRepository: Sendable {
         try await (executor ?? self.db).exists("SELECT 1 FROM groups WHERE id = \(id)", logger: logger)
     }
 
-    func listJSON(logger: Logger) async throws -> String {
-        try await self.db.text(
-            "SELECT COALESCE(json_agg(\(unescaped: JSONSQL.groupResponse("g")) ORDER BY g.id), '[]'::json)::text FROM groups g",
-            logger: logger) ?? "[]"
-    }
-
     func json(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> String? {
         try await (executor ?? self.db).text("SELECT \(unescaped: JSONSQL.groupResponse("g"))::text FROM groups g WHERE g.id = \(id)", logger: logger)
     }

@@ -93,4 +93,43 @@ enum JSONSQL {
         'notifications',\(list(notificationFlat("gn"), from: "notification_groups gng JOIN notifications gn ON gn.id = gng.notification_id WHERE gng.group_id = \(g).id", orderBy: "gn.id")))
         """
     }
+
+    static func aliasFlat(_ a: String) -> String {
+        "json_build_object('id',\(a).id,'name',\(a).name,'description',\(a).description)"
+    }
+
+    static func nodeResponse(_ n: String) -> String {
+        """
+        json_build_object('id',\(n).id,'name',\(n).name,'description',\(n).description,\
+        'resources',\(list("json_build_object('id',nrr.id,'name',nrr.name,'description',nrr.description,'unit',nrr.unit,'amount',nrp.amount)", from: "node_resources nrp JOIN resources nrr ON nrr.id = nrp.resource_id WHERE nrp.node_id = \(n).id", orderBy: "nrr.id")))
+        """
+    }
+
+    static func resourceResponse(_ r: String) -> String {
+        """
+        json_build_object('id',\(r).id,'name',\(r).name,'description',\(r).description,'unit',\(r).unit,\
+        'providing_nodes',\(list(nodeFlat("rpn"), from: "node_resources rpnr JOIN nodes rpn ON rpn.id = rpnr.node_id WHERE rpnr.resource_id = \(r).id", orderBy: "rpn.id")),\
+        'aliases',\(list(aliasFlat("ra"), from: "resource_alias_links ral JOIN resource_aliases ra ON ra.id = ral.alias_id WHERE ral.resource_id = \(r).id", orderBy: "ra.id")))
+        """
+    }
+
+    static func aliasResponse(_ a: String) -> String {
+        """
+        json_build_object('id',\(a).id,'name',\(a).name,'description',\(a).description,\
+        'resources',\(list(resourceFlat("ar"), from: "resource_alias_links arl JOIN resources ar ON ar.id = arl.resource_id WHERE arl.alias_id = \(a).id", orderBy: "ar.id")))
+        """
+    }
+
+    static func tagResponse(_ g: String) -> String {
+        """
+        json_build_object('id',\(g).id,'name',\(g).name,'description',\(g).description,\
+        'user',(SELECT \(userSimple("tu")) FROM users tu WHERE tu.id = \(g).user_id),\
+        'tasks',\(list(taskSimple("tt"), from: "task_tag_links ttl JOIN tasks tt ON tt.id = ttl.task_id WHERE ttl.tag_id = \(g).id", orderBy: "tt.id")))
+        """
+    }
+
+    /// `SELECT COALESCE(json_agg(<element> ORDER BY alias.id), '[]')::text FROM <table> alias <where>`
+    static func listDocument(_ element: String, table: String, alias: String, where condition: String = "") -> String {
+        "SELECT COALESCE(json_agg(\(element) ORDER BY \(alias).id), '[]'::json)::text FROM \(table) \(alias) \(condition)"
+    }
 }

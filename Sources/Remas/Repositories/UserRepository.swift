@@ -17,12 +17,6 @@ struct UserRepository: Sendable {
           SELECT 1 FROM chain WHERE chain.id = 2)
         """
 
-    func listJSON(logger: Logger) async throws -> String {
-        try await self.db.text(
-            "SELECT COALESCE(json_agg(\(unescaped: JSONSQL.userFull("u")) ORDER BY u.id), '[]'::json)::text FROM users u",
-            logger: logger) ?? "[]"
-    }
-
     func json(id: Int, on executor: any SQLExecutor, logger: Logger) async throws -> String? {
         try await executor.text("SELECT \(unescaped: JSONSQL.userFull("u"))::text FROM users u WHERE u.id = \(id)", logger: logger)
     }

@@ -1,0 +1,124 @@
+import Hummingbird
+import Logging
+
+/// `/node` (spec api-core §7).
+struct NodeController {
+    let env: AppEnvironment
+    var db: Database { self.env.db }
+
+    func register(_ routes: RouteBuilder) {
+        routes.get("/node") { request, context in
+            _ = try await self.env.tokens.authenticate(request)
+            return .json(try await self.db.json(NodeListStatement(), logger: context.logger) ?? "[]")
+        }
+        routes.get("/node/:node_id") { request, context in
+            _ = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("node_id")
+            return .json(try await self.nodeJSON(id, context.logger))
+        }
+        routes.post("/node") { request, context in
+            let (body, caller) = try await self.env.bodyAndCaller(request)
+            let name = try body.string("name")
+            let description = try body.optionalString("description")
+            try caller.requireAdmin()
+            let id = try await withConflictMapping("create", "node") {
+                try await self.db.int("INSERT INTO nodes (name, description) VALUES (\(name), \(description)) RETURNING id", logger: context.logger)!
+            }
+            return .json(try await self.nodeJSON(id, context.logger))
+        }
+        routes.put("/node") { request, context in
+            let (body, caller) = try await self.env.bodyAndCaller(request)
+            let id = try body.optionalID("id")
+            let name = try body.string("name")
+            let description = try body.optionalString("description")
+            try caller.requireAdmin()
+            let updated = try await withConflictMapping("update", "node") {
+                try await self.db.execute(
+                    "UPDATE nodes SET name = \(name), description = \(description) WHERE id = \(id) RETURNING id", logger: context.logger)
+            }
+            guard let id, updated > 0 else { throw AppError.notFound("Node with id \(idText(id)) not found!") }
+            try await self.env.grafana.nodeChanged(nodeID: id, logger: context.logger)
+            return .json(try await self.nodeJSON(id, context.logger))
+        }
+        routes.delete("/node/:node_id", self.delete)
+        routes.post("/node/add_resource") { request, context in
+            let (body, caller) = try await self.env.bodyAndCaller(request)
+            let nodeID = try body.id("node_id")
+            let resourceID = try body.id("resource_id")
+            let amount = try body.int64("amount")
+            try caller.requireAdmin()
+            try await self.requireNodeAndResource(nodeID, resourceID, context.logger)
+            guard amount > 0 else {
+                throw AppError.unprocessable("Input should be greater than 0: body.amount (a node provides a positive amount)")
+            }
+            // One atomic upsert: concurrent calls cannot collide on the primary key.
+            try await self.db.execute(
+                """
+                INSERT INTO node_resources (node_id, resource_id, amount) VALUES (\(nodeID), \(resourceID), \(amount))
+                ON CONFLICT (node_id, resource_id) DO UPDATE SET amount = EXCLUDED.amount
+                """, logger: context.logger)
+            try await self.env.grafana.resourceProvided(nodeID: nodeID, resourceID: resourceID, logger: context.logger)
+            return .json(try await self.nodeJSON(nodeID, context.logger))
+        }
+        routes.post("/node/remove_resource") { request, context in
+            let (body, caller) = try await self.env.bodyAndCaller(request)
+            let nodeID = try body.id("node_id")
+            let resourceID = try body.id("resource_id")
+            _ = try body.optionalInt64("amount")  // required by the original, ignored; we accept it or its absence
+            try caller.requireAdmin()
+            try await self.requireNodeAndResource(nodeID, resourceID, context.logger)
+            let removed = try await self.db.execute(
+                "DELETE FROM node_resources WHERE node_id = \(nodeID) AND resource_id = \(resourceID) RETURNING node_id", logger: context.logger)
+            guard removed > 0 else { throw AppError.notFound("Node with id \(nodeID) doesn't have resource with id \(resourceID)!") }
+            try await self.env.grafana.resourceWithdrawn(nodeID: nodeID, resourceID: resourceID, logger: context.logger)
+            return .json(try await self.nodeJSON(nodeID, context.logger))
+        }
+    }
+
+    func nodeJSON(_ id: Int, _ logger: Logger) async throws -> String {
+        guard let json = try await self.db.json(NodeStatement(id: id), logger: logger) else {
+            throw AppError.notFound("Node with id \(id) not found!")
+        }
+        return json
+    }
+
+    func requireNodeAndResource(_ nodeID: Int, _ resourceID: Int, _ logger: Logger) async throws {
+        guard try await self.db.exists("SELECT 1 FROM nodes WHERE id = \(nodeID)", logger: logger) else {
+            throw AppError.notFound("Node with id \(nodeID) not found!")
+        }
+        guard try await self.db.exists("SELECT 1 FROM resources WHERE id = \(resourceID)", logger: logger) else {
+            throw AppError.notFound("Resource with id \(resourceID) not found!")
+        }
+    }
+
+    /// Deleting a node that scheduled or running tasks still reserve is refused with 409 (silently stripping live
+    /// reservations would surprise their owners); reservations of finished tasks go with the node (ON DELETE CASCADE).
+    @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let caller = try await self.env.tokens.authenticate(request)
+        let id = try context.pathID("node_id")
+        try caller.requireAdmin()
+        guard try await self.db.exists("SELECT 1 FROM nodes WHERE id = \(id)", logger: context.logger) else {
+            throw AppError.notFound("Node with id \(id) not found!")
+        }
+        try await self.env.grafana.nodeWillBeDeleted(nodeID: id, logger: context.logger)
+        let outcome = try await self.db.transaction(logger: context.logger) { tx -> Int? in
+            // Lock the node like a booking does, so no reservation can slip in between the check and the delete.
+            guard try await tx.exists("SELECT 1 FROM nodes WHERE id = \(id) FOR UPDATE", logger: context.logger) else { return nil }
+            let active = try await tx.int(
+                """
+                SELECT count(DISTINCT a.task_id)::int FROM allocations a JOIN tasks t ON t.id = a.task_id
+                WHERE a.node_id = \(id) AND t.status <> 'finished'
+                """, logger: context.logger) ?? 0
+            guard active == 0 else { return active }
+            try await tx.query("DELETE FROM nodes WHERE id = \(id)", logger: context.logger)
+            return 0
+        }
+        switch outcome {
+        case nil: throw AppError.notFound("Node with id \(id) not found!")
+        case 0: return .message("Node deleted")
+        case let active?:
+            throw AppError.conflict(
+                "Node with id \(id) is reserved by \(active) scheduled or running task(s); delete or change those tasks first!")
+        }
+    }
+}
