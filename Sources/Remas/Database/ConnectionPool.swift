@@ -132,8 +132,20 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     public func run() async throws {
+        await self.prewarm()
         try? await gracefulShutdown()
         await self.shutdown()
+    }
+
+    /// Opens every connection up front, so the first burst of requests does not queue behind connection setup.
+    /// Best effort: a database that is not reachable yet only delays connections until the first requests.
+    func prewarm() async {
+        var leased: [PostgresConnection] = []
+        for _ in 0..<self.maximumConnections {
+            guard let connection = try? await self.lease() else { break }
+            leased.append(connection)
+        }
+        for connection in leased { self.release(connection) }
     }
 
     public struct PoolShutDown: Error {}

@@ -98,13 +98,6 @@ enum JSONSQL {
         "json_build_object('id',\(a).id,'name',\(a).name,'description',\(a).description)"
     }
 
-    static func nodeResponse(_ n: String) -> String {
-        """
-        json_build_object('id',\(n).id,'name',\(n).name,'description',\(n).description,\
-        'resources',\(list("json_build_object('id',nrr.id,'name',nrr.name,'description',nrr.description,'unit',nrr.unit,'amount',nrp.amount)", from: "node_resources nrp JOIN resources nrr ON nrr.id = nrp.resource_id WHERE nrp.node_id = \(n).id", orderBy: "nrr.id")))
-        """
-    }
-
     static func resourceResponse(_ r: String) -> String {
         """
         json_build_object('id',\(r).id,'name',\(r).name,'description',\(r).description,'unit',\(r).unit,\
