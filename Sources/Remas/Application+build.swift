@@ -49,6 +49,7 @@ public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestConte
     AliasController(env: environment).register(routes)
     LimitController(env: environment).register(routes)
     TaskTagController(env: environment).register(routes)
+    TaskController(env: environment).register(routes)
     return router
 }
 

@@ -47,6 +47,45 @@ public struct LocalDateTime: Sendable, Hashable, Comparable, CustomStringConvert
 
     public var description: String { self.iso }
 
+    /// Always with six fractional digits; bound as text and cast with `::timestamp` in SQL (exact, zone-free).
+    public var sqlText: String {
+        let c = self.components
+        return "\(Self.pad(c.year, 4))-\(Self.pad(c.month, 2))-\(Self.pad(c.day, 2)) \(Self.pad(c.hour, 2)):\(Self.pad(c.minute, 2)):\(Self.pad(c.second, 2)).\(Self.pad(c.microsecond, 6))"
+    }
+
+    /// Appends the `iso` rendering to a byte buffer without intermediate strings (used by the timeline encoder).
+    public func appendISO(to out: inout [UInt8]) {
+        let c = self.components
+        func two(_ v: Int) {
+            out.append(UInt8(48 + v / 10))
+            out.append(UInt8(48 + v % 10))
+        }
+        let y = c.year
+        out.append(UInt8(48 + y / 1000 % 10))
+        out.append(UInt8(48 + y / 100 % 10))
+        two(y % 100)
+        out.append(UInt8(ascii: "-"))
+        two(c.month)
+        out.append(UInt8(ascii: "-"))
+        two(c.day)
+        out.append(UInt8(ascii: "T"))
+        two(c.hour)
+        out.append(UInt8(ascii: ":"))
+        two(c.minute)
+        out.append(UInt8(ascii: ":"))
+        two(c.second)
+        if c.microsecond != 0 {
+            out.append(UInt8(ascii: "."))
+            var digits = [UInt8](repeating: 48, count: 6)
+            var m = c.microsecond
+            for i in stride(from: 5, through: 0, by: -1) {
+                digits[i] = UInt8(48 + m % 10)
+                m /= 10
+            }
+            out.append(contentsOf: digits)
+        }
+    }
+
     // MARK: zone conversion
 
     /// The wall-clock time in `zone` at the given instant.

@@ -1,0 +1,204 @@
+import Logging
+import PostgresNIO
+
+/// Creates and updates tasks: the checks of spec api-tasks §2.3 and §3 in one transaction, race-free.
+///
+/// No overbooking across any number of replicas: the rows of the requested nodes are locked (in id order, so two
+/// bookings cannot deadlock) before the overlapping reservations are read, and held until the new allocations are
+/// committed. Bookings on different nodes never wait for each other.
+struct BookingService: Sendable {
+    let db: Database
+
+    struct Pair: Hashable {
+        let node: Int
+        let resource: Int
+    }
+
+    struct Request: Sendable {
+        var id: Int?
+        var name: String
+        var description: String?
+        var allocations: [(node: Int, resource: Int, amount: Int64)]
+        var start: LocalDateTime
+        var end: LocalDateTime
+    }
+
+    /// Returns the id of the created or updated task.
+    func book(_ request: Request, caller: CurrentUser, logger: Logger) async throws -> Int {
+        try await self.db.transaction(logger: logger) { tx in
+            let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
+            var stored: (status: String, start: Int64)?
+            if let id = updatingID {
+                let rows = try await tx.query(
+                    """
+                    SELECT owner_id, status, (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
+                    FROM tasks WHERE id = \(id) FOR UPDATE
+                    """, logger: logger)
+                guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
+                let (owner, status, start, end) = try row.decode((Int, String, Int64, Int64).self)
+                guard owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
+                stored = (status, start)
+                // Same times and the same allocation set: only name and description change, whatever the status.
+                if start == request.start.microseconds, end == request.end.microseconds {
+                    let current = try await tx.query(
+                        "SELECT node_id, resource_id, amount FROM allocations WHERE task_id = \(id)", logger: logger
+                    ).map { row -> String in
+                        let (n, r, a) = try row.decode((Int, Int, Int64).self)
+                        return "\(n)/\(r)/\(a)"
+                    }
+                    if Set(current) == Set(request.allocations.map { "\($0.node)/\($0.resource)/\($0.amount)" }) {
+                        try await tx.query(
+                            "UPDATE tasks SET name = \(request.name), description = \(request.description) WHERE id = \(id)", logger: logger)
+                        return id
+                    }
+                }
+            }
+            guard try await tx.exists("SELECT 1 FROM users WHERE id = \(caller.id) FOR KEY SHARE", logger: logger) else {
+                throw AppError.notFound("User with id \(caller.id) not found!")
+            }
+            let nodes = Array(Set(request.allocations.map(\.node))).sorted()
+            let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
+            try await self.checkLimits(request, caller: caller, nodes: nodeBinds, tx, logger)
+
+            // Serialise bookings per node: every booking touching one of these nodes waits here.
+            let locked = try await tx.query(
+                "SELECT id FROM nodes WHERE id = ANY(\(nodeBinds)) ORDER BY id FOR NO KEY UPDATE", logger: logger
+            ).map { try $0.decode(Int.self) }
+            if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
+                throw AppError.notFound("Node with id \(missing.node) not found!")
+            }
+            var capacity: [Pair: Int64] = [:]
+            for row in try await tx.query(
+                "SELECT node_id, resource_id, amount FROM node_resources WHERE node_id = ANY(\(nodeBinds))", logger: logger)
+            {
+                let (n, r, a) = try row.decode((Int, Int, Int64).self)
+                capacity[Pair(node: n, resource: r)] = a
+            }
+            if let missing = request.allocations.first(where: { capacity[Pair(node: $0.node, resource: $0.resource)] == nil }) {
+                throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
+            }
+            try await self.checkCapacity(request, excluding: updatingID ?? 0, capacity: capacity, nodes: nodeBinds, tx, logger)
+
+            if let stored {
+                if stored.status == "finished" {
+                    throw AppError.conflict("Task scheduling time cannot be updated after task has finished!")
+                }
+                if stored.status == "running", stored.start != request.start.microseconds {
+                    throw AppError.conflict("Task start time cannot be changed if task has already started!")
+                }
+            }
+            return try await self.write(request, updating: updatingID, owner: caller.id, tx, logger)
+        }
+    }
+
+    /// Per (node, resource) of the request, the caller's effective limit (closest level, largest amount within it).
+    func checkLimits(_ request: Request, caller: CurrentUser, nodes: [Int32], _ tx: Transaction, _ logger: Logger) async throws {
+        var bindings = PostgresBindings()
+        bindings.append(Int32(truncatingIfNeeded: caller.id))
+        bindings.append(nodes)
+        let sql = """
+            \(EffectiveLimitsSQL.userWinners)
+            SELECT w.node_id, w.resource_id, l.name, l.amount FROM winners w JOIN limits l ON l.id = w.id WHERE w.node_id = ANY($2)
+            """
+        var limits: [Pair: (name: String, amount: Int64)] = [:]
+        for row in try await tx.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger) {
+            let (n, r, name, amount) = try row.decode((Int, Int, String, Int64).self)
+            limits[Pair(node: n, resource: r)] = (name, amount)
+        }
+        for allocation in request.allocations {
+            if let limit = limits[Pair(node: allocation.node, resource: allocation.resource)], limit.amount < allocation.amount {
+                throw AppError.conflict(
+                    "Task resource allocation exeeds user limits! Exceeded resource: \(limit.name), Limit: \(limit.amount)")
+            }
+        }
+    }
+
+    /// requested + the overlapping scheduled/running reservations must fit the capacity at every instant (strict
+    /// overlap: touching intervals do not conflict).
+    func checkCapacity(
+        _ request: Request, excluding taskID: Int, capacity: [Pair: Int64], nodes: [Int32], _ tx: Transaction, _ logger: Logger
+    ) async throws {
+        let start = request.start.sqlText
+        let end = request.end.sqlText
+        var intervals: [Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        let rows = try await tx.query(
+            """
+            SELECT a.node_id, a.resource_id, a.amount,
+                   (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8
+            FROM allocations a JOIN tasks t ON t.id = a.task_id
+            WHERE a.node_id = ANY(\(nodes)) AND a.end_time > \(start)::timestamp AND a.start_time < \(end)::timestamp
+              AND t.status <> 'finished' AND a.task_id <> \(taskID)
+            """, logger: logger)
+        for row in rows {
+            let (n, r, amount, s, e) = try row.decode((Int, Int, Int64, Int64, Int64).self)
+            intervals[Pair(node: n, resource: r), default: []].append((s, e, amount))
+        }
+        for allocation in request.allocations {
+            let pair = Pair(node: allocation.node, resource: allocation.resource)
+            let peak = Self.peakLoad(intervals[pair] ?? [], from: request.start.microseconds, to: request.end.microseconds)
+            if allocation.amount + peak > capacity[pair] ?? 0 {
+                throw AppError.conflict("Not enough resources for the task!")
+            }
+        }
+    }
+
+    /// The largest total amount in use at any instant of [from, to). Ends sort before starts at the same instant.
+    static func peakLoad(_ intervals: [(start: Int64, end: Int64, amount: Int64)], from: Int64, to: Int64) -> Int64 {
+        var events: [(time: Int64, delta: Int64)] = []
+        events.reserveCapacity(intervals.count * 2)
+        for i in intervals {
+            events.append((max(i.start, from), i.amount))
+            events.append((min(i.end, to), -i.amount))
+        }
+        events.sort { $0.time != $1.time ? $0.time < $1.time : $0.delta < $1.delta }
+        var load: Int64 = 0
+        var peak: Int64 = 0
+        for e in events {
+            load += e.delta
+            peak = max(peak, load)
+        }
+        return peak
+    }
+
+    func write(_ request: Request, updating id: Int?, owner: Int, _ tx: Transaction, _ logger: Logger) async throws -> Int {
+        let start = request.start.sqlText
+        let end = request.end.sqlText
+        let taskID: Int
+        if let id {
+            try await tx.query(
+                """
+                UPDATE tasks SET name = \(request.name), description = \(request.description),
+                    start_time = \(start)::timestamp, end_time = \(end)::timestamp WHERE id = \(id)
+                """, logger: logger)
+            try await tx.query("DELETE FROM allocations WHERE task_id = \(id)", logger: logger)
+            // Existing start/end events move with the task; their names stay as they were.
+            try await tx.query(
+                """
+                UPDATE events SET time = CASE type WHEN 'task_start' THEN \(start)::timestamp ELSE \(end)::timestamp END
+                WHERE task_id = \(id) AND type IN ('task_start', 'task_end')
+                """, logger: logger)
+            taskID = id
+        } else {
+            taskID = try await tx.int(
+                """
+                INSERT INTO tasks (name, description, start_time, end_time, status, owner_id)
+                VALUES (\(request.name), \(request.description), \(start)::timestamp, \(end)::timestamp, 'scheduled', \(owner)) RETURNING id
+                """, logger: logger)!
+            try await tx.query(
+                """
+                INSERT INTO events (name, description, time, type, task_id) VALUES
+                    (\(request.name + " start"), \("Start of " + request.name), \(start)::timestamp, 'task_start', \(taskID)),
+                    (\(request.name + " end"), \("End of " + request.name), \(end)::timestamp, 'task_end', \(taskID))
+                """, logger: logger)
+        }
+        try await tx.query(
+            """
+            INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+            SELECT \(taskID), x.n, x.r, x.a, \(start)::timestamp, \(end)::timestamp
+            FROM unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
+                        \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
+                        \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
+            """, logger: logger)
+        return taskID
+    }
+}
