@@ -171,8 +171,18 @@ struct TaskController {
             for try await allocation in rows { result.append(allocation) }
             return result
         }
-        let bytes = Timeline.encode(Timeline.periods(allocations))
-        return .json(ByteBuffer(bytes: bytes))
+        // Streamed in chunks (chunked transfer encoding): large windows produce tens of megabytes.
+        let encoder = UnsafeTransfer(TimelineEncoder(allocations))
+        let stream = ResponseBody { writer in
+            var done = false
+            while !done {
+                var buffer = ByteBufferAllocator().buffer(capacity: 256 * 1024 + 4096)
+                done = encoder.value.fill(&buffer, limit: 256 * 1024)
+                try await writer.write(buffer)
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: stream)
     }
 }
 
@@ -208,4 +218,10 @@ struct SchedulingStatement: PostgresPreparedStatement {
         return Timeline.Allocation(
             taskID: task, ownerID: owner, start: start, end: end, nodeID: node, resourceID: resource, amount: amount, capacity: capacity)
     }
+}
+
+/// The encoder is created and used by one response writer only; this box carries it into the writer's closure.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
