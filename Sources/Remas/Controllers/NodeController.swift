@@ -91,8 +91,6 @@ struct NodeController {
         }
     }
 
-    /// Deleting a node that scheduled or running tasks still reserve is refused with 409 (silently stripping live
-    /// reservations would surprise their owners); reservations of finished tasks go with the node (ON DELETE CASCADE).
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
         let caller = try await self.env.tokens.authenticate(request)
         let id = try context.pathID("node_id")
@@ -101,24 +99,15 @@ struct NodeController {
             throw AppError.notFound("Node with id \(id) not found!")
         }
         try await self.env.grafana.nodeWillBeDeleted(nodeID: id, logger: context.logger)
-        let outcome = try await self.db.transaction(logger: context.logger) { tx -> Int? in
-            // Lock the node like a booking does, so no reservation can slip in between the check and the delete.
-            guard try await tx.exists("SELECT 1 FROM nodes WHERE id = \(id) FOR UPDATE", logger: context.logger) else { return nil }
-            let active = try await tx.int(
-                """
+        try await GuardedDelete(
+            noun: "Node",
+            lock: "SELECT 1 FROM nodes WHERE id = \(id) FOR UPDATE",
+            activeTasks: """
                 SELECT count(DISTINCT a.task_id)::int FROM allocations a JOIN tasks t ON t.id = a.task_id
                 WHERE a.node_id = \(id) AND t.status <> 'finished'
-                """, logger: context.logger) ?? 0
-            guard active == 0 else { return active }
-            try await tx.query("DELETE FROM nodes WHERE id = \(id)", logger: context.logger)
-            return 0
-        }
-        switch outcome {
-        case nil: throw AppError.notFound("Node with id \(id) not found!")
-        case 0: return .message("Node deleted")
-        case let active?:
-            throw AppError.conflict(
-                "Node with id \(id) is reserved by \(active) scheduled or running task(s); delete or change those tasks first!")
-        }
+                """,
+            deletes: ["DELETE FROM nodes WHERE id = \(id)"]
+        ).run(id: id, db: self.db, logger: context.logger)
+        return .message("Node deleted")
     }
 }

@@ -114,8 +114,8 @@ struct ResourceController {
         }
     }
 
-    /// Like nodes: refused while scheduled or running tasks reserve the resource; otherwise the resource goes with its
-    /// node amounts, alias links (and aliases left without a resource), limits, notifications and finished reservations.
+    /// Like nodes (`GuardedDelete`); otherwise the resource goes with its node amounts, alias links (and aliases left
+    /// without a resource), limits, notifications and finished reservations.
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
         let caller = try await self.env.tokens.authenticate(request)
         let id = try context.pathID("resource_id")
@@ -124,32 +124,27 @@ struct ResourceController {
             throw AppError.notFound("Resource with id \(id) not found!")
         }
         try await self.env.grafana.resourceWillBeDeleted(resourceID: id, logger: context.logger)
-        let outcome = try await self.db.transaction(logger: context.logger) { tx -> Int? in
-            guard try await tx.exists("SELECT 1 FROM resources WHERE id = \(id) FOR UPDATE", logger: context.logger) else { return nil }
-            // Bookings lock their nodes; lock the nodes providing this resource the same way (in id order).
-            try await tx.query(
-                "SELECT n.id FROM nodes n WHERE n.id IN (SELECT node_id FROM node_resources WHERE resource_id = \(id)) ORDER BY n.id FOR UPDATE",
-                logger: context.logger)
-            let active = try await tx.int(
-                """
+        try await GuardedDelete(
+            noun: "Resource",
+            // Bookings lock their nodes: lock the nodes providing this resource the same way (in id order), then the row.
+            lock: """
+                WITH nodes_locked AS (
+                    SELECT n.id FROM nodes n WHERE n.id IN (SELECT node_id FROM node_resources WHERE resource_id = \(id))
+                    ORDER BY n.id FOR UPDATE)
+                SELECT 1 FROM resources WHERE id = \(id) AND (SELECT count(*) FROM nodes_locked) >= 0 FOR UPDATE
+                """,
+            activeTasks: """
                 SELECT count(DISTINCT a.task_id)::int FROM allocations a JOIN tasks t ON t.id = a.task_id
                 WHERE a.resource_id = \(id) AND t.status <> 'finished'
-                """, logger: context.logger) ?? 0
-            guard active == 0 else { return active }
-            try await tx.query(
+                """,
+            deletes: [
                 """
                 DELETE FROM resource_aliases a WHERE a.id IN (SELECT alias_id FROM resource_alias_links WHERE resource_id = \(id))
                 AND NOT EXISTS (SELECT 1 FROM resource_alias_links l WHERE l.alias_id = a.id AND l.resource_id <> \(id))
-                """, logger: context.logger)
-            try await tx.query("DELETE FROM resources WHERE id = \(id)", logger: context.logger)
-            return 0
-        }
-        switch outcome {
-        case nil: throw AppError.notFound("Resource with id \(id) not found!")
-        case 0: return .message("Resource deleted")
-        case let active?:
-            throw AppError.conflict(
-                "Resource with id \(id) is reserved by \(active) scheduled or running task(s); delete or change those tasks first!")
-        }
+                """,
+                "DELETE FROM resources WHERE id = \(id)",
+            ]
+        ).run(id: id, db: self.db, logger: context.logger)
+        return .message("Resource deleted")
     }
 }

@@ -42,40 +42,11 @@ public enum SQLSplitter {
                     }
                 }
                 continue
-            case UInt8(ascii: "'"):
+            case UInt8(ascii: "'"), UInt8(ascii: "\""):
                 markCode(i)
-                let escapes = i > 0 && (b[i - 1] == UInt8(ascii: "E") || b[i - 1] == UInt8(ascii: "e"))
-                i += 1
-                while i < b.count {
-                    if escapes, b[i] == UInt8(ascii: "\\") {
-                        i += 2
-                        continue
-                    }
-                    if b[i] == UInt8(ascii: "'") {
-                        if i + 1 < b.count, b[i + 1] == UInt8(ascii: "'") {
-                            i += 2
-                            continue
-                        }
-                        break
-                    }
-                    i += 1
-                }
-                i += 1
-                continue
-            case UInt8(ascii: "\""):
-                markCode(i)
-                i += 1
-                while i < b.count {
-                    if b[i] == UInt8(ascii: "\"") {
-                        if i + 1 < b.count, b[i + 1] == UInt8(ascii: "\"") {
-                            i += 2
-                            continue
-                        }
-                        break
-                    }
-                    i += 1
-                }
-                i += 1
+                // E'...' strings also end-escape with a backslash; doubled quotes escape in both kinds.
+                let escapes = c == UInt8(ascii: "'") && i > 0 && (b[i - 1] == UInt8(ascii: "E") || b[i - 1] == UInt8(ascii: "e"))
+                i = Self.endOfQuoted(b, from: i + 1, quote: c, backslashEscapes: escapes)
                 continue
             case UInt8(ascii: "$"):
                 // $tag$ or $$ opens a dollar-quoted body; $1 is a parameter.
@@ -108,6 +79,28 @@ public enum SQLSplitter {
         }
         flush(b.count)
         return statements
+    }
+}
+
+extension SQLSplitter {
+    /// Index just past the closing `quote` of a quoted run starting at `from`.
+    static func endOfQuoted(_ b: [UInt8], from: Int, quote: UInt8, backslashEscapes: Bool) -> Int {
+        var i = from
+        while i < b.count {
+            if backslashEscapes, b[i] == UInt8(ascii: "\\") {
+                i += 2
+                continue
+            }
+            if b[i] == quote {
+                if i + 1 < b.count, b[i + 1] == quote {
+                    i += 2
+                    continue
+                }
+                return i + 1
+            }
+            i += 1
+        }
+        return b.count
     }
 }
 

@@ -62,37 +62,32 @@ struct GroupLimitsStatement: JSONByIDStatement {
 /// Effective limits (spec api-core §6.3) in one statement: a recursive walk up the group tree, then per
 /// (resource, node) the closest level wins and, within a level, the largest amount (ties: the lowest id).
 enum EffectiveLimitsSQL {
-    /// Candidates of a user: their group chain (depth 1 = own group) plus their own limits (depth 0).
-    static let userWinners = """
+    /// The candidate limits along a group chain that starts at `seed` (a query yielding one group id, depth 1), plus
+    /// `extra` candidates (the user's own limits at depth 0), reduced to the winner of each (resource, node).
+    static func winners(seed: String, extra: String = "") -> String {
+        """
         WITH RECURSIVE chain(group_id, depth) AS (
-            SELECT u.group_id, 1 FROM users u WHERE u.id = $1
+            \(seed)
             UNION ALL
             SELECT g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
             WHERE g.parent_id IS NOT NULL AND c.depth < 256),
         candidates AS (
             SELECT l.id, l.resource_id, ln.node_id, l.amount, c.depth
             FROM chain c JOIN limits l ON l.group_id = c.group_id JOIN limit_nodes ln ON ln.limit_id = l.id
-            UNION ALL
-            SELECT l.id, l.resource_id, ln.node_id, l.amount, 0
-            FROM limits l JOIN limit_nodes ln ON ln.limit_id = l.id WHERE l.user_id = $1),
+            \(extra)),
         winners AS (
             SELECT DISTINCT ON (resource_id, node_id) id, resource_id, node_id, amount FROM candidates
             ORDER BY resource_id, node_id, depth, amount DESC, id)
         """
+    }
 
-    static let groupWinners = """
-        WITH RECURSIVE chain(group_id, depth) AS (
-            SELECT g.id, 1 FROM groups g WHERE g.id = $1
-            UNION ALL
-            SELECT g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
-            WHERE g.parent_id IS NOT NULL AND c.depth < 256),
-        candidates AS (
-            SELECT l.id, l.resource_id, ln.node_id, l.amount, c.depth
-            FROM chain c JOIN limits l ON l.group_id = c.group_id JOIN limit_nodes ln ON ln.limit_id = l.id),
-        winners AS (
-            SELECT DISTINCT ON (resource_id, node_id) id, resource_id, node_id, amount FROM candidates
-            ORDER BY resource_id, node_id, depth, amount DESC, id)
-        """
+    /// Winners for user `$1`: their group chain (depth 1 = own group) and their own limits (depth 0, the closest).
+    static let userWinners = winners(
+        seed: "SELECT u.group_id, 1 FROM users u WHERE u.id = $1",
+        extra: "UNION ALL SELECT l.id, l.resource_id, ln.node_id, l.amount, 0 FROM limits l JOIN limit_nodes ln ON ln.limit_id = l.id WHERE l.user_id = $1")
+
+    /// Winners for group `$1`.
+    static let groupWinners = winners(seed: "SELECT g.id, 1 FROM groups g WHERE g.id = $1")
 
     static func document(_ winners: String, existence: String) -> String {
         """
