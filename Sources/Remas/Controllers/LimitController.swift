@@ -27,10 +27,9 @@ struct LimitController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            guard let json = try await self.db.json(UserEffectiveLimitsStatement(id: id), logger: context.logger) else {
-                throw AppError.notFound("User with id \(id) not found!")
-            }
-            return .json(json)
+            let limits = try await self.db.pool.withConnection { try await EffectiveLimits.forUser(id, on: $0, logger: context.logger) }
+            guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
+            return .json(limits.json)
         }
         routes.get("/limit/group_all/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -41,10 +40,9 @@ struct LimitController {
                 }
                 guard own == id else { throw AppError.forbidden() }
             }
-            guard let json = try await self.db.json(GroupEffectiveLimitsStatement(id: id), logger: context.logger) else {
-                throw AppError.notFound("Group with id \(id) not found!")
-            }
-            return .json(json)
+            let limits = try await self.db.pool.withConnection { try await EffectiveLimits.forGroup(id, on: $0, logger: context.logger) }
+            guard let limits else { throw AppError.notFound("Group with id \(id) not found!") }
+            return .json(limits.json)
         }
         routes.get("/limit/:limit_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

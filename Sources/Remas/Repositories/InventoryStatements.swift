@@ -59,56 +59,6 @@ struct GroupLimitsStatement: JSONByIDStatement {
     let id: Int
 }
 
-/// Effective limits (spec api-core §6.3) in one statement: a recursive walk up the group tree, then per
-/// (resource, node) the closest level wins and, within a level, the largest amount (ties: the lowest id).
-enum EffectiveLimitsSQL {
-    /// The candidate limits along a group chain that starts at `seed` (a query yielding one group id, depth 1), plus
-    /// `extra` candidates (the user's own limits at depth 0), reduced to the winner of each (resource, node).
-    static func winners(seed: String, extra: String = "") -> String {
-        """
-        WITH RECURSIVE chain(group_id, depth) AS (
-            \(seed)
-            UNION ALL
-            SELECT g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
-            WHERE g.parent_id IS NOT NULL AND c.depth < 256),
-        candidates AS (
-            SELECT l.id, l.resource_id, ln.node_id, l.amount, c.depth
-            FROM chain c JOIN limits l ON l.group_id = c.group_id JOIN limit_nodes ln ON ln.limit_id = l.id
-            \(extra)),
-        winners AS (
-            SELECT DISTINCT ON (resource_id, node_id) id, resource_id, node_id, amount FROM candidates
-            ORDER BY resource_id, node_id, depth, amount DESC, id)
-        """
-    }
-
-    /// Winners for user `$1`: their group chain (depth 1 = own group) and their own limits (depth 0, the closest).
-    static let userWinners = winners(
-        seed: "SELECT u.group_id, 1 FROM users u WHERE u.id = $1",
-        extra: "UNION ALL SELECT l.id, l.resource_id, ln.node_id, l.amount, 0 FROM limits l JOIN limit_nodes ln ON ln.limit_id = l.id WHERE l.user_id = $1")
-
-    /// Winners for group `$1`.
-    static let groupWinners = winners(seed: "SELECT g.id, 1 FROM groups g WHERE g.id = $1")
-
-    static func document(_ winners: String, existence: String) -> String {
-        """
-        \(winners)
-        SELECT CASE WHEN EXISTS (\(existence)) THEN
-            COALESCE((SELECT json_agg(\(JSONSQL.limitResponse("l")) ORDER BY l.id) FROM limits l WHERE l.id IN (SELECT id FROM winners)), '[]'::json)
-        END::text
-        """
-    }
-}
-
-struct UserEffectiveLimitsStatement: JSONByIDStatement {
-    static let sql = EffectiveLimitsSQL.document(EffectiveLimitsSQL.userWinners, existence: "SELECT 1 FROM users WHERE id = $1")
-    let id: Int
-}
-
-struct GroupEffectiveLimitsStatement: JSONByIDStatement {
-    static let sql = EffectiveLimitsSQL.document(EffectiveLimitsSQL.groupWinners, existence: "SELECT 1 FROM groups WHERE id = $1")
-    let id: Int
-}
-
 struct TagListStatement: JSONListStatement {
     static let sql = JSONSQL.listDocument(JSONSQL.tagResponse("g"), table: "task_tags", alias: "g")
 }

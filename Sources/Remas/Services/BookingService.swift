@@ -53,12 +53,9 @@ struct BookingService: Sendable {
                     }
                 }
             }
-            guard try await tx.exists("SELECT 1 FROM users WHERE id = \(caller.id) FOR KEY SHARE", logger: logger) else {
-                throw AppError.notFound("User with id \(caller.id) not found!")
-            }
             let nodes = Array(Set(request.allocations.map(\.node))).sorted()
             let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
-            try await self.checkLimits(request, caller: caller, nodes: nodeBinds, tx, logger)
+            try await self.checkLimits(request, caller: caller, tx, logger)
 
             // Serialise bookings per node: every booking touching one of these nodes waits here.
             let locked = try await tx.query(
@@ -91,22 +88,13 @@ struct BookingService: Sendable {
         }
     }
 
-    /// Per (node, resource) of the request, the caller's effective limit (closest level, largest amount within it).
-    func checkLimits(_ request: Request, caller: CurrentUser, nodes: [Int32], _ tx: Transaction, _ logger: Logger) async throws {
-        var bindings = PostgresBindings()
-        bindings.append(Int32(truncatingIfNeeded: caller.id))
-        bindings.append(nodes)
-        let sql = """
-            \(EffectiveLimitsSQL.userWinners)
-            SELECT w.node_id, w.resource_id, l.name, l.amount FROM winners w JOIN limits l ON l.id = w.id WHERE w.node_id = ANY($2)
-            """
-        var limits: [Pair: (name: String, amount: Int64)] = [:]
-        for row in try await tx.query(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger) {
-            let (n, r, name, amount) = try row.decode((Int, Int, String, Int64).self)
-            limits[Pair(node: n, resource: r)] = (name, amount)
+    /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it.
+    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: Transaction, _ logger: Logger) async throws {
+        guard let limits = try await EffectiveLimits.forUser(caller.id, on: tx.connection, logger: logger) else {
+            throw AppError.notFound("User with id \(caller.id) not found!")
         }
         for allocation in request.allocations {
-            if let limit = limits[Pair(node: allocation.node, resource: allocation.resource)], limit.amount < allocation.amount {
+            if let limit = limits.winners[.init(resource: allocation.resource, node: allocation.node)], limit.amount < allocation.amount {
                 throw AppError.conflict(
                     "Task resource allocation exeeds user limits! Exceeded resource: \(limit.name), Limit: \(limit.amount)")
             }
