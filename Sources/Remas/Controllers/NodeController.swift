@@ -51,12 +51,16 @@ struct NodeController {
             guard amount > 0 else {
                 throw AppError.unprocessable("Input should be greater than 0: body.amount (a node provides a positive amount)")
             }
-            // One atomic upsert: concurrent calls cannot collide on the primary key.
-            try await self.db.execute(
-                """
-                INSERT INTO node_resources (node_id, resource_id, amount) VALUES (\(nodeID), \(resourceID), \(amount))
-                ON CONFLICT (node_id, resource_id) DO UPDATE SET amount = EXCLUDED.amount
-                """, logger: context.logger)
+            // An atomic upsert (concurrent calls cannot collide on the primary key), under the node lock that bookings
+            // take, so a booking never checks against a capacity that is being changed.
+            try await self.db.transaction(logger: context.logger) { tx in
+                try await tx.query("SELECT 1 FROM nodes WHERE id = \(nodeID) FOR NO KEY UPDATE", logger: context.logger)
+                try await tx.query(
+                    """
+                    INSERT INTO node_resources (node_id, resource_id, amount) VALUES (\(nodeID), \(resourceID), \(amount))
+                    ON CONFLICT (node_id, resource_id) DO UPDATE SET amount = EXCLUDED.amount
+                    """, logger: context.logger)
+            }
             try await self.env.grafana.resourceProvided(nodeID: nodeID, resourceID: resourceID, logger: context.logger)
             return .json(try await self.nodeJSON(nodeID, context.logger))
         }
@@ -67,8 +71,12 @@ struct NodeController {
             _ = try body.optionalInt64("amount")  // required by the original, ignored; we accept it or its absence
             try caller.requireAdmin()
             try await self.requireNodeAndResource(nodeID, resourceID, context.logger)
-            let removed = try await self.db.execute(
-                "DELETE FROM node_resources WHERE node_id = \(nodeID) AND resource_id = \(resourceID) RETURNING node_id", logger: context.logger)
+            let removed = try await self.db.transaction(logger: context.logger) { tx in
+                try await tx.query("SELECT 1 FROM nodes WHERE id = \(nodeID) FOR NO KEY UPDATE", logger: context.logger)
+                return try await tx.execute(
+                    "DELETE FROM node_resources WHERE node_id = \(nodeID) AND resource_id = \(resourceID) RETURNING node_id",
+                    logger: context.logger)
+            }
             guard removed > 0 else { throw AppError.notFound("Node with id \(nodeID) doesn't have resource with id \(resourceID)!") }
             try await self.env.grafana.resourceWithdrawn(nodeID: nodeID, resourceID: resourceID, logger: context.logger)
             return .json(try await self.nodeJSON(nodeID, context.logger))
