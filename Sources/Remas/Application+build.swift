@@ -15,7 +15,7 @@ public func buildApplication(
 ) async throws -> some ApplicationProtocol {
     let pool = ConnectionPool(
         configuration: configuration.database.connectionConfiguration(searchPath: configuration.searchPath),
-        maximumConnections: configuration.maxConnections, logger: logger)
+        maximumConnections: configuration.maxConnections, prewarm: configuration.prewarmConnections, logger: logger)
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
     let environment = AppEnvironment(
         configuration: configuration,

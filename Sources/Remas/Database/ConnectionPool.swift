@@ -29,11 +29,13 @@ public final class ConnectionPool: Service, Sendable {
     private let state = Mutex(State())
     let configuration: PostgresConnection.Configuration
     let maximumConnections: Int
+    let prewarms: Bool
     let logger: Logger
 
-    public init(configuration: PostgresConnection.Configuration, maximumConnections: Int, logger: Logger) {
+    public init(configuration: PostgresConnection.Configuration, maximumConnections: Int, prewarm: Bool = false, logger: Logger) {
         self.configuration = configuration
         self.maximumConnections = max(1, maximumConnections)
+        self.prewarms = prewarm
         self.logger = logger
     }
 
@@ -132,7 +134,7 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     public func run() async throws {
-        await self.prewarm()
+        if self.prewarms { await self.prewarm() }
         try? await gracefulShutdown()
         await self.shutdown()
     }

@@ -40,6 +40,7 @@ enum TestDatabase {
             "DATABASE_URL": url,
             "DB_SEARCH_PATH": "\(schema)",
             "DB_MAX_CONNECTIONS": "4",
+            "DB_PREWARM": "false",
             "SECRET_KEY": "test-secret-key-test-secret-key-0123456789",
             "BCRYPT_COST": "4",
             "TZ": "Europe/Prague",
