@@ -40,7 +40,17 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     public func lease() async throws -> PostgresConnection {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection, any Error>) in
+        // Fast path without a continuation: an idle connection is usually there.
+        let idle = self.state.withLock { s -> PostgresConnection? in
+            guard !s.shutDown else { return nil }
+            while let connection = s.idle.popLast() {
+                if !connection.isClosed { return connection }
+                s.open -= 1
+            }
+            return nil
+        }
+        if let idle { return idle }
+        return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection, any Error>) in
             let decision = self.state.withLock { s -> Decision in
                 if s.shutDown { return .refuse }
                 while let connection = s.idle.popLast() {
