@@ -77,4 +77,18 @@ import Testing
             #expect(error.headers[.accessControlAllowOrigin] == "*")
         }
     }
+
+    @Test func nulCharactersAreRefusedNotCrashed() async throws {
+        try await withApp { t in
+            let admin = try await t.adminToken()
+            var r = try await t.request(.post, "/group", token: admin, json: #"{"name":"a\u0000b"}"#)
+            #expect(r.status == .unprocessableContent)
+            #expect(r.detail?.contains("NUL") == true)
+            r = try await t.request(
+                .post, "/authentication/token", headers: [.contentType: "application/x-www-form-urlencoded"],
+                body: "username=admin%00istrator&password=admin")
+            #expect(r.status == .unauthorized)
+            #expect(try await t.count("SELECT count(*)::int FROM groups") == 3)
+        }
+    }
 }

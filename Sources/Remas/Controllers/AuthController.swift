@@ -61,6 +61,9 @@ struct AuthController {
         let form = try await self.readForm(request)
         guard let username = form.username else { throw AppError.unprocessable("Field required: body.username") }
         guard let password = form.password else { throw AppError.unprocessable("Field required: body.password") }
+        if username.utf8.contains(0) || password.utf8.contains(0) {
+            throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
+        }
         if let grant = form.grant_type, grant != "password" {
             throw AppError.unprocessable("String should match pattern '^password$': body.grant_type")
         }

@@ -133,6 +133,10 @@ public struct BodyFields: Sendable {
         guard case .string(let s) = value else {
             throw AppError.unprocessable("Input should be a valid string: \(self.path(key))")
         }
+        // PostgreSQL text cannot hold NUL; refuse it here rather than fail in the database.
+        guard !s.utf8.contains(0) else {
+            throw AppError.unprocessable("String should not contain NUL characters: \(self.path(key))")
+        }
         return s
     }
 

@@ -1,5 +1,6 @@
 import Hummingbird
 import Logging
+import PostgresNIO
 
 /// Every registered route pattern, so an unmatched request can be told apart as 404, 405 or a bad path parameter.
 /// Filled while the router is built, read-only once the server runs.
@@ -46,6 +47,14 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 context.logger.error("request failed", metadata: ["detail": "\(error.detail)"])
             }
             return error.response
+        } catch let error as PSQLError where error.sqlState?.hasPrefix("22") == true || error.sqlState?.hasPrefix("23") == true {
+            // Data exceptions (class 22) and integrity violations (class 23) that no handler mapped are still the
+            // client's input, not a server fault: never a 500. The transaction was rolled back, nothing is written.
+            context.logger.info("database refused input", metadata: ["error": "\(String(reflecting: error))"])
+            let message = error.serverInfo?[.message] ?? "invalid value"
+            return error.sqlState!.hasPrefix("22")
+                ? AppError.unprocessable("Invalid value: \(message)").response
+                : AppError.conflict("Conflict: \(message)").response
         } catch let error as HTTPError where error.status == .notFound {
             return self.unmatched(request)
         } catch let error as HTTPError {
