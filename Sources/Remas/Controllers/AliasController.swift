@@ -44,9 +44,8 @@ struct AliasController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("alias_id")
             try caller.requireAdmin()
-            guard try await self.db.exists("DELETE FROM resource_aliases WHERE id = \(id) RETURNING id", logger: context.logger) else {
-                throw AppError.notFound("Resource alias with id \(id) not found!")
-            }
+            try await self.db.require("DELETE FROM resource_aliases WHERE id = \(id) RETURNING id",
+                else: .notFound("Resource alias with id \(id) not found!"), logger: context.logger)
             return .message("Resource alias deleted")
         }
     }

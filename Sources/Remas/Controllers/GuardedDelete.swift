@@ -9,6 +9,8 @@ import PostgresNIO
 struct GuardedDelete {
     /// "Node" or "Resource", for the messages.
     let noun: String
+    /// Returns a row if the target exists (checked before `beforeDelete`, as the original answers 404 first).
+    let exists: PostgresQuery
     /// Locks the row (and whatever else bookings lock); returns a row if the target exists.
     let lock: PostgresQuery
     /// Counts the scheduled or running tasks that reserve the target.
@@ -16,7 +18,9 @@ struct GuardedDelete {
     /// The statements that delete the target.
     let deletes: [PostgresQuery]
 
-    func run(id: Int, db: Database, logger: Logger) async throws {
+    func run(id: Int, db: Database, logger: Logger, beforeDelete: () async throws -> Void) async throws {
+        try await db.require(self.exists, else: .notFound("\(self.noun) with id \(id) not found!"), logger: logger)
+        try await beforeDelete()
         let outcome = try await db.transaction(logger: logger) { tx -> Int? in
             guard try await tx.exists(self.lock, logger: logger) else { return nil }
             let active = try await tx.int(self.activeTasks, logger: logger) ?? 0

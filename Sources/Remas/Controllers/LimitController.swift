@@ -108,9 +108,8 @@ struct LimitController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("limit_id")
             try caller.requireAdmin()
-            guard try await self.db.exists("DELETE FROM limits WHERE id = \(id) RETURNING id", logger: context.logger) else {
-                throw AppError.notFound("Limit with id \(id) not found!")
-            }
+            try await self.db.require("DELETE FROM limits WHERE id = \(id) RETURNING id",
+                else: .notFound("Limit with id \(id) not found!"), logger: context.logger)
             return .message("Limit deleted")
         }
     }
@@ -145,9 +144,8 @@ struct LimitController {
         if let group = limit.groupID, !(try await tx.exists("SELECT 1 FROM groups WHERE id = \(group) FOR SHARE", logger: logger)) {
             throw AppError.notFound("Group with id \(group) not found!")
         }
-        guard try await tx.exists("SELECT 1 FROM resources WHERE id = \(limit.resourceID) FOR SHARE", logger: logger) else {
-            throw AppError.notFound("Resource with id \(limit.resourceID) not found!")
-        }
+        try await tx.require("SELECT 1 FROM resources WHERE id = \(limit.resourceID) FOR SHARE",
+            else: .notFound("Resource with id \(limit.resourceID) not found!"), logger: logger)
     }
 
     /// Unknown node ids are dropped silently and duplicates collapse (the original's behaviour).

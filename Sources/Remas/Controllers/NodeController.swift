@@ -91,31 +91,27 @@ struct NodeController {
     }
 
     func requireNodeAndResource(_ nodeID: Int, _ resourceID: Int, _ logger: Logger) async throws {
-        guard try await self.db.exists("SELECT 1 FROM nodes WHERE id = \(nodeID)", logger: logger) else {
-            throw AppError.notFound("Node with id \(nodeID) not found!")
-        }
-        guard try await self.db.exists("SELECT 1 FROM resources WHERE id = \(resourceID)", logger: logger) else {
-            throw AppError.notFound("Resource with id \(resourceID) not found!")
-        }
+        try await self.db.require("SELECT 1 FROM nodes WHERE id = \(nodeID)", else: .notFound("Node with id \(nodeID) not found!"), logger: logger)
+        try await self.db.require(
+            "SELECT 1 FROM resources WHERE id = \(resourceID)", else: .notFound("Resource with id \(resourceID) not found!"), logger: logger)
     }
 
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
         let caller = try await self.env.tokens.authenticate(request)
         let id = try context.pathID("node_id")
         try caller.requireAdmin()
-        guard try await self.db.exists("SELECT 1 FROM nodes WHERE id = \(id)", logger: context.logger) else {
-            throw AppError.notFound("Node with id \(id) not found!")
-        }
-        try await self.env.grafana.nodeWillBeDeleted(nodeID: id, logger: context.logger)
         try await GuardedDelete(
             noun: "Node",
+            exists: "SELECT 1 FROM nodes WHERE id = \(id)",
             lock: "SELECT 1 FROM nodes WHERE id = \(id) FOR UPDATE",
             activeTasks: """
                 SELECT count(DISTINCT a.task_id)::int FROM allocations a JOIN tasks t ON t.id = a.task_id
                 WHERE a.node_id = \(id) AND t.status <> 'finished'
                 """,
             deletes: ["DELETE FROM nodes WHERE id = \(id)"]
-        ).run(id: id, db: self.db, logger: context.logger)
+        ).run(id: id, db: self.db, logger: context.logger) {
+            try await self.env.grafana.nodeWillBeDeleted(nodeID: id, logger: context.logger)
+        }
         return .message("Node deleted")
     }
 }

@@ -106,12 +106,10 @@ struct ResourceController {
     }
 
     func requireResourceAndAlias(_ resourceID: Int, _ aliasID: Int, _ logger: Logger) async throws {
-        guard try await self.db.exists("SELECT 1 FROM resources WHERE id = \(resourceID)", logger: logger) else {
-            throw AppError.notFound("Resource with id \(resourceID) not found!")
-        }
-        guard try await self.db.exists("SELECT 1 FROM resource_aliases WHERE id = \(aliasID)", logger: logger) else {
-            throw AppError.notFound("Alias with id \(aliasID) not found!")
-        }
+        try await self.db.require(
+            "SELECT 1 FROM resources WHERE id = \(resourceID)", else: .notFound("Resource with id \(resourceID) not found!"), logger: logger)
+        try await self.db.require(
+            "SELECT 1 FROM resource_aliases WHERE id = \(aliasID)", else: .notFound("Alias with id \(aliasID) not found!"), logger: logger)
     }
 
     /// Like nodes (`GuardedDelete`); otherwise the resource goes with its node amounts, alias links (and aliases left
@@ -120,12 +118,9 @@ struct ResourceController {
         let caller = try await self.env.tokens.authenticate(request)
         let id = try context.pathID("resource_id")
         try caller.requireAdmin()
-        guard try await self.db.exists("SELECT 1 FROM resources WHERE id = \(id)", logger: context.logger) else {
-            throw AppError.notFound("Resource with id \(id) not found!")
-        }
-        try await self.env.grafana.resourceWillBeDeleted(resourceID: id, logger: context.logger)
         try await GuardedDelete(
             noun: "Resource",
+            exists: "SELECT 1 FROM resources WHERE id = \(id)",
             // Bookings lock their nodes: lock the nodes providing this resource the same way (in id order), then the row.
             lock: """
                 WITH nodes_locked AS (
@@ -144,7 +139,9 @@ struct ResourceController {
                 """,
                 "DELETE FROM resources WHERE id = \(id)",
             ]
-        ).run(id: id, db: self.db, logger: context.logger)
+        ).run(id: id, db: self.db, logger: context.logger) {
+            try await self.env.grafana.resourceWillBeDeleted(resourceID: id, logger: context.logger)
+        }
         return .message("Resource deleted")
     }
 }

@@ -42,8 +42,8 @@ struct TaskController {
                 throw AppError.notFound("Task with id \(id) not found!")
             }
             guard owner == caller.id else { throw AppError.forbidden("Can't remove task owned by another user!") }
-            guard try await self.db.exists("DELETE FROM tasks WHERE id = \(id) AND owner_id = \(caller.id) RETURNING id", logger: context.logger)
-            else { throw AppError.notFound("Task with id \(id) not found!") }
+            try await self.db.require("DELETE FROM tasks WHERE id = \(id) AND owner_id = \(caller.id) RETURNING id",
+                else: .notFound("Task with id \(id) not found!"), logger: context.logger)
             return .message("Task deleted")
         }
     }

@@ -21,9 +21,8 @@ struct TaskTagController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
             if caller.isAdmin {
-                guard try await self.db.exists("SELECT 1 FROM groups WHERE id = \(id)", logger: context.logger) else {
-                    throw AppError.notFound("Group with id \(id) not found!")
-                }
+                try await self.db.require("SELECT 1 FROM groups WHERE id = \(id)",
+                    else: .notFound("Group with id \(id) not found!"), logger: context.logger)
             } else {
                 let rows = try await self.db.query(
                     "SELECT g.id, g.users_share_statistics FROM users u JOIN groups g ON g.id = u.group_id WHERE u.id = \(caller.id)",
@@ -59,18 +58,17 @@ struct TaskTagController {
             let description = try body.optionalString("description")
             guard let id else { throw AppError.notFound("Tag with id None not found!") }
             try await self.requireOwnerOrAdmin(tag: id, caller: caller, context.logger)
-            guard try await self.db.exists(
-                "UPDATE task_tags SET name = \(name), description = \(description) WHERE id = \(id) RETURNING id", logger: context.logger)
-            else { throw AppError.notFound("Tag with id \(id) not found!") }
+            try await self.db.require(
+                "UPDATE task_tags SET name = \(name), description = \(description) WHERE id = \(id) RETURNING id",
+                else: .notFound("Tag with id \(id) not found!"), logger: context.logger)
             return .json(try await self.tagJSON(id, context.logger))
         }
         routes.delete("/task_tag/:task_tag_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("task_tag_id")
             try await self.requireOwnerOrAdmin(tag: id, caller: caller, context.logger)
-            guard try await self.db.exists("DELETE FROM task_tags WHERE id = \(id) RETURNING id", logger: context.logger) else {
-                throw AppError.notFound("Tag with id \(id) not found!")
-            }
+            try await self.db.require("DELETE FROM task_tags WHERE id = \(id) RETURNING id",
+                else: .notFound("Tag with id \(id) not found!"), logger: context.logger)
             return .message("Task tag deleted")
         }
     }

@@ -197,13 +197,6 @@ public struct BodyFields: Sendable {
 }
 
 extension Request {
-    /// Collects the body (bounded) and parses it as a JSON object.
-    public func jsonFields(limit: Int) async throws -> BodyFields {
-        let buffer = try await self.collectBody(limit: limit)
-        guard buffer.readableBytes > 0 else { throw AppError.unprocessable("Field required: body") }
-        return try BodyFields(try JSONValue.parse(buffer))
-    }
-
     public func collectBody(limit: Int) async throws -> ByteBuffer {
         do {
             return try await self.body.collect(upTo: limit)

@@ -14,6 +14,12 @@ struct BookingService: Sendable {
         let resource: Int
     }
 
+    struct Triple: Hashable {
+        let node: Int
+        let resource: Int
+        let amount: Int64
+    }
+
     struct Request: Sendable {
         var id: Int?
         var name: String
@@ -42,11 +48,11 @@ struct BookingService: Sendable {
                 if start == request.start.microseconds, end == request.end.microseconds {
                     let current = try await tx.query(
                         "SELECT node_id, resource_id, amount FROM allocations WHERE task_id = \(id)", logger: logger
-                    ).map { row -> String in
+                    ).map { row -> Triple in
                         let (n, r, a) = try row.decode((Int, Int, Int64).self)
-                        return "\(n)/\(r)/\(a)"
+                        return Triple(node: n, resource: r, amount: a)
                     }
-                    if Set(current) == Set(request.allocations.map { "\($0.node)/\($0.resource)/\($0.amount)" }) {
+                    if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
                         try await tx.query(
                             "UPDATE tasks SET name = \(request.name), description = \(request.description) WHERE id = \(id)", logger: logger)
                         return id
