@@ -14,22 +14,31 @@ public func buildApplication(
     logger: Logger
 ) async throws -> some ApplicationProtocol {
     let pool = ConnectionPool(
-        configuration: configuration.database.connectionConfiguration(searchPath: configuration.searchPath),
+        configuration: configuration.connectionConfiguration,
         maximumConnections: configuration.maxConnections, prewarm: configuration.prewarmConnections, logger: logger)
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
+    let db = Database(pool: pool)
+    let stats = SchedulerStats()
     let environment = AppEnvironment(
         configuration: configuration,
-        db: Database(pool: pool),
+        db: db,
         tokens: await TokenService(configuration: configuration),
         hasher: hasher,
-        grafana: grafana)
+        grafana: grafana,
+        schedulerStats: stats)
     let router = buildRouter(environment)
     var app = Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)
-    // Started in this order, shut down in reverse: the server stops first, the pool closes last.
+    // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.
     app.addServices(pool, hasher)
+    if configuration.scheduler.enabled {
+        app.addServices(
+            Scheduler(
+                db: db, connection: configuration.connectionConfiguration, settings: configuration.scheduler, smtp: configuration.smtp,
+                clock: WallClock(zone: configuration.timeZone), grafana: grafana, stats: stats, logger: logger))
+    }
     return app
 }
 
@@ -50,6 +59,7 @@ public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestConte
     LimitController(env: environment).register(routes)
     TaskTagController(env: environment).register(routes)
     TaskController(env: environment).register(routes)
+    NotificationController(env: environment).register(routes)
     return router
 }
 
@@ -58,7 +68,7 @@ public func withDatabase<T: Sendable>(
     _ configuration: AppConfiguration, logger: Logger, _ body: @escaping @Sendable (Database) async throws -> T
 ) async throws -> T {
     let pool = ConnectionPool(
-        configuration: configuration.database.connectionConfiguration(searchPath: configuration.searchPath),
+        configuration: configuration.connectionConfiguration,
         maximumConnections: 2, logger: logger)
     do {
         let value = try await body(Database(pool: pool))

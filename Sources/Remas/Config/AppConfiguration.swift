@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import PostgresNIO
 
 /// Typed configuration, read once at startup from the environment.
 ///
@@ -26,6 +27,13 @@ import Logging
 /// | `REMAS_AUTO_MIGRATE` | false | `serve` applies pending migrations first |
 /// | `REMAS_MIGRATIONS_PATH` | `Migrations` | folder of numbered `.sql` files |
 /// | `MAX_BODY_BYTES` | 1048576 | largest accepted request body |
+/// | `TASK_SCHEDULER_ENABLED` | true | run the event scheduler in this process |
+/// | `TASK_SCHEDULER_PRECISION_SECONDS` | 60 | how early a due event may be processed |
+/// | `TASK_SCHEDULER_RETRY_LIMIT_SECONDS` | 120 | longest delay between two attempts of a failing event |
+/// | `TASK_SCHEDULER_MAX_ATTEMPTS` | 5 | attempts before a reminder is recorded as failed |
+/// | `TASK_SCHEDULER_WORKERS` | 4 | reminders sent in parallel (each with its own SMTP connection) |
+/// | `SMTP_ENABLED` … `SMTP_FROM_NAME`, `SMTP_STARTTLS_ENABLED` | spec §7 | mail transport |
+/// | `SMTP_VERIFY_CERTIFICATE` / `SMTP_CA_FILE` / `SMTP_TIMEOUT_SECONDS` | true / system store / 30 | TLS verification, send timeout |
 public struct AppConfiguration: Sendable {
     public var database: DatabaseURL
     public var searchPath: String?
@@ -46,6 +54,8 @@ public struct AppConfiguration: Sendable {
     public var autoMigrate: Bool
     public var migrationsPath: String
     public var maxBodyBytes: Int
+    public var scheduler: SchedulerSettings
+    public var smtp: SMTPSettings
 
     public enum JWTAlgorithmName: String, Sendable { case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512" }
 
@@ -64,7 +74,7 @@ public struct AppConfiguration: Sendable {
         }
         func bool(_ key: String, _ fallback: Bool) throws -> Bool {
             guard let raw = env[key], !raw.isEmpty else { return fallback }
-            switch raw.lowercased() {
+            switch raw.lowercased().trimmingCharacters(in: .whitespaces) {
             case "1", "true", "yes", "on": return true
             case "0", "false", "no", "off": return false
             default: throw ConfigurationError("\(key) must be true or false, got '\(raw)'")
@@ -115,13 +125,61 @@ public struct AppConfiguration: Sendable {
         self.autoMigrate = try bool("REMAS_AUTO_MIGRATE", false)
         self.migrationsPath = string("REMAS_MIGRATIONS_PATH", "Migrations")
         self.maxBodyBytes = try int("MAX_BODY_BYTES", 1_048_576, range: 1024...1_073_741_824)
+        self.scheduler = SchedulerSettings(
+            enabled: try bool("TASK_SCHEDULER_ENABLED", true),
+            precisionSeconds: try int("TASK_SCHEDULER_PRECISION_SECONDS", 60, range: 0...86_400),
+            retryLimitSeconds: try int("TASK_SCHEDULER_RETRY_LIMIT_SECONDS", 120, range: 1...86_400),
+            maxAttempts: try int("TASK_SCHEDULER_MAX_ATTEMPTS", 5, range: 1...1000),
+            workers: try int("TASK_SCHEDULER_WORKERS", 4, range: 1...64))
+        let smtpUser = env["SMTP_USER"] ?? ""
+        self.smtp = SMTPSettings(
+            enabled: try bool("SMTP_ENABLED", false),
+            host: string("SMTP_HOST", "localhost"),
+            port: try int("SMTP_PORT", 465, range: 1...65535),
+            user: smtpUser,
+            password: env["SMTP_PASSWORD"] ?? "",
+            fromAddress: string("SMTP_FROM_ADDRESS", smtpUser),
+            fromName: string("SMTP_FROM_NAME", "REMAS"),
+            startTLS: try bool("SMTP_STARTTLS_ENABLED", false),
+            verifyCertificate: try bool("SMTP_VERIFY_CERTIFICATE", true),
+            caFile: env["SMTP_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 },
+            timeoutSeconds: try int("SMTP_TIMEOUT_SECONDS", 30, range: 1...3600))
+        if self.smtp.enabled {
+            guard MailMessage.isDeliverable(self.smtp.fromAddress) else {
+                throw ConfigurationError(
+                    "SMTP_ENABLED is true but SMTP_FROM_ADDRESS (default: SMTP_USER) is not a usable address: '\(self.smtp.fromAddress)'")
+            }
+            if let ca = self.smtp.caFile, !FileManager.default.isReadableFile(atPath: ca) {
+                throw ConfigurationError("SMTP_CA_FILE names a file that cannot be read: '\(ca)'")
+            }
+        }
     }
 
     public var logLevel: Logger.Level { self.debug ? .debug : .info }
+
+    /// The connection settings every pool and listener of this server uses.
+    public var connectionConfiguration: PostgresConnection.Configuration {
+        self.database.connectionConfiguration(searchPath: self.searchPath, timeZone: self.timeZone)
+    }
 }
 
 /// A configuration value that stops the process before it binds a port.
 public struct ConfigurationError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// The event scheduler's settings (spec §6.1, plus bounds on retries and parallel sends).
+public struct SchedulerSettings: Sendable {
+    public var enabled: Bool
+    public var precisionSeconds: Int
+    public var retryLimitSeconds: Int
+    public var maxAttempts: Int
+    public var workers: Int
+
+    /// Delay before attempt `n + 1` after `n` failed ones: 10 s, doubling, at most `retryLimitSeconds`.
+    public func retryDelay(afterAttempts attempts: Int) -> Int64 {
+        let doubled = 10 << min(max(attempts - 1, 0), 20)
+        return Int64(min(self.retryLimitSeconds, doubled))
+    }
 }

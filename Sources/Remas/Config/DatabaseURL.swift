@@ -24,12 +24,12 @@ public struct DatabaseURL: Sendable {
         self.database = path.removingPercentEncoding ?? path
     }
 
-    /// Connection configuration; the session time zone is pinned to UTC because every timestamp we store is a naive
-    /// wall-clock value that we bind and read as text or epoch numbers, never through the session zone.
-    public func connectionConfiguration(searchPath: String?) -> PostgresConnection.Configuration {
+    /// Connection configuration. Timestamps are naive wall-clock values bound and read as text or epoch numbers; the
+    /// session zone is the server's `TZ` so that `localtimestamp` (which derives task status) is that same wall clock.
+    public func connectionConfiguration(searchPath: String?, timeZone: TimeZone) -> PostgresConnection.Configuration {
         var configuration = PostgresConnection.Configuration(
             host: self.host, port: self.port, username: self.username, password: self.password, database: self.database, tls: .disable)
-        var parameters: [(String, String)] = [("TimeZone", "UTC"), ("application_name", "remas")]
+        var parameters: [(String, String)] = [("TimeZone", timeZone.identifier), ("application_name", "remas")]
         if let searchPath { parameters.append(("search_path", searchPath)) }
         configuration.options.additionalStartupParameters = parameters
         return configuration

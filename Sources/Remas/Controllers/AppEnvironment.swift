@@ -9,6 +9,8 @@ public struct AppEnvironment: Sendable {
     public let tokens: TokenService
     public let hasher: PasswordHasher
     public let grafana: any GrafanaSync
+    /// The scheduler's counters (mails sent/failed, age of the oldest due event), for `/metrics`.
+    public let schedulerStats: SchedulerStats
 
     var zone: TimeZone { self.configuration.timeZone }
 

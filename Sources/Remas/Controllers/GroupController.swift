@@ -60,6 +60,7 @@ struct GroupController {
             guard let affected = try await self.groups.delete(id: id, logger: context.logger) else {
                 throw AppError.notFound("Group with id \(id) not found!")
             }
+            try await EventRepository.usersMoved(affected, db: self.env.db, logger: context.logger)
             try await self.env.grafana.usersMoved(userIDs: affected, logger: context.logger)
             return .message("Group deleted")
         }
@@ -75,6 +76,7 @@ struct GroupController {
                 try await self.env.db.execute("UPDATE users SET group_id = \(groupID) WHERE id = \(userID) RETURNING id", logger: context.logger)
             }
             guard moved > 0 else { throw AppError.notFound("User with id \(userID) not found!") }
+            try await EventRepository.usersMoved([userID], db: self.env.db, logger: context.logger)
             try await self.env.grafana.usersMoved(userIDs: [userID], logger: context.logger)
             return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")
         }
@@ -90,6 +92,7 @@ struct GroupController {
             case .defaultGroup: throw AppError.forbidden("Cannot change default groups!")
             case .cycle: throw AppError.badRequest("Cannot change group parent to its own subgroup!")
             case .ok(let affected):
+                try await EventRepository.usersMoved(affected, db: self.env.db, logger: context.logger)
                 try await self.env.grafana.usersMoved(userIDs: affected, logger: context.logger)
             }
             return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")

@@ -105,8 +105,8 @@ struct NodeController {
             exists: "SELECT 1 FROM nodes WHERE id = \(id)",
             lock: "SELECT 1 FROM nodes WHERE id = \(id) FOR UPDATE",
             activeTasks: """
-                SELECT count(DISTINCT a.task_id)::int FROM allocations a JOIN tasks t ON t.id = a.task_id
-                WHERE a.node_id = \(id) AND t.status <> 'finished'
+                SELECT count(DISTINCT a.task_id)::int FROM allocations a
+                WHERE a.node_id = \(id) AND a.end_time > localtimestamp
                 """,
             deletes: ["DELETE FROM nodes WHERE id = \(id)"]
         ).run(id: id, db: self.db, logger: context.logger) {

@@ -129,8 +129,8 @@ struct ResourceController {
                 SELECT 1 FROM resources WHERE id = \(id) AND (SELECT count(*) FROM nodes_locked) >= 0 FOR UPDATE
                 """,
             activeTasks: """
-                SELECT count(DISTINCT a.task_id)::int FROM allocations a JOIN tasks t ON t.id = a.task_id
-                WHERE a.resource_id = \(id) AND t.status <> 'finished'
+                SELECT count(DISTINCT a.task_id)::int FROM allocations a
+                WHERE a.resource_id = \(id) AND a.end_time > localtimestamp
                 """,
             deletes: [
                 """

@@ -195,7 +195,7 @@ struct SchedulingStatement: PostgresPreparedStatement {
         FROM tasks t
         JOIN allocations a ON a.task_id = t.id
         LEFT JOIN node_resources nr ON nr.node_id = a.node_id AND nr.resource_id = a.resource_id
-        WHERE t.status <> 'finished' AND t.end_time >= $1::timestamp AND t.start_time <= $2::timestamp
+        WHERE t.end_time > localtimestamp AND t.end_time >= $1::timestamp AND t.start_time <= $2::timestamp
           AND t.id IS DISTINCT FROM $3
         ORDER BY t.start_time, t.id, a.node_id, a.resource_id
         """

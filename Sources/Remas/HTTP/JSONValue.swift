@@ -126,6 +126,41 @@ public struct BodyFields: Sendable {
         }
     }
 
+    /// An integer of the lenient Notification body: absent, null, `""` (the frontend's cleared field) or a value.
+    public enum LooseInt: Equatable, Sendable {
+        case absent, null, blank
+        case value(Int64)
+
+        /// The value, with absent, null and blank as nil.
+        public var number: Int64? {
+            if case .value(let v) = self { return v }
+            return nil
+        }
+    }
+
+    /// A number, a numeric string or `""`; anything else (booleans, fractions, words) is a 422.
+    public func looseInt(_ key: String, range: ClosedRange<Int64> = Int64.min...Int64.max) throws -> LooseInt {
+        guard let value = self.values[key] else { return .absent }
+        let parsed: Int64?
+        switch value {
+        case .null: return .null
+        case .int(let v): parsed = v
+        case .double(let d): parsed = d.rounded() == d && abs(d) < 9.2e18 ? Int64(d) : nil
+        case .string(let s):
+            let t = s.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { return .blank }
+            parsed = Int64(t.hasPrefix("+") ? String(t.dropFirst()) : t)
+        default: parsed = nil
+        }
+        guard let parsed else {
+            throw AppError.unprocessable("Input should be a valid integer, a numeric string or an empty string: \(self.path(key))")
+        }
+        guard range.contains(parsed) else {
+            throw AppError.unprocessable("Input should be between \(range.lowerBound) and \(range.upperBound): \(self.path(key))")
+        }
+        return .value(parsed)
+    }
+
     // MARK: strings and booleans
 
     public func optionalString(_ key: String) throws -> String? {

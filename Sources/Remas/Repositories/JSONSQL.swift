@@ -32,14 +32,14 @@ enum JSONSQL {
     static func taskFlat(_ t: String) -> String {
         """
         json_build_object('id',\(t).id,'name',\(t).name,'description',\(t).description,'start_time',remas_ts(\(t).start_time),\
-        'end_time',remas_ts(\(t).end_time),'status',\(t).status,'owner_id',\(t).owner_id)
+        'end_time',remas_ts(\(t).end_time),'status',remas_status(\(t).start_time, \(t).end_time),'owner_id',\(t).owner_id)
         """
     }
 
     static func taskSimple(_ t: String) -> String {
         """
         json_build_object('id',\(t).id,'name',\(t).name,'description',\(t).description,'start_time',remas_ts(\(t).start_time),\
-        'end_time',remas_ts(\(t).end_time),'status',\(t).status,\
+        'end_time',remas_ts(\(t).end_time),'status',remas_status(\(t).start_time, \(t).end_time),\
         'owner',(SELECT \(userSimple("ow")) FROM users ow WHERE ow.id = \(t).owner_id))
         """
     }

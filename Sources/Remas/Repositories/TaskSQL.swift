@@ -20,7 +20,7 @@ enum TaskSQL {
     static func full(_ t: String) -> String {
         """
         json_build_object('id',\(t).id,'name',\(t).name,'description',\(t).description,'start_time',remas_ts(\(t).start_time),\
-        'end_time',remas_ts(\(t).end_time),'status',\(t).status,'tags',\(tags(t)),'resources',\(resources(t)))
+        'end_time',remas_ts(\(t).end_time),'status',remas_status(\(t).start_time, \(t).end_time),'tags',\(tags(t)),'resources',\(resources(t)))
         """
     }
 
@@ -28,7 +28,7 @@ enum TaskSQL {
     static func fullWithOwner(_ t: String) -> String {
         """
         json_build_object('id',\(t).id,'name',\(t).name,'description',\(t).description,'start_time',remas_ts(\(t).start_time),\
-        'end_time',remas_ts(\(t).end_time),'status',\(t).status,'tags',\(tags(t)),'resources',\(resources(t)),\
+        'end_time',remas_ts(\(t).end_time),'status',remas_status(\(t).start_time, \(t).end_time),'tags',\(tags(t)),'resources',\(resources(t)),\
         'owner',(SELECT \(JSONSQL.userSimple("tow")) FROM users tow WHERE tow.id = \(t).owner_id))
         """
     }
@@ -81,25 +81,25 @@ enum TaskPageSQL {
 
 struct UserActivePage: TaskPage {
     static let sql = TaskSQL.page(
-        element: TaskSQL.full("pt"), filter: "pt.status IN ('scheduled', 'running') AND pt.owner_id = $3", order: TaskPageSQL.activeOrder)
+        element: TaskSQL.full("pt"), filter: "pt.end_time > localtimestamp AND pt.owner_id = $3", order: TaskPageSQL.activeOrder)
     let limit: Int64, offset: Int64, userID: Int
 }
 
 struct UserFinishedPage: TaskPage {
     static let sql = TaskSQL.page(
-        element: TaskSQL.full("pt"), filter: "pt.status = 'finished' AND pt.owner_id = $3", order: TaskPageSQL.finishedOrder)
+        element: TaskSQL.full("pt"), filter: "pt.end_time <= localtimestamp AND pt.owner_id = $3", order: TaskPageSQL.finishedOrder)
     let limit: Int64, offset: Int64, userID: Int
 }
 
 struct AllActivePage: TaskPage {
     static let sql = TaskSQL.page(
-        element: TaskSQL.fullWithOwner("pt"), filter: "pt.status IN ('scheduled', 'running') AND $3::int IS NOT NULL",
+        element: TaskSQL.fullWithOwner("pt"), filter: "pt.end_time > localtimestamp AND $3::int IS NOT NULL",
         order: TaskPageSQL.activeOrder)
     let limit: Int64, offset: Int64, userID: Int
 }
 
 struct AllFinishedPage: TaskPage {
     static let sql = TaskSQL.page(
-        element: TaskSQL.fullWithOwner("pt"), filter: "pt.status = 'finished' AND $3::int IS NOT NULL", order: TaskPageSQL.finishedOrder)
+        element: TaskSQL.fullWithOwner("pt"), filter: "pt.end_time <= localtimestamp AND $3::int IS NOT NULL", order: TaskPageSQL.finishedOrder)
     let limit: Int64, offset: Int64, userID: Int
 }

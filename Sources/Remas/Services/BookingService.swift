@@ -37,7 +37,8 @@ struct BookingService: Sendable {
             if let id = updatingID {
                 let rows = try await tx.query(
                     """
-                    SELECT owner_id, status, (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
+                    SELECT owner_id, remas_status(start_time, end_time),
+                           (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
                     FROM tasks WHERE id = \(id) FOR UPDATE
                     """, logger: logger)
                 guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
@@ -119,9 +120,9 @@ struct BookingService: Sendable {
             """
             SELECT a.node_id, a.resource_id, a.amount,
                    (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8
-            FROM allocations a JOIN tasks t ON t.id = a.task_id
+            FROM allocations a
             WHERE a.node_id = ANY(\(nodes)) AND a.end_time > \(start)::timestamp AND a.start_time < \(end)::timestamp
-              AND t.status <> 'finished' AND a.task_id <> \(taskID)
+              AND a.end_time > localtimestamp AND a.task_id <> \(taskID)
             """, logger: logger)
         for row in rows {
             let (n, r, amount, s, e) = try row.decode((Int, Int, Int64, Int64, Int64).self)
@@ -165,18 +166,19 @@ struct BookingService: Sendable {
                     start_time = \(start)::timestamp, end_time = \(end)::timestamp WHERE id = \(id)
                 """, logger: logger)
             try await tx.query("DELETE FROM allocations WHERE task_id = \(id)", logger: logger)
-            // Existing start/end events move with the task; their names stay as they were.
+            // Existing start/end events move with the task (their names stay as they were); one that moved is due again.
             try await tx.query(
                 """
-                UPDATE events SET time = CASE type WHEN 'task_start' THEN \(start)::timestamp ELSE \(end)::timestamp END
-                WHERE task_id = \(id) AND type IN ('task_start', 'task_end')
+                UPDATE events SET time = x.at, state = 'pending', attempts = 0, retry_at = NULL, processed_at = NULL, last_error = NULL
+                FROM (VALUES ('task_start', \(start)::timestamp), ('task_end', \(end)::timestamp)) AS x(type, at)
+                WHERE events.task_id = \(id) AND events.type = x.type AND events.time IS DISTINCT FROM x.at
                 """, logger: logger)
             taskID = id
         } else {
             taskID = try await tx.int(
                 """
-                INSERT INTO tasks (name, description, start_time, end_time, status, owner_id)
-                VALUES (\(request.name), \(request.description), \(start)::timestamp, \(end)::timestamp, 'scheduled', \(owner)) RETURNING id
+                INSERT INTO tasks (name, description, start_time, end_time, owner_id)
+                VALUES (\(request.name), \(request.description), \(start)::timestamp, \(end)::timestamp, \(owner)) RETURNING id
                 """, logger: logger)!
             try await tx.query(
                 """
@@ -193,6 +195,9 @@ struct BookingService: Sendable {
                         \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
                         \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
             """, logger: logger)
+        // Reminders of the notifications the owner receives follow the task's new times (spec §5.5).
+        try await EventRepository.lockReceivers(shared: true, in: tx, logger: logger)
+        try await EventRepository.reschedule(users: [owner], tasks: [taskID], on: tx, logger: logger)
         return taskID
     }
 }

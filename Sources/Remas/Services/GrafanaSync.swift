@@ -16,6 +16,12 @@ public protocol GrafanaSync: Sendable {
     func resourceWithdrawn(nodeID: Int, resourceID: Int, logger: Logger) async throws
     func resourceChanged(resourceID: Int, logger: Logger) async throws
     func resourceWillBeDeleted(resourceID: Int, logger: Logger) async throws
+    /// Notification seams (spec §5.3, §5.4): after an update or (un)assignment commits, before a delete.
+    func notificationChanged(notificationID: Int, logger: Logger) async throws
+    func notificationWillBeDeleted(notificationID: Int, logger: Logger) async throws
+    func notificationReceiversChanged(notificationID: Int, userIDs: [Int], logger: Logger) async throws
+    /// The scheduler's seam: these users' tasks started or ended, so their current allocations changed (spec §8.4).
+    func allocationsChanged(userIDs: [Int], logger: Logger) async throws
 }
 
 /// No Grafana configured for this build yet: every hook is a successful no-op (logged at debug level).
@@ -33,4 +39,10 @@ public struct GrafanaSyncDisabled: GrafanaSync {
     public func resourceWithdrawn(nodeID: Int, resourceID: Int, logger: Logger) async throws { self.note("resourceWithdrawn", logger) }
     public func resourceChanged(resourceID: Int, logger: Logger) async throws { self.note("resourceChanged", logger) }
     public func resourceWillBeDeleted(resourceID: Int, logger: Logger) async throws { self.note("resourceWillBeDeleted", logger) }
+    public func notificationChanged(notificationID: Int, logger: Logger) async throws { self.note("notificationChanged", logger) }
+    public func notificationWillBeDeleted(notificationID: Int, logger: Logger) async throws { self.note("notificationWillBeDeleted", logger) }
+    public func notificationReceiversChanged(notificationID: Int, userIDs: [Int], logger: Logger) async throws {
+        self.note("notificationReceiversChanged", logger)
+    }
+    public func allocationsChanged(userIDs: [Int], logger: Logger) async throws { self.note("allocationsChanged", logger) }
 }

@@ -1,0 +1,250 @@
+import Hummingbird
+import Logging
+
+/// `/notification` (spec api-tasks §5): N1–N10.
+struct NotificationController {
+    let env: AppEnvironment
+    var notifications: NotificationRepository { NotificationRepository(db: self.env.db) }
+
+    func register(_ routes: RouteBuilder) {
+        routes.get("/notification") { request, context in
+            try await self.env.tokens.authenticate(request).requireAdmin()
+            return .json(try await self.notifications.all(logger: context.logger))
+        }
+        routes.post("/notification", self.create)
+        routes.put("/notification", self.update)
+        routes.post("/notification/assign") { request, context in try await self.assign(request, context, assign: true) }
+        routes.post("/notification/unassign") { request, context in try await self.assign(request, context, assign: false) }
+        routes.get("/notification/group/:group_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("group_id")
+            guard let json = try await self.notifications.forGroup(id, logger: context.logger) else {
+                throw AppError.notFound("Group with id \(id) not found!")
+            }
+            if !caller.isAdmin {
+                let own = try await UserRepository(db: self.env.db).groupID(ofUser: caller.id, logger: context.logger)
+                guard own == id else { throw AppError.forbidden() }
+            }
+            return .json(json)
+        }
+        routes.get("/notification/user/:user_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("user_id")
+            guard let json = try await self.notifications.forUser(id, logger: context.logger) else {
+                throw AppError.notFound("User with id \(id) not found!")
+            }
+            guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
+            return .json(json)
+        }
+        routes.get("/notification/owner/:owner_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("owner_id")
+            guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
+            guard try await UserRepository(db: self.env.db).exists(id: id, logger: context.logger) else {
+                throw AppError.notFound("User with id \(id) not found!")
+            }
+            return .json(try await self.notifications.owned(by: id, logger: context.logger))
+        }
+        routes.get("/notification/:notification_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("notification_id")
+            try caller.requireAdmin()
+            return .json(try await self.json(id, context.logger))
+        }
+        routes.delete("/notification/:notification_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("notification_id")
+            guard let owner = try await self.notifications.owner(of: id, logger: context.logger) else {
+                throw AppError.notFound("Notification with id \(id) not found!")
+            }
+            guard caller.isAdmin || owner == caller.id else { throw AppError.forbidden("Can't remove notification owned by another user!") }
+            try await self.env.grafana.notificationWillBeDeleted(notificationID: id, logger: context.logger)
+            // Its events and receiver links go with it (ON DELETE CASCADE).
+            guard try await self.notifications.delete(id: id, logger: context.logger) else {
+                throw AppError.notFound("Notification with id \(id) not found!")
+            }
+            return .message("Notification deleted")
+        }
+    }
+
+    func json(_ id: Int, _ logger: Logger) async throws -> String {
+        guard let json = try await self.notifications.json(id: id, logger: logger) else {
+            throw AppError.notFound("Notification with id \(id) not found!")
+        }
+        return json
+    }
+
+    /// N3. Admin-created notifications have no owner; anyone else owns what they create.
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let (body, caller) = try await self.env.bodyAndCaller(request)
+        let input = try NotificationInput(body)
+        var fields = NotificationRepository.Fields(
+            name: input.name, description: input.description, timeOffset: nil, template: input.template,
+            type: try input.validatedType(), defaultAmount: input.defaultAmount.number, resourceID: input.resourceID.number.map { Int($0) })
+        fields.timeOffset = try input.timeOffset(for: fields.type)
+        try Self.check(fields)
+        let json = try await self.notifications.create(fields, ownerID: caller.isAdmin ? nil : caller.id, logger: context.logger)
+        return .json(json)
+    }
+
+    /// N4: a full replacement of the editable fields; task-type fields or Grafana fields, by the new type.
+    @Sendable func update(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let (body, caller) = try await self.env.bodyAndCaller(request)
+        let id = try body.optionalID("id")
+        let input = try NotificationInput(body)
+        let logger = context.logger
+        guard let id else { throw AppError.notFound("Notification with id None not found!") }
+        try await self.env.db.transaction(logger: logger) { tx in
+            guard let stored = try await self.notifications.load(id: id, forUpdate: true, in: tx, logger: logger) else {
+                throw AppError.notFound("Notification with id \(id) not found!")
+            }
+            guard caller.isAdmin || stored.ownerID == caller.id else {
+                throw AppError.forbidden("Can't update notification owned by another user!")
+            }
+            var fields = stored.fields
+            fields.name = input.name
+            fields.description = input.description
+            fields.template = input.template
+            fields.type = try input.validatedType()
+            if NotificationRepository.grafanaTypes.contains(fields.type) {
+                fields.defaultAmount = input.defaultAmount.number
+                fields.resourceID = input.resourceID.number.map { Int($0) }
+            } else {
+                fields.timeOffset = try input.timeOffset(for: fields.type)
+            }
+            try Self.check(fields)
+            try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
+            try await self.notifications.update(id: id, fields, in: tx, logger: logger)
+            // Offsets or the type may have changed: every receiver's reminders follow (created, moved or removed).
+            let users = try await self.notifications.receivers(of: id, on: tx, logger: logger)
+            try await EventRepository.reschedule(users: users, on: tx, logger: logger)
+        }
+        try await self.env.grafana.notificationChanged(notificationID: id, logger: logger)
+        return .json(try await self.json(id, logger))
+    }
+
+    /// The checks of create and update: Grafana alerts need an amount, a resource and a rule template (spec §5.3);
+    /// task reminders need a mail template (a null one blocked the original's scheduler).
+    static func check(_ f: NotificationRepository.Fields) throws {
+        if NotificationRepository.grafanaTypes.contains(f.type) {
+            guard let amount = f.defaultAmount, amount != 0 else { throw AppError.badRequest("Default amount is required for grafana alerts!") }
+            guard let resource = f.resourceID, resource != 0 else { throw AppError.badRequest("Resource must be set for grafana alerts!") }
+            guard let template = f.template, !template.isEmpty else {
+                throw AppError.badRequest("Notification template must be set for grafana alerts!")
+            }
+        }
+        if NotificationRepository.taskTypes.contains(f.type) {
+            guard let template = f.template, !template.isEmpty else {
+                throw AppError.badRequest("Notification template must be set for task notifications!")
+            }
+        }
+    }
+
+    /// N6 / N7 with the check order of spec §5.4. Repeating an assignment or removing a missing one is a no-op.
+    func assign(_ request: Request, _ context: AppRequestContext, assign: Bool) async throws -> Response {
+        let (body, caller) = try await self.env.bodyAndCaller(request)
+        let notificationID = try body.id("notification_id")
+        let userID = try body.optionalID("user_id")
+        let groupID = try body.optionalID("group_id")
+        let logger = context.logger
+        guard userID != nil || groupID != nil else { throw AppError.badRequest("Either user_id or group_id must be specified!") }
+        guard let owner = try await self.notifications.owner(of: notificationID, logger: logger) else {
+            throw AppError.notFound("Notification with id \(notificationID) not found!")
+        }
+        if !caller.isAdmin {
+            if groupID != nil {
+                throw AppError.forbidden("Can't assign/unassign notification to/from group! Insufficient permissions!")
+            }
+            if userID != caller.id { throw AppError.forbidden("Can't assign/unassign notification to/from another user!") }
+            if owner != caller.id { throw AppError.forbidden("Can't assign/unassign notification owned by another user!") }
+        }
+        let affected = try await self.env.db.transaction(logger: logger) { tx -> [Int] in
+            try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
+            var affected: [Int] = []
+            if let userID {
+                guard try await tx.exists("SELECT 1 FROM users WHERE id = \(userID)", logger: logger) else {
+                    throw AppError.notFound("User with id \(userID) not found!")
+                }
+            }
+            if let groupID {
+                guard try await GroupRepository(db: self.env.db).exists(id: groupID, on: tx, logger: logger) else {
+                    throw AppError.notFound("Group with id \(groupID) not found!")
+                }
+            }
+            if let userID, try await self.notifications.link(notificationID, userID: userID, assign: assign, in: tx, logger: logger) {
+                affected.append(userID)
+            }
+            if let groupID, try await self.notifications.link(notificationID, groupID: groupID, assign: assign, in: tx, logger: logger) {
+                affected += try await GroupRepository(db: self.env.db).subtreeMembers(of: groupID, on: tx, logger: logger)
+            }
+            // Recomputed per user: an unassignment only removes reminders of users who no longer receive it otherwise.
+            let users = Array(Set(affected)).sorted()
+            try await EventRepository.reschedule(users: users, on: tx, logger: logger)
+            return users
+        }
+        if !affected.isEmpty {
+            try await self.env.grafana.notificationReceiversChanged(notificationID: notificationID, userIDs: affected, logger: logger)
+        }
+        return .json(try await self.json(notificationID, logger))
+    }
+}
+
+/// The Notification body: the original does not validate it, so it is read leniently (numeric strings and `""` for
+/// the integer fields, a missing type means `other`, unknown keys ignored), but every value is type-checked.
+struct NotificationInput {
+    let name: String
+    let description: String?
+    let rawTimeOffset: BodyFields.LooseInt
+    let template: String?
+    let rawType: JSONValue?
+    let defaultAmount: BodyFields.LooseInt
+    let resourceID: BodyFields.LooseInt
+
+    init(_ body: BodyFields) throws {
+        self.name = try body.string("name")
+        self.description = try body.optionalString("description")
+        self.rawTimeOffset = try body.looseInt("time_offset", range: Int64(Int32.min)...Int64(Int32.max))
+        self.template = try body.optionalString("notification_template")
+        self.rawType = body.values["type"]
+        self.defaultAmount = try body.looseInt("default_amount")
+        self.resourceID = try body.looseInt("resource_id", range: Int64(Int32.min)...Int64(Int32.max))
+    }
+
+    /// The type, `other` when absent or null; an unknown one is the original's 400 (on update too, not a 500).
+    func validatedType() throws -> String {
+        switch self.rawType {
+        case nil, .null?: return "other"
+        case .string(let s)? where NotificationRepository.types.contains(s): return s
+        case .string(let s)?: throw AppError.badRequest("Invalid notification type \(s)!")
+        case let other?: throw AppError.badRequest("Invalid notification type \(other.text)!")
+        }
+    }
+
+    /// Task reminders need an offset (`""` means 0); other types keep what was sent (`""` as null).
+    func timeOffset(for type: String) throws -> Int? {
+        switch self.rawTimeOffset {
+        case .value(let v): return Int(v)
+        case .blank: return NotificationRepository.taskTypes.contains(type) ? 0 : nil
+        case .absent, .null:
+            guard !NotificationRepository.taskTypes.contains(type) else {
+                throw AppError.badRequest("Time offset must be set for task notifications!")
+            }
+            return nil
+        }
+    }
+}
+
+extension JSONValue {
+    /// A short rendering for messages.
+    var text: String {
+        switch self {
+        case .null: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let v): return String(v)
+        case .double(let d): return String(d)
+        case .string(let s): return s
+        case .array: return "[…]"
+        case .object: return "{…}"
+        }
+    }
+}

@@ -1,0 +1,236 @@
+import Logging
+import PostgresNIO
+
+/// The scheduler's work queue (`events`): every statement that reads or writes it.
+///
+/// Rows are never deleted by processing: an event moves from `pending` to `done` (task start/end), `sent` or
+/// `skipped` (reminders) or `failed`, and keeps its attempt count and last error. That record is what makes a reminder
+/// go out once: a claim takes a pending row under a row lock (`FOR UPDATE SKIP LOCKED`), and the outcome is committed
+/// with the lock still held, so a second scheduler never sees the row as pending again.
+enum EventRepository {
+    /// Recomputes the reminder events (spec §5.5) of the given users' tasks, or of `tasks` only.
+    ///
+    /// For every task and every `task_start`/`task_end` notification its owner receives (directly or through the group
+    /// chain), the reminder is due at the task's start or end minus the offset:
+    /// - a pending reminder moves to that time;
+    /// - a sent, skipped or failed one stays as it is unless its due time moved later, then it is pending again;
+    /// - a missing one is created, unless its task already started (`task_start`) or ended (`task_end`);
+    /// - a pending reminder of a notification the owner no longer receives is removed (sent ones stay as history).
+    static func reschedule(users: [Int], tasks: [Int]? = nil, on executor: any SQLExecutor, logger: Logger) async throws {
+        guard !users.isEmpty else { return }
+        let userBinds = users.map { Int32(truncatingIfNeeded: $0) }
+        let taskBinds = (tasks ?? []).map { Int32(truncatingIfNeeded: $0) }
+        let allTasks = tasks == nil
+        try await executor.query(
+            """
+            WITH RECURSIVE chain(user_id, group_id, depth) AS (
+                SELECT u.id, u.group_id, 0 FROM users u WHERE u.id = ANY(\(userBinds)::int4[])
+                UNION ALL
+                SELECT c.user_id, g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
+                WHERE g.parent_id IS NOT NULL AND c.depth < 256),
+            receives AS (
+                SELECT nu.user_id, nu.notification_id FROM notification_users nu WHERE nu.user_id = ANY(\(userBinds)::int4[])
+                UNION
+                SELECT c.user_id, ng.notification_id FROM chain c JOIN notification_groups ng ON ng.group_id = c.group_id),
+            scope AS (
+                SELECT t.id, t.name, t.owner_id, t.start_time, t.end_time FROM tasks t
+                WHERE t.owner_id = ANY(\(userBinds)::int4[]) AND (\(allTasks) OR t.id = ANY(\(taskBinds)::int4[]))),
+            desired AS (
+                SELECT s.id AS task_id, n.id AS notification_id, s.name AS task_name, n.name AS notification_name,
+                       CASE n.type WHEN 'task_start' THEN s.start_time ELSE s.end_time END
+                           - make_interval(secs => COALESCE(n.time_offset, 0)) AS due,
+                       CASE n.type WHEN 'task_start' THEN s.start_time ELSE s.end_time END > localtimestamp AS creatable
+                FROM scope s JOIN receives r ON r.user_id = s.owner_id JOIN notifications n ON n.id = r.notification_id
+                WHERE n.type IN ('task_start', 'task_end')),
+            removed AS (
+                DELETE FROM events e USING scope s
+                WHERE e.task_id = s.id AND e.notification_id IS NOT NULL AND e.state = 'pending'
+                  AND NOT EXISTS (SELECT 1 FROM desired d WHERE d.task_id = e.task_id AND d.notification_id = e.notification_id)
+                RETURNING 1),
+            moved AS (
+                UPDATE events e SET time = d.due, state = 'pending', retry_at = NULL,
+                    attempts = CASE WHEN e.state = 'pending' THEN e.attempts ELSE 0 END,
+                    processed_at = CASE WHEN e.state = 'pending' THEN e.processed_at END,
+                    last_error = CASE WHEN e.state = 'pending' THEN e.last_error END
+                FROM desired d
+                WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id
+                  AND ((e.state = 'pending' AND e.time <> d.due) OR (e.state <> 'pending' AND d.due > e.time))
+                RETURNING 1),
+            added AS (
+                INSERT INTO events (name, description, time, type, task_id, notification_id)
+                SELECT 'Task: ' || d.task_name || ', notification: ' || d.notification_name, NULL, d.due, 'other',
+                       d.task_id, d.notification_id
+                FROM desired d
+                WHERE d.creatable
+                  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)
+                ON CONFLICT DO NOTHING
+                RETURNING 1)
+            SELECT (SELECT count(*) FROM removed), (SELECT count(*) FROM moved), (SELECT count(*) FROM added)
+            """, logger: logger)
+    }
+
+    /// After users moved between groups (their inherited notifications changed): recomputes their reminders in a
+    /// transaction of its own, serialised with other receiver changes.
+    static func usersMoved(_ users: [Int], db: Database, logger: Logger) async throws {
+        guard !users.isEmpty else { return }
+        try await db.transaction(logger: logger) { tx in
+            try await self.lockReceivers(shared: false, in: tx, logger: logger)
+            try await self.reschedule(users: users, on: tx, logger: logger)
+        }
+    }
+
+    /// Who-receives-what changes (assignments, notification edits, group moves) take this lock exclusively; bookings
+    /// take it shared. So a booking's reminders are computed either wholly before or wholly after such a change, and
+    /// bookings never wait for each other.
+    static func lockReceivers(shared: Bool, in tx: Transaction, logger: Logger) async throws {
+        if shared {
+            try await tx.query("SELECT pg_advisory_xact_lock_shared(hashtext('remas.receivers'))", logger: logger)
+        } else {
+            try await tx.query("SELECT pg_advisory_xact_lock(hashtext('remas.receivers'))", logger: logger)
+        }
+    }
+
+    // MARK: scheduler
+
+    /// The earliest time at which a pending event is due (its retry time when it failed before).
+    static func nextDue(on executor: any SQLExecutor, logger: Logger) async throws -> LocalDateTime? {
+        let rows = try await executor.query(
+            """
+            SELECT (extract(epoch FROM COALESCE(retry_at, time)) * 1000000)::int8 FROM events WHERE state = 'pending'
+            ORDER BY COALESCE(retry_at, time) LIMIT 1
+            """, logger: logger)
+        return try rows.first.map { LocalDateTime(microseconds: try $0.decode(Int64.self)) }
+    }
+
+    /// Marks every due task start/end event done in one statement and returns the owners whose current allocations
+    /// changed. Rows another scheduler holds are skipped (it reports them).
+    static func completeTaskEvents(dueBy horizon: LocalDateTime, at now: LocalDateTime, on executor: any SQLExecutor, logger: Logger)
+        async throws -> [Int]
+    {
+        try await executor.query(
+            """
+            WITH due AS (
+                SELECT e.id FROM events e
+                WHERE e.state = 'pending' AND e.type IN ('task_start', 'task_end') AND COALESCE(e.retry_at, e.time) <= \(horizon.sqlText)::timestamp
+                FOR UPDATE SKIP LOCKED),
+            done AS (
+                UPDATE events e SET state = 'done', attempts = e.attempts + 1, processed_at = \(now.sqlText)::timestamp
+                FROM due WHERE e.id = due.id RETURNING e.task_id)
+            SELECT DISTINCT t.owner_id FROM done JOIN tasks t ON t.id = done.task_id ORDER BY t.owner_id
+            """, logger: logger
+        ).map { try $0.decode(Int.self) }
+    }
+
+    /// Everything a reminder mail needs, read at send time (later renames show up in the mail).
+    struct Reminder: Sendable {
+        let eventID: Int
+        let attempts: Int
+        let taskID: Int
+        let notificationName: String
+        let template: String?
+        let variables: [String: String]
+        let recipient: String
+    }
+
+    /// Claims the next due reminder, locking its row until the transaction ends; nil when none is due.
+    static func claimReminder(dueBy horizon: LocalDateTime, in tx: Transaction, logger: Logger) async throws -> Reminder? {
+        let rows = try await tx.query(
+            """
+            WITH claimed AS (
+                SELECT e.id, e.attempts, e.task_id, e.notification_id FROM events e
+                WHERE e.state = 'pending' AND e.type = 'other' AND COALESCE(e.retry_at, e.time) <= \(horizon.sqlText)::timestamp
+                ORDER BY COALESCE(e.retry_at, e.time), e.id
+                LIMIT 1 FOR UPDATE OF e SKIP LOCKED)
+            SELECT c.id, c.attempts, t.id, n.name, n.notification_template,
+                   u.id, u.name, u.surname, u.username, u.uid, u.email, t.name, t.description,
+                   (extract(epoch FROM t.start_time) * 1000000)::int8, (extract(epoch FROM t.end_time) * 1000000)::int8
+            FROM claimed c JOIN tasks t ON t.id = c.task_id JOIN users u ON u.id = t.owner_id
+            JOIN notifications n ON n.id = c.notification_id
+            """, logger: logger)
+        guard let row = rows.first else { return nil }
+        let (eventID, attempts, taskID, notificationName, template, userID, name, surname, username, uid, email, taskName,
+            taskDescription, startMicros, endMicros) =
+            try row.decode((Int, Int, Int, String, String?, Int, String?, String?, String, Int, String, String, String?, Int64, Int64).self)
+        let start = LocalDateTime(microseconds: startMicros)
+        let end = LocalDateTime(microseconds: endMicros)
+        // Rendered as the original's Python str(): None for null, "YYYY-MM-DD HH:MM:SS" for datetimes.
+        let variables: [String: String] = [
+            "user_id": String(userID), "user_name": name ?? "None", "user_surname": surname ?? "None", "user_username": username,
+            "user_uid": String(uid), "user_email": email, "task_id": String(taskID), "task_name": taskName,
+            "task_description": taskDescription ?? "None", "task_start": start.spaced, "task_end": end.spaced,
+        ]
+        return Reminder(
+            eventID: eventID, attempts: attempts, taskID: taskID, notificationName: notificationName, template: template,
+            variables: variables, recipient: email)
+    }
+
+    enum Outcome: Sendable {
+        case sent
+        case skipped(String)
+        case retry(at: LocalDateTime, error: String)
+        case failed(String)
+    }
+
+    /// Stores what happened to a claimed reminder (inside the claiming transaction).
+    static func record(_ outcome: Outcome, eventID: Int, at now: LocalDateTime, in tx: Transaction, logger: Logger) async throws {
+        let at = now.sqlText
+        switch outcome {
+        case .sent:
+            try await tx.query(
+                """
+                UPDATE events SET state = 'sent', attempts = attempts + 1, processed_at = \(at)::timestamp, retry_at = NULL, last_error = NULL
+                WHERE id = \(eventID)
+                """, logger: logger)
+        case .skipped(let reason):
+            try await tx.query(
+                """
+                UPDATE events SET state = 'skipped', processed_at = \(at)::timestamp, retry_at = NULL, last_error = \(reason)
+                WHERE id = \(eventID)
+                """, logger: logger)
+        case .retry(let retryAt, let error):
+            try await tx.query(
+                """
+                UPDATE events SET attempts = attempts + 1, retry_at = \(retryAt.sqlText)::timestamp, last_error = \(error)
+                WHERE id = \(eventID)
+                """, logger: logger)
+        case .failed(let error):
+            try await tx.query(
+                """
+                UPDATE events SET state = 'failed', attempts = attempts + 1, processed_at = \(at)::timestamp, retry_at = NULL,
+                    last_error = \(error)
+                WHERE id = \(eventID)
+                """, logger: logger)
+        }
+    }
+
+    // MARK: operator view
+
+    struct Row: Sendable {
+        let id: Int
+        let type: String
+        let state: String
+        let due: LocalDateTime
+        let taskID: Int
+        let notificationID: Int?
+        let attempts: Int
+        let lastError: String?
+        let name: String
+    }
+
+    /// Pending and failed events, oldest due first (for `remas events`).
+    static func unfinished(limit: Int, on executor: any SQLExecutor, logger: Logger) async throws -> [Row] {
+        try await executor.query(
+            """
+            SELECT id, type, state, (extract(epoch FROM COALESCE(retry_at, time)) * 1000000)::int8, task_id, notification_id, attempts,
+                   last_error, name
+            FROM events WHERE state IN ('pending', 'failed') ORDER BY state DESC, COALESCE(retry_at, time), id LIMIT \(limit)
+            """, logger: logger
+        ).map { row in
+            let (id, type, state, due, task, notification, attempts, error, name) =
+                try row.decode((Int, String, String, Int64, Int, Int?, Int, String?, String).self)
+            return Row(
+                id: id, type: type, state: state, due: LocalDateTime(microseconds: due), taskID: task, notificationID: notification,
+                attempts: attempts, lastError: error, name: name)
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import Logging
+import PostgresNIO
+
+/// Notifications and their receivers (`notifications`, `notification_users`, `notification_groups`): every statement.
+struct NotificationRepository: Sendable {
+    let db: Database
+
+    static let types: Set<String> = ["task_start", "task_end", "grafana_resource_exceedance_task", "grafana_resource_exceedance_general", "other"]
+    static let taskTypes: Set<String> = ["task_start", "task_end"]
+    static let grafanaTypes: Set<String> = ["grafana_resource_exceedance_task", "grafana_resource_exceedance_general"]
+
+    /// The stored, editable fields of a notification.
+    struct Fields: Sendable {
+        var name: String
+        var description: String?
+        var timeOffset: Int?
+        var template: String?
+        var type: String
+        var defaultAmount: Int64?
+        var resourceID: Int?
+    }
+
+    struct Stored: Sendable {
+        var id: Int
+        var ownerID: Int?
+        var fields: Fields
+    }
+
+    func json(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> String? {
+        try await (executor ?? self.db).text(
+            "SELECT \(unescaped: JSONSQL.notificationFlat("n"))::text FROM notifications n WHERE n.id = \(id)", logger: logger)
+    }
+
+    func all(logger: Logger) async throws -> String {
+        try await self.db.text(PostgresQuery(unsafeSQL: JSONSQL.listDocument(JSONSQL.notificationFlat("n"), table: "notifications", alias: "n")),
+            logger: logger) ?? "[]"
+    }
+
+    func owned(by ownerID: Int, logger: Logger) async throws -> String {
+        var bindings = PostgresBindings()
+        bindings.append(ownerID)
+        let sql = JSONSQL.listDocument(JSONSQL.notificationFlat("n"), table: "notifications", alias: "n", where: "WHERE n.owner_id = $1")
+        return try await self.db.text(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger) ?? "[]"
+    }
+
+    func load(id: Int, forUpdate: Bool, in tx: Transaction, logger: Logger) async throws -> Stored? {
+        let lock = forUpdate ? " FOR UPDATE" : ""
+        let rows = try await tx.query(
+            """
+            SELECT id, owner_id, name, description, time_offset, notification_template, type, default_amount, resource_id
+            FROM notifications WHERE id = \(id)\(unescaped: lock)
+            """, logger: logger)
+        guard let row = rows.first else { return nil }
+        let (id, owner, name, description, offset, template, type, amount, resource) =
+            try row.decode((Int, Int?, String, String?, Int?, String?, String, Int64?, Int?).self)
+        return Stored(
+            id: id, ownerID: owner,
+            fields: Fields(
+                name: name, description: description, timeOffset: offset, template: template, type: type, defaultAmount: amount,
+                resourceID: resource))
+    }
+
+    func owner(of id: Int, logger: Logger) async throws -> Int?? {
+        let rows = try await self.db.query("SELECT owner_id FROM notifications WHERE id = \(id)", logger: logger)
+        guard let row = rows.first else { return nil }
+        return .some(try row.decode(Int?.self))
+    }
+
+    func create(_ f: Fields, ownerID: Int?, logger: Logger) async throws -> String {
+        try await withConflictMapping("create", "notification") {
+            try await self.db.text(
+                """
+                WITH n AS (
+                    INSERT INTO notifications (name, description, time_offset, notification_template, type, default_amount, owner_id, resource_id)
+                    VALUES (\(f.name), \(f.description), \(f.timeOffset), \(f.template), \(f.type), \(f.defaultAmount), \(ownerID), \(f.resourceID))
+                    RETURNING *)
+                SELECT \(unescaped: JSONSQL.notificationFlat("n"))::text FROM n
+                """, logger: logger)!
+        }
+    }
+
+    func update(id: Int, _ f: Fields, in tx: Transaction, logger: Logger) async throws {
+        try await withConflictMapping("update", "notification") {
+            try await tx.query(
+                """
+                UPDATE notifications SET name = \(f.name), description = \(f.description), time_offset = \(f.timeOffset),
+                    notification_template = \(f.template), type = \(f.type), default_amount = \(f.defaultAmount), resource_id = \(f.resourceID)
+                WHERE id = \(id)
+                """, logger: logger)
+        }
+    }
+
+    func delete(id: Int, logger: Logger) async throws -> Bool {
+        try await self.db.execute("DELETE FROM notifications WHERE id = \(id) RETURNING id", logger: logger) > 0
+    }
+
+    // MARK: receivers
+
+    /// Links or unlinks the notification and a user or group; returns whether a link changed.
+    func link(_ notificationID: Int, userID: Int? = nil, groupID: Int? = nil, assign: Bool, in tx: Transaction, logger: Logger) async throws
+        -> Bool
+    {
+        switch (userID, groupID, assign) {
+        case (let user?, _, true):
+            return try await tx.execute(
+                """
+                INSERT INTO notification_users (user_id, notification_id) VALUES (\(user), \(notificationID))
+                ON CONFLICT DO NOTHING RETURNING user_id
+                """, logger: logger) > 0
+        case (let user?, _, false):
+            return try await tx.execute(
+                "DELETE FROM notification_users WHERE user_id = \(user) AND notification_id = \(notificationID) RETURNING user_id",
+                logger: logger) > 0
+        case (nil, let group?, true):
+            return try await tx.execute(
+                """
+                INSERT INTO notification_groups (group_id, notification_id) VALUES (\(group), \(notificationID))
+                ON CONFLICT DO NOTHING RETURNING group_id
+                """, logger: logger) > 0
+        case (nil, let group?, false):
+            return try await tx.execute(
+                "DELETE FROM notification_groups WHERE group_id = \(group) AND notification_id = \(notificationID) RETURNING group_id",
+                logger: logger) > 0
+        case (nil, nil, _):
+            return false
+        }
+    }
+
+    /// Every user the notification reaches (directly, or through a receiving group or any group below it), plus the
+    /// owners of tasks that still have pending reminders of it.
+    func receivers(of notificationID: Int, on executor: any SQLExecutor, logger: Logger) async throws -> [Int] {
+        try await executor.query(
+            """
+            WITH RECURSIVE sub(id, depth) AS (
+                SELECT group_id, 0 FROM notification_groups WHERE notification_id = \(notificationID)
+                UNION ALL SELECT g.id, s.depth + 1 FROM groups g JOIN sub s ON g.parent_id = s.id WHERE s.depth < 256)
+            SELECT u.id FROM users u WHERE u.group_id IN (SELECT id FROM sub)
+            UNION SELECT user_id FROM notification_users WHERE notification_id = \(notificationID)
+            UNION SELECT t.owner_id FROM events e JOIN tasks t ON t.id = e.task_id
+                  WHERE e.notification_id = \(notificationID) AND e.state = 'pending'
+            ORDER BY 1
+            """, logger: logger
+        ).map { try $0.decode(Int.self) }
+    }
+
+    // MARK: lists by receiver (N8, N9)
+
+    static func groupEntry(_ g: String) -> String {
+        """
+        json_build_object('group_id',\(g).id,'group_name',\(g).name,'notifications',\
+        \(JSONSQL.list(JSONSQL.notificationFlat("gn"), from: "notification_groups gng JOIN notifications gn ON gn.id = gng.notification_id WHERE gng.group_id = \(g).id", orderBy: "gn.id")))
+        """
+    }
+
+    /// `[direct assignments, the user's group, its ancestors…]`, or nil when the user does not exist.
+    func forUser(_ userID: Int, logger: Logger) async throws -> String? {
+        try await self.db.text(
+            """
+            WITH RECURSIVE chain(id, depth) AS (
+                SELECT group_id, 1 FROM users WHERE id = \(userID)
+                UNION ALL SELECT g.parent_id, c.depth + 1 FROM groups g JOIN chain c ON g.id = c.id
+                WHERE g.parent_id IS NOT NULL AND c.depth < 256)
+            SELECT json_agg(x.entry ORDER BY x.ord)::text FROM (
+                SELECT 0 AS ord, json_build_object('group_id',NULL,'group_name',NULL,'notifications',
+                    \(unescaped: JSONSQL.list(JSONSQL.notificationFlat("un"), from: "notification_users unu JOIN notifications un ON un.id = unu.notification_id WHERE unu.user_id = u.id", orderBy: "un.id"))) AS entry
+                FROM users u WHERE u.id = \(userID)
+                UNION ALL
+                SELECT c.depth, \(unescaped: Self.groupEntry("g")) FROM chain c JOIN groups g ON g.id = c.id
+            ) x HAVING bool_or(x.ord = 0)
+            """, logger: logger)
+    }
+
+    /// `[the group, its ancestors…]`, or nil when the group does not exist.
+    func forGroup(_ groupID: Int, logger: Logger) async throws -> String? {
+        try await self.db.text(
+            """
+            WITH RECURSIVE chain(id, depth) AS (
+                SELECT id, 0 FROM groups WHERE id = \(groupID)
+                UNION ALL SELECT g.parent_id, c.depth + 1 FROM groups g JOIN chain c ON g.id = c.id
+                WHERE g.parent_id IS NOT NULL AND c.depth < 256)
+            SELECT json_agg(\(unescaped: Self.groupEntry("g")) ORDER BY c.depth)::text FROM chain c JOIN groups g ON g.id = c.id
+            """, logger: logger)
+    }
+}

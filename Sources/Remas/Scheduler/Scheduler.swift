@@ -1,0 +1,263 @@
+import Foundation
+import Logging
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// The event scheduler (spec §6, with the defects of §10 fixed): a `Service` in the server's group.
+///
+/// - It sleeps until the next pending event is due (or its retry time), not on a fixed poll, and a NOTIFY from any
+///   replica (a trigger on `events`) wakes it at once; at start it catches up on everything that fell due meanwhile.
+/// - Events due within `TASK_SCHEDULER_PRECISION_SECONDS` are processed in the same pass (spec Q-EARLY).
+/// - Task start/end events are completed in one statement and their owners handed to Grafana (`allocationsChanged`).
+///   Task status itself is derived from the clock on every read, so it is never late, scheduler or not.
+/// - Reminders are sent by `workers` parallel workers. Each claims one due row with `FOR UPDATE SKIP LOCKED`, sends it
+///   over its own reused SMTP connection while holding the row lock, and commits the outcome with the lock. So two
+///   schedulers never send one reminder twice; a crash (even `kill -9`) before the commit releases the lock and
+///   leaves the row pending for the next pass. The one window left is between the SMTP server's "250 accepted" and
+///   the commit (about a millisecond): a crash exactly there sends the mail again after restart rather than lose it,
+///   and the Message-ID, derived from the event, lets a mail system recognise the copy.
+/// - A failed send is retried with backoff (10 s doubling, at most `TASK_SCHEDULER_RETRY_LIMIT_SECONDS`) and recorded
+///   as failed after `TASK_SCHEDULER_MAX_ATTEMPTS`; every event commits on its own, so one failure blocks nothing.
+/// - On graceful shutdown the send in hand is aborted and its transaction rolled back: the event stays pending.
+public final class Scheduler: Service, Sendable {
+    let db: Database
+    let connection: PostgresConnection.Configuration
+    let settings: SchedulerSettings
+    let smtp: SMTPSettings
+    let clock: any SchedulerClock
+    let grafana: any GrafanaSync
+    public let stats: SchedulerStats
+    let logger: Logger
+    let wake = WakeSignal()
+    let abort = AbortFlag()
+    let stopping = Atomic<Bool>(false)
+    /// libcurl blocks: sends run here, never on an event loop.
+    let threads: NIOThreadPool
+
+    /// The longest sleep without a due event: a safety net for clock jumps and a dropped LISTEN connection.
+    static let idleRecheckSeconds = 300.0
+
+    public init(
+        db: Database, connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
+        clock: any SchedulerClock, grafana: any GrafanaSync, stats: SchedulerStats = SchedulerStats(), logger: Logger
+    ) {
+        self.db = db
+        self.connection = connection
+        self.settings = settings
+        self.smtp = smtp
+        self.clock = clock
+        self.grafana = grafana
+        self.stats = stats
+        var logger = logger
+        logger[metadataKey: "service"] = "scheduler"
+        self.logger = logger
+        self.threads = NIOThreadPool(numberOfThreads: settings.workers)
+        self.threads.start()
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.listen() }
+                await self.loop()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.stop()
+        }
+        try? await self.threads.shutdownGracefully()
+    }
+
+    /// Stops claiming, aborts the send in progress (its event is released) and ends `run`.
+    public func stop() {
+        self.stopping.store(true, ordering: .relaxed)
+        self.abort.set()
+        self.wake.signal()
+    }
+
+    var isStopping: Bool { self.stopping.load(ordering: .relaxed) }
+
+    func loop() async {
+        var failures = 0
+        while !self.isStopping {
+            var delay = Self.idleRecheckSeconds
+            do {
+                try await self.runPass()
+                failures = 0
+                if let next = try await EventRepository.nextDue(on: self.db, logger: self.logger) {
+                    let micros = next.microseconds - self.clock.now().microseconds
+                    delay = min(delay, max(0, Double(micros) / 1_000_000))
+                }
+            } catch {
+                // The database is unreachable or refused: try again soon, with backoff, and never end the service.
+                failures += 1
+                delay = Double(min(self.settings.retryLimitSeconds, 1 << min(failures, 6)))
+                self.logger.error("scheduler pass failed", metadata: ["error": "\(String(reflecting: error))", "retry_in_s": "\(delay)"])
+            }
+            if self.isStopping { break }
+            await self.wake.wait(seconds: delay)
+        }
+    }
+
+    /// LISTEN on `remas_events` on a connection of its own; reconnects with backoff. Every notification (and every
+    /// reconnect, which may have missed some) wakes the loop.
+    func listen() async {
+        var backoff = 1.0
+        while !Task.isCancelled && !self.isStopping {
+            do {
+                let connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: self.logger)
+                do {
+                    try await connection.listen(on: "remas_events") { notifications in
+                        self.wake.signal()
+                        backoff = 1
+                        for try await _ in notifications { self.wake.signal() }
+                    }
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            } catch {
+                if Task.isCancelled || self.isStopping { return }
+                self.logger.warning("scheduler LISTEN connection lost", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(backoff * 2, 30)
+        }
+    }
+
+    /// What one pass did (for tests and logs).
+    public struct PassResult: Sendable {
+        public var usersWithChangedAllocations: [Int] = []
+        public var sent = 0
+        public var retried = 0
+        public var failed = 0
+        public var skipped = 0
+        public var released = 0
+    }
+
+    /// Processes everything due by now + precision and returns what happened.
+    @discardableResult
+    public func runPass() async throws -> PassResult {
+        let now = self.clock.now()
+        let horizon = now.adding(seconds: Int64(self.settings.precisionSeconds))
+        var result = PassResult()
+        result.usersWithChangedAllocations = try await EventRepository.completeTaskEvents(
+            dueBy: horizon, at: now, on: self.db, logger: self.logger)
+        if !result.usersWithChangedAllocations.isEmpty {
+            do {
+                try await self.grafana.allocationsChanged(userIDs: result.usersWithChangedAllocations, logger: self.logger)
+            } catch {
+                // Grafana's trouble never holds back the queue; the Grafana issue adds its own retry (an outbox).
+                self.logger.error("grafana allocation sync failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+        }
+        let counts = await withTaskGroup(of: PassResult.self) { group in
+            for _ in 0..<self.settings.workers {
+                group.addTask { await self.work(horizon: horizon) }
+            }
+            return await group.reduce(into: PassResult()) { total, part in
+                total.sent += part.sent
+                total.retried += part.retried
+                total.failed += part.failed
+                total.skipped += part.skipped
+                total.released += part.released
+            }
+        }
+        result.sent = counts.sent
+        result.retried = counts.retried
+        result.failed = counts.failed
+        result.skipped = counts.skipped
+        result.released = counts.released
+        if let next = try await EventRepository.nextDue(on: self.db, logger: self.logger) {
+            self.stats.setOldestDueAge(microseconds: self.clock.now().microseconds - next.microseconds)
+        } else {
+            self.stats.setOldestDueAge(microseconds: 0)
+        }
+        return result
+    }
+
+    private struct Released: Error {}
+
+    /// One worker: claims and sends reminders one by one until none is due, each in its own transaction.
+    func work(horizon: LocalDateTime) async -> PassResult {
+        var result = PassResult()
+        let session = SessionBox()
+        while !self.isStopping {
+            do {
+                let outcome = try await self.db.transaction(logger: self.logger) { tx -> EventRepository.Outcome? in
+                    guard let reminder = try await EventRepository.claimReminder(dueBy: horizon, in: tx, logger: self.logger) else {
+                        return nil
+                    }
+                    guard let outcome = await self.deliver(reminder, session: session) else { throw Released() }
+                    try await EventRepository.record(outcome, eventID: reminder.eventID, at: self.clock.now(), in: tx, logger: self.logger)
+                    return outcome
+                }
+                guard let outcome else { break }
+                self.stats.count(outcome)
+                switch outcome {
+                case .sent: result.sent += 1
+                case .retry: result.retried += 1
+                case .failed: result.failed += 1
+                case .skipped: result.skipped += 1
+                }
+            } catch is Released {
+                result.released += 1
+                break
+            } catch {
+                self.logger.error("reminder could not be processed", metadata: ["error": "\(String(reflecting: error))"])
+                break
+            }
+        }
+        return result
+    }
+
+    /// Sends one reminder; nil when the send was aborted for shutdown (the event is released, not counted).
+    func deliver(_ reminder: EventRepository.Reminder, session: SessionBox) async -> EventRepository.Outcome? {
+        let metadata: Logger.Metadata = ["event": "\(reminder.eventID)", "task": "\(reminder.taskID)"]
+        self.logger.info("Notification: \(reminder.notificationName), Receiver: \(reminder.recipient)", metadata: metadata)
+        guard self.smtp.enabled else {
+            self.logger.warning("SMTP is disabled (SMTP_ENABLED=false): the reminder is not sent", metadata: metadata)
+            return .skipped("SMTP is disabled")
+        }
+        guard MailMessage.isDeliverable(reminder.recipient) else {
+            return .failed("the recipient address is not deliverable: \(reminder.recipient)")
+        }
+        let body = DollarTemplate.substitute(reminder.template ?? "", reminder.variables)
+        self.logger.debug("reminder body", metadata: metadata.merging(["body": "\(body)"]) { $1 })
+        let domain = self.smtp.fromAddress.split(separator: "@").last.map(String.init) ?? "remas"
+        let message = MailMessage(
+            fromName: self.smtp.fromName, fromAddress: self.smtp.fromAddress, to: reminder.recipient, subject: reminder.notificationName,
+            body: body, date: Date(), messageID: "<remas.event-\(reminder.eventID)@\(domain)>")
+        let bytes = message.render()
+        let settings = self.smtp
+        let abort = self.abort
+        let from = self.smtp.fromAddress
+        do {
+            try await self.threads.runIfActive {
+                if session.value == nil { session.value = try SMTPSession(settings: settings, abort: abort) }
+                try session.value!.send(from: from, to: reminder.recipient, message: bytes)
+            }
+            return .sent
+        } catch {
+            if self.abort.isSet { return nil }
+            session.value = nil  // a fresh connection for the next reminder
+            let attempts = reminder.attempts + 1
+            let text = String(describing: error)
+            if attempts >= self.settings.maxAttempts {
+                self.logger.error("reminder failed for good", metadata: metadata.merging(["error": "\(text)", "attempts": "\(attempts)"]) { $1 })
+                return .failed(text)
+            }
+            let retryAt = self.clock.now().adding(seconds: self.settings.retryDelay(afterAttempts: attempts))
+            self.logger.warning("reminder failed, will retry", metadata: metadata.merging(["error": "\(text)", "retry_at": "\(retryAt)"]) { $1 })
+            return .retry(at: retryAt, error: text)
+        }
+    }
+}
+
+/// A worker's SMTP session, created on first use on a pool thread and reused for its next reminders.
+final class SessionBox: @unchecked Sendable {
+    var value: SMTPSession?
+}
