@@ -116,7 +116,7 @@ import Testing
             var r = try await t.request(.delete, "/node/\(node)", token: admin)
             #expect(r.status == .conflict)
             #expect(r.detail?.contains("scheduled or running") == true)
-            try await t.db.execute("UPDATE tasks SET status = 'finished' WHERE id = \(task)", logger: t.logger)
+            try await t.move(task: task, start: "2020-01-01 10:00", end: "2020-01-01 11:00")
             r = try await t.request(.delete, "/node/\(node)", token: admin)
             #expect(r.status == .ok)
             #expect(r.detail == "Node deleted")

@@ -70,8 +70,10 @@ import Testing
             // Nothing in the window, an inverted window, finished tasks: empty.
             #expect(try await timeline(#"{"start_time":"2031-01-01 00:00","end_time":"2031-01-02 00:00"}"#).isEmpty)
             #expect(try await timeline(#"{"start_time":"2030-01-02 00:00","end_time":"2030-01-01 00:00"}"#).isEmpty)
-            try await t.db.execute("UPDATE tasks SET status = 'finished'", logger: t.logger)
-            #expect(try await timeline(#"{"start_time":"2030-01-01 00:00","end_time":"2030-01-02 00:00"}"#).isEmpty)
+            for task in try await t.db.query("SELECT id FROM tasks", logger: t.logger) {
+                try await t.move(task: try task.decode(Int.self), start: "2020-01-01 00:00", end: "2020-01-01 01:00")
+            }
+            #expect(try await timeline(#"{"start_time":"2020-01-01 00:00","end_time":"2020-01-02 00:00"}"#).isEmpty)
             let bad = try await t.request(.post, "/task/get_scheduling", token: token, json: #"{"start_time":"soon","end_time":"2030-01-01 00:00"}"#)
             #expect(bad.status == .unprocessableContent)
             #expect(try await t.request(.post, "/task/get_scheduling", json: #"{"start_time":"2030-01-01 00:00","end_time":"2030-01-02 00:00"}"#).status == .unauthorized)

@@ -36,3 +36,23 @@ extension TestContext {
         return (nodeIDs, resourceIDs)
     }
 }
+
+extension TestContext {
+    /// `YYYY-MM-DD HH:MM` of the current minute plus `minutes`, on the database's wall clock (the test zone), which is
+    /// the clock task status is derived from.
+    func wallClock(minutes: Int) async throws -> String {
+        try await self.db.text(
+            "SELECT to_char(date_trunc('minute', localtimestamp) + make_interval(mins => \(minutes)::int), 'YYYY-MM-DD HH24:MI')",
+            logger: self.logger)!
+    }
+
+    /// Moves a task and its allocations to other times directly in the database, as if the clock had moved instead:
+    /// tests make a task running or finished this way.
+    func move(task id: Int, start: String, end: String) async throws {
+        try await self.db.execute(
+            "UPDATE tasks SET start_time = \(start)::timestamp, end_time = \(end)::timestamp WHERE id = \(id)", logger: self.logger)
+        try await self.db.execute(
+            "UPDATE allocations SET start_time = \(start)::timestamp, end_time = \(end)::timestamp WHERE task_id = \(id)",
+            logger: self.logger)
+    }
+}

@@ -47,6 +47,8 @@ enum TestDatabase {
             "PORT": "0",
             "HOST": "127.0.0.1",
             "REMAS_MIGRATIONS_PATH": migrationsPath,
+            // Router tests must not have a scheduler firing behind them; scheduler tests build their own.
+            "TASK_SCHEDULER_ENABLED": "false",
         ]
         env.merge(extra) { $1 }
         return try AppConfiguration(environment: env)
