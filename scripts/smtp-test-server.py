@@ -59,7 +59,8 @@ class Handler:
             "header_count": len(message.keys()),
             "header_names": list(message.keys()),
             "body": message.get_content(),
-            "tls": session.ssl is not None,
+            # STARTTLS sets session.ssl; on the implicit-TLS listener the transport itself is TLS.
+            "tls": session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
             "authenticated": bool(session.authenticated),
         }
         for rcpt in envelope.rcpt_tos:
