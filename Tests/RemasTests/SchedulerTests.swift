@@ -1,0 +1,180 @@
+import Foundation
+import Hummingbird
+import Testing
+
+@testable import Remas
+
+/// The scheduler against the real database and the real SMTP server.
+@Suite struct SchedulerTests {
+    /// Every transition and reminder, driven by a fixed clock.
+    @Test func transitionsAndRemindersOnAFixedClock() async throws {
+        try await withApp { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 10)
+            let (n1, cpu) = (cluster.0[0], cluster.1[0])
+            let address = SMTPTestServer.address()
+            let (user, token) = try await t.userWithEmail(address)
+            let before = try await t.makeNotification("ten minutes before start", type: "task_start", offset: "600", template: "start $task_name")
+            let after = try await t.makeNotification("five minutes after end", type: "task_end", offset: "-300", template: "end $task_name")
+            #expect(try await t.assign(before, user: user).status == .ok)
+            #expect(try await t.assign(after, user: user).status == .ok)
+            let task = try #require(try await t.book(token, name: "job", start: "2030-01-01 10:00", end: "2030-01-01 12:00", [(n1, cpu, 2)]).object["id"] as? Int)
+            let clock = FixedClock("2030-01-01 09:40")
+            let grafana = RecordingGrafana()
+            try await t.withScheduler(clock: clock, precision: 60, grafana: grafana) { scheduler in
+                var pass = try await scheduler.runPass()
+                #expect(pass.sent == 0 && pass.usersWithChangedAllocations.isEmpty)
+                // Within the precision (60 s) of the reminder: sent early, as the original.
+                clock.set("2030-01-01 09:49:30")
+                pass = try await scheduler.runPass()
+                #expect(pass.sent == 1)
+                #expect(try await t.reminder(task: task, notification: before)! == ("sent", 1))
+                #expect(scheduler.stats.mailsSent == 1)
+                clock.set("2030-01-01 09:55")
+                #expect(try await scheduler.runPass().sent == 0)
+                // The start hands the owner to Grafana once.
+                clock.set("2030-01-01 10:00")
+                pass = try await scheduler.runPass()
+                #expect(pass.usersWithChangedAllocations == [user])
+                #expect(try await scheduler.runPass().usersWithChangedAllocations.isEmpty)
+                clock.set("2030-01-01 12:00")
+                pass = try await scheduler.runPass()
+                #expect(pass.usersWithChangedAllocations == [user])
+                #expect(pass.sent == 0)
+                clock.set("2030-01-01 12:05")
+                #expect(try await scheduler.runPass().sent == 1)
+                clock.set("2030-01-01 13:00")
+                pass = try await scheduler.runPass()
+                #expect(pass.sent == 0 && pass.usersWithChangedAllocations.isEmpty)
+            }
+            #expect(grafana.allocationChanges == [[user], [user]])
+            let messages = try await SMTPTestServer.waitForMessages(to: address, count: 2)
+            #expect(messages.map { $0["subject"] as? String } == ["ten minutes before start", "five minutes after end"])
+            #expect(messages.map { ($0["body"] as? String)?.trimmingCharacters(in: .newlines) } == ["start job", "end job"])
+            #expect(try await t.count("SELECT count(*)::int FROM events WHERE state = 'pending'") == 0)
+            #expect(try await t.count("SELECT count(*)::int FROM events WHERE state = 'done'") == 2)
+        }
+    }
+
+    /// Two schedulers (two server instances' worth) on one database: each reminder is mailed exactly once.
+    @Test func twoSchedulersSendEachReminderOnce() async throws {
+        try await withApp { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 1000)
+            let (n1, cpu) = (cluster.0[0], cluster.1[0])
+            let address = SMTPTestServer.address()
+            let (user, token) = try await t.userWithEmail(address)
+            let n = try await t.makeNotification("soon", offset: "0")
+            #expect(try await t.assign(n, user: user).status == .ok)
+            let count = 120
+            for i in 0..<count {
+                let r = try await t.book(token, name: "t\(i)", start: "2030-01-01 10:00", end: "2030-01-01 11:00", [(n1, cpu, 1)])
+                #expect(r.status == .ok)
+            }
+            let clock = FixedClock("2030-01-01 10:00")
+            let results = try await t.withScheduler(clock: clock, workers: 3) { one in
+                try await t.withScheduler(clock: clock, workers: 3) { two in
+                    async let a = one.runPass()
+                    async let b = two.runPass()
+                    return try await [a, b]
+                }
+            }
+            #expect(results.map(\.sent).reduce(0, +) == count)
+            let messages = try await SMTPTestServer.waitForMessages(to: address, count: count)
+            #expect(messages.count == count)
+            #expect(Set(messages.compactMap { $0["message_id"] as? String }).count == count)
+            #expect(try await t.count("SELECT count(*)::int FROM events WHERE notification_id IS NOT NULL AND state = 'sent' AND attempts = 1") == count)
+        }
+    }
+
+    /// A failing event is retried with backoff and then recorded as failed; other events and task transitions go on.
+    @Test func failuresAreRetriedThenRecordedWithoutBlockingOthers() async throws {
+        try await withApp { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 10)
+            let (n1, cpu) = (cluster.0[0], cluster.1[0])
+            let good = SMTPTestServer.address()
+            let bad = SMTPTestServer.address("reject")
+            let (goodUser, goodToken) = try await t.userWithEmail(good)
+            let (badUser, badToken) = try await t.userWithEmail(bad)
+            let n = try await t.makeNotification("at start", offset: "0")
+            #expect(try await t.assign(n, user: goodUser).status == .ok)
+            #expect(try await t.assign(n, user: badUser).status == .ok)
+            let goodTask = try #require(try await t.book(goodToken, start: "2030-01-01 10:00", end: "2030-01-01 11:00", [(n1, cpu, 1)]).object["id"] as? Int)
+            let badTask = try #require(try await t.book(badToken, start: "2030-01-01 10:00", end: "2030-01-01 11:00", [(n1, cpu, 1)]).object["id"] as? Int)
+            let clock = FixedClock("2030-01-01 10:00:00")
+            // SMTP down (nothing listens there): both reminders wait for a retry, the task starts still go through.
+            var down = try SMTPTestServer.settings()
+            down.port = 1
+            let grafana = RecordingGrafana()
+            let first = try await t.withScheduler(clock: clock, smtp: down, retryLimit: 1, maxAttempts: 3, grafana: grafana) { try await $0.runPass() }
+            #expect(first.retried == 2 && first.sent == 0)
+            #expect(Set(first.usersWithChangedAllocations) == [goodUser, badUser])
+            #expect(try await t.reminder(task: goodTask, notification: n)! == ("pending", 1))
+            let error = try await t.db.text("SELECT last_error FROM events WHERE task_id = \(goodTask) AND notification_id = \(n)", logger: t.logger)
+            #expect(error?.contains("connect") == true)
+            try await t.withScheduler(clock: clock, retryLimit: 1, maxAttempts: 3) { scheduler in
+                // Not before the retry time (1 s later: backoff capped by TASK_SCHEDULER_RETRY_LIMIT_SECONDS).
+                #expect(try await scheduler.runPass().sent == 0)
+                clock.set("2030-01-01 10:00:01")
+                var pass = try await scheduler.runPass()
+                #expect(pass.sent == 1 && pass.retried == 1)
+                #expect(try await t.reminder(task: goodTask, notification: n)! == ("sent", 2))
+                #expect(try await t.reminder(task: badTask, notification: n)! == ("pending", 2))
+                clock.set("2030-01-01 10:00:05")
+                pass = try await scheduler.runPass()
+                #expect(pass.failed == 1)
+                #expect(scheduler.stats.mailsFailed == 1)
+                #expect(try await t.reminder(task: badTask, notification: n)! == ("failed", 3))
+                clock.set("2030-01-01 10:10")
+                pass = try await scheduler.runPass()
+                #expect(pass.sent == 0 && pass.failed == 0 && pass.retried == 0)
+            }
+            let lastError = try await t.db.text("SELECT last_error FROM events WHERE task_id = \(badTask) AND notification_id = \(n)", logger: t.logger)
+            #expect(lastError?.contains("550") == true)
+            #expect(SMTPTestServer.messages(to: good).count == 1)
+            #expect(SMTPTestServer.messages(to: bad).isEmpty)
+        }
+    }
+
+    /// The loop on the wall clock: it catches up at start, sleeps until the next due event, and a NOTIFY from another
+    /// server's request wakes it at once.
+    @Test func catchesUpSleepsUntilDueAndWakesOnNotify() async throws {
+        try await withApp { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 10)
+            let (n1, cpu) = (cluster.0[0], cluster.1[0])
+            let address = SMTPTestServer.address()
+            let (user, token) = try await t.userWithEmail(address)
+            let hourBefore = try await t.makeNotification("an hour before", offset: "3600")
+            #expect(try await t.assign(hourBefore, user: user).status == .ok)
+            @Sendable func startIn(seconds: Int) async throws -> String {
+                try await t.db.text(
+                    "SELECT to_char(localtimestamp + make_interval(secs => \(seconds)::int), 'YYYY-MM-DD\"T\"HH24:MI:SS')", logger: t.logger)!
+            }
+            // Missed while no scheduler ran: due 10 s ago.
+            let missed = try await t.book(token, name: "missed", start: try await startIn(seconds: 3590), end: try await startIn(seconds: 7200), [(n1, cpu, 1)])
+            #expect(missed.status == .ok)
+            try await t.withScheduler(clock: WallClock(zone: t.configuration.timeZone)) { scheduler in
+                let running = Task { try await scheduler.run() }
+                var messages = try await SMTPTestServer.waitForMessages(to: address, count: 1, timeout: 10)
+                #expect(messages.map { $0["subject"] as? String } == ["an hour before"])
+                // Idle now (next check in minutes). A booking whose reminder is due at once wakes it through NOTIFY.
+                try await Task.sleep(for: .milliseconds(300))
+                let booked = Date()
+                var r = try await t.book(token, name: "now", start: try await startIn(seconds: 3600), end: try await startIn(seconds: 7200), [(n1, cpu, 1)])
+                #expect(r.status == .ok)
+                messages = try await SMTPTestServer.waitForMessages(to: address, count: 2, timeout: 10)
+                #expect(messages.count == 2)
+                #expect(Date().timeIntervalSince(booked) < 5)
+                // Due in 3 s: not sent before, sent soon after.
+                r = try await t.book(token, name: "later", start: try await startIn(seconds: 3603), end: try await startIn(seconds: 7200), [(n1, cpu, 1)])
+                let scheduled = Date()
+                try await Task.sleep(for: .milliseconds(1500))
+                #expect(SMTPTestServer.messages(to: address).count == 2)
+                messages = try await SMTPTestServer.waitForMessages(to: address, count: 3, timeout: 10)
+                #expect(messages.count == 3)
+                let lag = Date().timeIntervalSince(scheduled)
+                #expect(lag > 1.5 && lag < 6)
+                scheduler.stop()
+                try await running.value
+            }
+        }
+    }
+}
