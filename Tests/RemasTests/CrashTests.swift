@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+
+@testable import Remas
+
+/// The `remas` binary as a separate process, stopped with SIGKILL or SIGTERM while it holds a claimed reminder (the
+/// SMTP test server keeps `hang-*` recipients waiting at RCPT, so the claim is held for as long as the test likes).
+@Suite struct CrashTests {
+    static func launch(_ t: TestContext, log: String) throws -> Process {
+        let binary = try SMTPTestServer.require("REMAS_BINARY")
+        var env: [String: String] = [
+            "DATABASE_URL": TestDatabase.url, "DB_SEARCH_PATH": t.configuration.searchPath ?? "", "DB_PREWARM": "false",
+            "DB_MAX_CONNECTIONS": "4", "SECRET_KEY": "test-secret-key-test-secret-key-0123456789", "HOST": "127.0.0.1", "PORT": "0",
+            "TZ": "Europe/Prague", "TASK_SCHEDULER_PRECISION_SECONDS": "0", "SMTP_ENABLED": "true", "SMTP_HOST": "localhost",
+            "SMTP_PORT": try SMTPTestServer.require("SMTP_TEST_STARTTLS_PORT"), "SMTP_STARTTLS_ENABLED": "true",
+            "SMTP_USER": try SMTPTestServer.require("SMTP_TEST_USER"), "SMTP_PASSWORD": try SMTPTestServer.require("SMTP_TEST_PASSWORD"),
+            "SMTP_FROM_ADDRESS": "remas@cluster.example", "SMTP_CA_FILE": try SMTPTestServer.require("SMTP_TEST_CA"),
+        ]
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = ["serve"]
+        process.environment = env
+        FileManager.default.createFile(atPath: log, contents: nil)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
+    static func waitUntil(timeout: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return try await condition()
+    }
+
+    /// A user with a `hang-*` address and a reminder that is due now.
+    static func dueReminder(_ t: TestContext) async throws -> (address: String, task: Int, notification: Int) {
+        let cluster = try await t.cluster(nodes: 1, capacity: 10)
+        let address = SMTPTestServer.address("hang")
+        let (user, token) = try await t.userWithEmail(address)
+        let n = try await t.makeNotification("crash test", offset: "3600")
+        #expect(try await t.assign(n, user: user).status == .ok)
+        let start = try await t.db.text("SELECT to_char(localtimestamp + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS')", logger: t.logger)!
+        let r = try await t.book(token, start: start, end: "2099-01-01 00:00", [(cluster.0[0], cluster.1[0], 1)])
+        return (address, try #require(r.object["id"] as? Int), n)
+    }
+
+    func run(signal: Int32) async throws {
+        try await withApp { t in
+            let (address, task, n) = try await Self.dueReminder(t)
+            let log = NSTemporaryDirectory() + "remas-crash-\(UUID().uuidString).log"
+            let first = try Self.launch(t, log: log)
+            let claimed = try await Self.waitUntil(timeout: 30) { SMTPTestServer.isHanging(address) }
+            #expect(claimed, "the server never reached the SMTP server: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
+            kill(first.processIdentifier, signal)
+            let exited = try await Self.waitUntil(timeout: 20) { !first.isRunning }
+            #expect(exited)
+            if signal == SIGTERM { #expect(first.terminationStatus == 0) }
+            // Released, not dropped and not counted as an attempt.
+            #expect(try await Self.waitUntil(timeout: 10) { try await t.reminder(task: task, notification: n)! == ("pending", 0) })
+            #expect(SMTPTestServer.messages(to: address).isEmpty)
+            // After a restart the reminder goes out, once.
+            SMTPTestServer.release(address)
+            let second = try Self.launch(t, log: log)
+            let messages = try await SMTPTestServer.waitForMessages(to: address, count: 1, timeout: 30)
+            #expect(messages.count == 1)
+            #expect(try await Self.waitUntil(timeout: 10) { try await t.reminder(task: task, notification: n)! == ("sent", 1) })
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(SMTPTestServer.messages(to: address).count == 1)
+            second.terminate()
+            #expect(try await Self.waitUntil(timeout: 20) { !second.isRunning })
+            #expect(second.terminationStatus == 0)
+            try? FileManager.default.removeItem(atPath: log)
+        }
+    }
+
+    @Test func killMinusNineLeavesTheClaimedEventForTheRestart() async throws {
+        try await self.run(signal: SIGKILL)
+    }
+
+    @Test func sigtermReleasesTheEventInHand() async throws {
+        try await self.run(signal: SIGTERM)
+    }
+}
