@@ -11,7 +11,7 @@ struct RemasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remas",
         abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -117,5 +117,33 @@ struct SetPassword: AsyncParsableCommand {
             throw ExitCode(1)
         }
         print("remas: password of '\(username)' changed")
+    }
+}
+
+struct Events: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the scheduler's pending and failed events (oldest due first), with attempts and last error.")
+
+    @Option(help: "Print at most this many events.") var limit = 100
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        let logger = makeLogger(configuration)
+        let limit = self.limit
+        let rows = try await withDatabase(configuration, logger: logger) { db in
+            try await EventRepository.unfinished(limit: limit, on: db, logger: logger)
+        }
+        guard !rows.isEmpty else {
+            print("no pending or failed events")
+            return
+        }
+        print(["id", "state", "type", "due", "task", "notification", "attempts", "name", "last error"].joined(separator: "\t"))
+        for row in rows {
+            let fields = [
+                String(row.id), row.state, row.type, row.due.spaced, String(row.taskID), row.notificationID.map(String.init) ?? "-",
+                String(row.attempts), row.name, row.lastError ?? "",
+            ]
+            print(fields.map { $0.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\t"))
+        }
     }
 }

@@ -7,7 +7,7 @@ import PostgresNIO
 /// `skipped` (reminders) or `failed`, and keeps its attempt count and last error. That record is what makes a reminder
 /// go out once: a claim takes a pending row under a row lock (`FOR UPDATE SKIP LOCKED`), and the outcome is committed
 /// with the lock still held, so a second scheduler never sees the row as pending again.
-enum EventRepository {
+public enum EventRepository {
     /// Recomputes the reminder events (spec §5.5) of the given users' tasks, or of `tasks` only.
     ///
     /// For every task and every `task_start`/`task_end` notification its owner receives (directly or through the group
@@ -205,20 +205,20 @@ enum EventRepository {
 
     // MARK: operator view
 
-    struct Row: Sendable {
-        let id: Int
-        let type: String
-        let state: String
-        let due: LocalDateTime
-        let taskID: Int
-        let notificationID: Int?
-        let attempts: Int
-        let lastError: String?
-        let name: String
+    public struct Row: Sendable {
+        public let id: Int
+        public let type: String
+        public let state: String
+        public let due: LocalDateTime
+        public let taskID: Int
+        public let notificationID: Int?
+        public let attempts: Int
+        public let lastError: String?
+        public let name: String
     }
 
     /// Pending and failed events, oldest due first (for `remas events`).
-    static func unfinished(limit: Int, on executor: any SQLExecutor, logger: Logger) async throws -> [Row] {
+    public static func unfinished(limit: Int, on executor: any SQLExecutor, logger: Logger) async throws -> [Row] {
         try await executor.query(
             """
             SELECT id, type, state, (extract(epoch FROM COALESCE(retry_at, time)) * 1000000)::int8, task_id, notification_id, attempts,
