@@ -62,6 +62,8 @@ class Handler:
             # STARTTLS sets session.ssl; on the implicit-TLS listener the transport itself is TLS.
             "tls": session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
             "authenticated": bool(session.authenticated),
+            # The client's port tells connections apart: a test checks that sends reuse their connection.
+            "peer_port": session.peer[1] if session.peer else None,
         }
         for rcpt in envelope.rcpt_tos:
             folder = os.path.join(DIR, rcpt)

@@ -81,6 +81,8 @@ import Testing
             let messages = try await SMTPTestServer.waitForMessages(to: address, count: count)
             #expect(messages.count == count)
             #expect(Set(messages.compactMap { $0["message_id"] as? String }).count == count)
+            // Each worker reuses one SMTP connection for its reminders (2 schedulers x 3 workers).
+            #expect(Set(messages.compactMap { $0["peer_port"] as? Int }).count <= 6)
             #expect(try await t.count("SELECT count(*)::int FROM events WHERE notification_id IS NOT NULL AND state = 'sent' AND attempts = 1") == count)
         }
     }

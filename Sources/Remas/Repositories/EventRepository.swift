@@ -45,7 +45,10 @@ public enum EventRepository {
             removed AS (
                 DELETE FROM events e USING scope s
                 WHERE e.task_id = s.id AND e.notification_id IS NOT NULL AND e.state = 'pending'
-                  AND NOT EXISTS (SELECT 1 FROM desired d WHERE d.task_id = e.task_id AND d.notification_id = e.notification_id)
+                  -- "not desired", checked against the small receiver set (an anti-join with desired was quadratic)
+                  AND NOT EXISTS (SELECT 1 FROM receives r JOIN notifications n ON n.id = r.notification_id
+                                  WHERE r.user_id = s.owner_id AND r.notification_id = e.notification_id
+                                    AND n.type IN ('task_start', 'task_end'))
                 RETURNING 1),
             moved AS (
                 UPDATE events e SET time = d.due, state = 'pending', retry_at = NULL,
