@@ -136,6 +136,33 @@ import Testing
         }
     }
 
+    /// SMTP disabled: due reminders are logged and consumed (`skipped`), as the original; an owner address that cannot
+    /// be used safely (a CR/LF would reach the SMTP envelope) fails at once without a connection attempt.
+    @Test func disabledSMTPConsumesAndUnsafeAddressesFail() async throws {
+        try await withApp { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 10)
+            let (n1, cpu) = (cluster.0[0], cluster.1[0])
+            let (plain, plainToken) = try await t.userWithEmail(SMTPTestServer.address())
+            let (odd, oddToken) = try await t.userWithEmail("odd@cluster.example>\r\nRCPT TO:<victim@cluster.example")
+            let n = try await t.makeNotification("at start", offset: "0")
+            #expect(try await t.assign(n, group: 3).status == .ok)
+            let a = try #require(try await t.book(plainToken, start: "2030-01-01 10:00", end: "2030-01-01 11:00", [(n1, cpu, 1)]).object["id"] as? Int)
+            let b = try #require(try await t.book(oddToken, start: "2030-01-01 12:00", end: "2030-01-01 13:00", [(n1, cpu, 1)]).object["id"] as? Int)
+            var disabled = try SMTPTestServer.settings()
+            disabled.enabled = false
+            let clock = FixedClock("2030-01-01 10:00")
+            let pass = try await t.withScheduler(clock: clock, smtp: disabled) { try await $0.runPass() }
+            #expect(pass.skipped == 1)
+            #expect(try await t.reminder(task: a, notification: n)! == ("skipped", 0))
+            clock.set("2030-01-01 12:00")
+            let second = try await t.withScheduler(clock: clock) { try await $0.runPass() }
+            #expect(second.failed == 1)
+            #expect(try await t.reminder(task: b, notification: n)! == ("failed", 1))
+            #expect(SMTPTestServer.messages(to: "victim@cluster.example").isEmpty)
+            _ = (plain, odd)
+        }
+    }
+
     /// The loop on the wall clock: it catches up at start, sleeps until the next due event, and a NOTIFY from another
     /// server's request wakes it at once.
     @Test func catchesUpSleepsUntilDueAndWakesOnNotify() async throws {
