@@ -31,18 +31,23 @@ DROP INDEX events_time_idx;
 CREATE INDEX events_due_idx ON events ((COALESCE(retry_at, time)), id) WHERE state = 'pending';
 CREATE INDEX events_failed_idx ON events (id) WHERE state = 'failed';
 
--- Wake the scheduler of every replica when a pending event appears or moves (delivered at commit; identical
--- notifications of one transaction are folded into one).
+-- Wake the schedulers of every replica when a pending event appears or moves: one notification per statement (sent at
+-- commit), whose payload is the earliest due time among the changed rows, so a scheduler that already plans to wake
+-- earlier (the usual case for a booking far ahead) ignores it. Rows the scheduler completes are not pending: no wake.
 CREATE FUNCTION remas_events_wake() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    due timestamp;
 BEGIN
-    PERFORM pg_notify('remas_events', '');
+    SELECT min(COALESCE(c.retry_at, c.time)) INTO due FROM changed c WHERE c.state = 'pending';
+    IF due IS NOT NULL THEN
+        PERFORM pg_notify('remas_events', to_char(due, 'YYYY-MM-DD"T"HH24:MI:SS.US'));
+    END IF;
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER events_wake_insert AFTER INSERT ON events
-    FOR EACH ROW WHEN (NEW.state = 'pending') EXECUTE FUNCTION remas_events_wake();
-CREATE TRIGGER events_wake_update AFTER UPDATE OF time, state ON events
-    FOR EACH ROW WHEN (NEW.state = 'pending' AND (NEW.time IS DISTINCT FROM OLD.time OR OLD.state <> 'pending'))
-    EXECUTE FUNCTION remas_events_wake();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_events_wake();
+CREATE TRIGGER events_wake_update AFTER UPDATE ON events
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_events_wake();

@@ -36,7 +36,7 @@ public func buildApplication(
     if configuration.scheduler.enabled {
         app.addServices(
             Scheduler(
-                db: db, connection: configuration.connectionConfiguration, settings: configuration.scheduler, smtp: configuration.smtp,
+                connection: configuration.connectionConfiguration, settings: configuration.scheduler, smtp: configuration.smtp,
                 clock: WallClock(zone: configuration.timeZone), grafana: grafana, stats: stats, logger: logger))
     }
     return app

@@ -124,6 +124,19 @@ public enum EventRepository {
         ).map { try $0.decode(Int.self) }
     }
 
+    /// How many reminders are due (counting at most `limit`).
+    static func countDueReminders(dueBy horizon: LocalDateTime, upTo limit: Int, on executor: any SQLExecutor, logger: Logger) async throws
+        -> Int
+    {
+        try await executor.int(
+            """
+            SELECT count(*)::int FROM (
+                SELECT 1 FROM events e
+                WHERE e.state = 'pending' AND e.type = 'other' AND COALESCE(e.retry_at, e.time) <= \(horizon.sqlText)::timestamp
+                LIMIT \(limit)) due
+            """, logger: logger) ?? 0
+    }
+
     /// Everything a reminder mail needs, read at send time (later renames show up in the mail).
     struct Reminder: Sendable {
         let eventID: Int

@@ -7,8 +7,11 @@ import Synchronization
 
 /// The event scheduler (spec §6, with the defects of §10 fixed): a `Service` in the server's group.
 ///
-/// - It sleeps until the next pending event is due (or its retry time), not on a fixed poll, and a NOTIFY from any
-///   replica (a trigger on `events`) wakes it at once; at start it catches up on everything that fell due meanwhile.
+/// - It sleeps until the next pending event is due (or its retry time), not on a fixed poll. A trigger on `events`
+///   sends NOTIFY with the earliest due time a statement created or moved; a scheduler on any replica that planned
+///   to wake later wakes at once (bookings far ahead do not wake it). At start it catches up on everything missed.
+/// - It has its own small connection pool (workers + 1): a slow or hanging mail server never takes connections from
+///   the HTTP requests.
 /// - Events due within `TASK_SCHEDULER_PRECISION_SECONDS` are processed in the same pass (spec Q-EARLY).
 /// - Task start/end events are completed in one statement and their owners handed to Grafana (`allocationsChanged`).
 ///   Task status itself is derived from the clock on every read, so it is never late, scheduler or not.
@@ -22,6 +25,7 @@ import Synchronization
 ///   as failed after `TASK_SCHEDULER_MAX_ATTEMPTS`; every event commits on its own, so one failure blocks nothing.
 /// - On graceful shutdown the send in hand is aborted and its transaction rolled back: the event stays pending.
 public final class Scheduler: Service, Sendable {
+    let pool: ConnectionPool
     let db: Database
     let connection: PostgresConnection.Configuration
     let settings: SchedulerSettings
@@ -33,6 +37,9 @@ public final class Scheduler: Service, Sendable {
     let wake = WakeSignal()
     let abort = AbortFlag()
     let stopping = Atomic<Bool>(false)
+    /// When the loop plans to wake (wall-clock microseconds); a NOTIFY for an earlier due time wakes it. `Int64.max`
+    /// while a pass runs, so nothing that arrives meanwhile is missed.
+    let plannedWake = Atomic<Int64>(Int64.max)
     /// libcurl blocks: sends run here, never on an event loop.
     let threads: NIOThreadPool
 
@@ -40,10 +47,11 @@ public final class Scheduler: Service, Sendable {
     static let idleRecheckSeconds = 300.0
 
     public init(
-        db: Database, connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
+        connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
         clock: any SchedulerClock, grafana: any GrafanaSync, stats: SchedulerStats = SchedulerStats(), logger: Logger
     ) {
-        self.db = db
+        self.pool = ConnectionPool(configuration: connection, maximumConnections: settings.workers + 1, logger: logger)
+        self.db = Database(pool: self.pool)
         self.connection = connection
         self.settings = settings
         self.smtp = smtp
@@ -67,6 +75,12 @@ public final class Scheduler: Service, Sendable {
         } onGracefulShutdown: {
             self.stop()
         }
+        await self.shutdown()
+    }
+
+    /// Closes the scheduler's connections and send threads (after `run`, or after passes driven by a test).
+    public func shutdown() async {
+        await self.pool.shutdown()
         try? await self.threads.shutdownGracefully()
     }
 
@@ -83,6 +97,7 @@ public final class Scheduler: Service, Sendable {
         var failures = 0
         while !self.isStopping {
             var delay = Self.idleRecheckSeconds
+            self.plannedWake.store(Int64.max, ordering: .relaxed)
             do {
                 try await self.runPass()
                 failures = 0
@@ -97,6 +112,7 @@ public final class Scheduler: Service, Sendable {
                 self.logger.error("scheduler pass failed", metadata: ["error": "\(String(reflecting: error))", "retry_in_s": "\(delay)"])
             }
             if self.isStopping { break }
+            self.plannedWake.store(self.clock.now().microseconds + Int64(delay * 1_000_000), ordering: .relaxed)
             await self.wake.wait(seconds: delay)
         }
     }
@@ -112,7 +128,11 @@ public final class Scheduler: Service, Sendable {
                     try await connection.listen(on: "remas_events") { notifications in
                         self.wake.signal()
                         backoff = 1
-                        for try await _ in notifications { self.wake.signal() }
+                        for try await notification in notifications {
+                            // The payload is the earliest due time the change created; a malformed one wakes anyway.
+                            let due = LocalDateTime.parse(notification.payload, zone: .gmt)?.microseconds ?? Int64.min
+                            if due < self.plannedWake.load(ordering: .relaxed) { self.wake.signal() }
+                        }
                     }
                 } catch {
                     try? await connection.close()
@@ -154,8 +174,10 @@ public final class Scheduler: Service, Sendable {
                 self.logger.error("grafana allocation sync failed", metadata: ["error": "\(String(reflecting: error))"])
             }
         }
+        // As many workers as there are due reminders (at most `workers`): an idle pass costs one query.
+        let due = try await EventRepository.countDueReminders(dueBy: horizon, upTo: self.settings.workers, on: self.db, logger: self.logger)
         let counts = await withTaskGroup(of: PassResult.self) { group in
-            for _ in 0..<self.settings.workers {
+            for _ in 0..<due {
                 group.addTask { await self.work(horizon: horizon) }
             }
             return await group.reduce(into: PassResult()) { total, part in

@@ -101,27 +101,25 @@ final class RecordingGrafana: GrafanaSync {
 }
 
 extension TestContext {
-    /// A scheduler on this test's schema with its own pool; `body` runs with it, the pool closes afterwards.
+    /// A scheduler on this test's schema; `body` runs with it, its connections close afterwards.
     func withScheduler<T: Sendable>(
         clock: any SchedulerClock, smtp: SMTPSettings? = nil, precision: Int = 0, retryLimit: Int = 1, maxAttempts: Int = 3,
         workers: Int = 2, grafana: any GrafanaSync = RecordingGrafana(),
         _ body: @Sendable (Scheduler) async throws -> T
     ) async throws -> T {
-        let pool = ConnectionPool(
-            configuration: self.configuration.connectionConfiguration, maximumConnections: workers + 2, logger: self.logger)
         let scheduler = Scheduler(
-            db: Database(pool: pool), connection: self.configuration.connectionConfiguration,
+            connection: self.configuration.connectionConfiguration,
             settings: SchedulerSettings(
                 enabled: true, precisionSeconds: precision, retryLimitSeconds: retryLimit, maxAttempts: maxAttempts, workers: workers),
             smtp: try smtp ?? SMTPTestServer.settings(), clock: clock, grafana: grafana, logger: self.logger)
         do {
             let value = try await body(scheduler)
             scheduler.stop()
-            await pool.shutdown()
+            await scheduler.shutdown()
             return value
         } catch {
             scheduler.stop()
-            await pool.shutdown()
+            await scheduler.shutdown()
             throw error
         }
     }
