@@ -7,6 +7,9 @@ import Synchronization
 public protocol SQLExecutor: Sendable {
     @discardableResult
     func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow]
+    /// Runs a prepared statement (planned once per connection) and collects its rows.
+    @discardableResult
+    func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable
 }
 
 /// Counts statements per task tree; tests use it to prove list endpoints issue a constant number of queries.
@@ -29,6 +32,16 @@ public struct Database: SQLExecutor {
         StatementCounter.current?.increment()
         return try await self.pool.withConnection { connection in
             try await connection.query(query, logger: logger).collect()
+        }
+    }
+
+    @discardableResult
+    public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
+        StatementCounter.current?.increment()
+        return try await self.pool.withConnection { connection in
+            var rows: [S.Row] = []
+            for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
+            return rows
         }
     }
 
@@ -57,6 +70,14 @@ public struct Transaction: SQLExecutor {
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         StatementCounter.current?.increment()
         return try await self.connection.query(query, logger: logger).collect()
+    }
+
+    @discardableResult
+    public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
+        StatementCounter.current?.increment()
+        var rows: [S.Row] = []
+        for try await row in try await self.connection.execute(statement, logger: logger) { rows.append(row) }
+        return rows
     }
 }
 
