@@ -31,23 +31,25 @@ DROP INDEX events_time_idx;
 CREATE INDEX events_due_idx ON events ((COALESCE(retry_at, time)), id) WHERE state = 'pending';
 CREATE INDEX events_failed_idx ON events (id) WHERE state = 'failed';
 
--- Wake the schedulers of every replica when a pending event appears or moves: one notification per statement (sent at
--- commit), whose payload is the earliest due time among the changed rows, so a scheduler that already plans to wake
--- earlier (the usual case for a booking far ahead) ignores it. Rows the scheduler completes are not pending: no wake.
+-- Wake the schedulers of every replica when a pending event appears or moves and is due within 10 minutes: NOTIFY
+-- (delivered at commit) with the due time as payload, so a scheduler that already plans to wake earlier ignores it.
+-- Later events need no announcement: a scheduler never sleeps longer than 5 minutes (Scheduler.idleRecheckSeconds)
+-- and finds them itself. Bookings far ahead thus neither call the function nor pay NOTIFY's commit serialisation
+-- (measured on 8 concurrent writers: -35 % throughput when every booking notified).
 CREATE FUNCTION remas_events_wake() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    due timestamp;
 BEGIN
-    SELECT min(COALESCE(c.retry_at, c.time)) INTO due FROM changed c WHERE c.state = 'pending';
-    IF due IS NOT NULL THEN
-        PERFORM pg_notify('remas_events', to_char(due, 'YYYY-MM-DD"T"HH24:MI:SS.US'));
-    END IF;
+    -- One channel per schema, so deployments (and tests) sharing a database do not wake each other.
+    PERFORM pg_notify('remas_events_' || left(md5(TG_TABLE_SCHEMA), 16),
+                      to_char(COALESCE(NEW.retry_at, NEW.time), 'YYYY-MM-DD"T"HH24:MI:SS.US'));
     RETURN NULL;
 END
 $$;
 
-CREATE TRIGGER events_wake_insert AFTER INSERT ON events
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_events_wake();
-CREATE TRIGGER events_wake_update AFTER UPDATE ON events
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_events_wake();
+CREATE TRIGGER events_wake_insert AFTER INSERT ON events FOR EACH ROW
+    WHEN (NEW.state = 'pending' AND COALESCE(NEW.retry_at, NEW.time) < localtimestamp + interval '10 minutes')
+    EXECUTE FUNCTION remas_events_wake();
+CREATE TRIGGER events_wake_update AFTER UPDATE ON events FOR EACH ROW
+    WHEN (NEW.state = 'pending' AND COALESCE(NEW.retry_at, NEW.time) < localtimestamp + interval '10 minutes'
+          AND (OLD.state <> 'pending' OR NEW.time IS DISTINCT FROM OLD.time OR NEW.retry_at IS DISTINCT FROM OLD.retry_at))
+    EXECUTE FUNCTION remas_events_wake();

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import Remas
@@ -133,6 +135,41 @@ import Testing
             #expect(lastError?.contains("550") == true)
             #expect(SMTPTestServer.messages(to: good).count == 1)
             #expect(SMTPTestServer.messages(to: bad).isEmpty)
+        }
+    }
+
+    /// The NOTIFY that wakes schedulers comes only for pending events due within 10 minutes, with the due time as
+    /// payload; bookings far ahead send none (NOTIFY serialises commits).
+    @Test func notifyOnlyForEventsDueSoon() async throws {
+        try await withApp { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 10)
+            let (n1, cpu) = (cluster.0[0], cluster.1[0])
+            let (user, token) = try await t.userWithEmail(SMTPTestServer.address())
+            let n = try await t.makeNotification("an hour before", offset: "3600")
+            #expect(try await t.assign(n, user: user).status == .ok)
+            let connection = try await PostgresConnection.connect(
+                configuration: t.configuration.connectionConfiguration, id: 99, logger: t.logger)
+            let received = Mutex<[String]>([])
+            let channel = try await EventRepository.channel(on: connection, logger: t.logger)
+            let listener = Task {
+                try await connection.listen(on: channel) { notifications in
+                    for try await notification in notifications { received.withLock { $0.append(notification.payload) } }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await t.book(token, start: "2030-01-01 10:00", end: "2030-01-01 11:00", [(n1, cpu, 1)]).status == .ok)
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(received.withLock { $0 }.isEmpty)
+            let start = try await t.db.text("SELECT to_char(localtimestamp + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS')", logger: t.logger)!
+            #expect(try await t.book(token, start: start, end: "2030-01-01 11:00", [(n1, cpu, 1)]).status == .ok)
+            let due = try await t.db.text(
+                "SELECT to_char(time, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') FROM events WHERE notification_id = \(n) ORDER BY time LIMIT 1",
+                logger: t.logger)!
+            let arrived = try await CrashTests.waitUntil(timeout: 5) { !received.withLock { $0 }.isEmpty }
+            #expect(arrived)
+            #expect(received.withLock { $0 } == [due])
+            listener.cancel()
+            try? await connection.close()
         }
     }
 

@@ -7,9 +7,9 @@ import Synchronization
 
 /// The event scheduler (spec §6, with the defects of §10 fixed): a `Service` in the server's group.
 ///
-/// - It sleeps until the next pending event is due (or its retry time), not on a fixed poll. A trigger on `events`
-///   sends NOTIFY with the earliest due time a statement created or moved; a scheduler on any replica that planned
-///   to wake later wakes at once (bookings far ahead do not wake it). At start it catches up on everything missed.
+/// - It sleeps until the next pending event is due (or its retry time), not on a fixed poll, and at most 5 minutes.
+///   A trigger on `events` sends NOTIFY with the earliest due time a statement created or moved (when due within 10
+///   minutes); a scheduler on any replica that planned to wake later wakes at once. At start it catches up.
 /// - It has its own small connection pool (workers + 1): a slow or hanging mail server never takes connections from
 ///   the HTTP requests.
 /// - Events due within `TASK_SCHEDULER_PRECISION_SECONDS` are processed in the same pass (spec Q-EARLY).
@@ -43,7 +43,8 @@ public final class Scheduler: Service, Sendable {
     /// libcurl blocks: sends run here, never on an event loop.
     let threads: NIOThreadPool
 
-    /// The longest sleep without a due event: a safety net for clock jumps and a dropped LISTEN connection.
+    /// The longest sleep: events due later than this are found by the next pass rather than announced. The NOTIFY
+    /// trigger (migration 0002) only announces events due within 10 minutes, so this must stay well below that.
     static let idleRecheckSeconds = 300.0
 
     public init(
@@ -117,7 +118,7 @@ public final class Scheduler: Service, Sendable {
         }
     }
 
-    /// LISTEN on `remas_events` on a connection of its own; reconnects with backoff. Every notification (and every
+    /// LISTEN on this schema's `remas_events_…` channel on a connection of its own; reconnects with backoff. Every notification (and every
     /// reconnect, which may have missed some) wakes the loop.
     func listen() async {
         var backoff = 1.0
@@ -125,7 +126,8 @@ public final class Scheduler: Service, Sendable {
             do {
                 let connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: self.logger)
                 do {
-                    try await connection.listen(on: "remas_events") { notifications in
+                    let channel = try await EventRepository.channel(on: connection, logger: self.logger)
+                    try await connection.listen(on: channel) { notifications in
                         self.wake.signal()
                         backoff = 1
                         for try await notification in notifications {
