@@ -40,11 +40,19 @@ public enum EventRepository {
     /// Who-receives-what changes (assignments, notification edits, group moves) take this lock exclusively; bookings
     /// take it shared. So a booking's reminders are computed either wholly before or wholly after such a change, and
     /// bookings never wait for each other.
+    ///
+    /// The same round trip makes the rest of the transaction use generic plans: PostgreSQL otherwise re-plans the
+    /// prepared reminder statement on every run (custom plans: about 1 ms, against 0.2 ms with the cached generic plan).
     static func lockReceivers(shared: Bool, in tx: Transaction, logger: Logger) async throws {
         if shared {
-            try await tx.query("SELECT pg_advisory_xact_lock_shared(hashtext('remas.receivers'))", logger: logger)
+            try await tx.query(
+                """
+                SELECT pg_advisory_xact_lock_shared(hashtext('remas.receivers')), set_config('plan_cache_mode', 'force_generic_plan', true)
+                """, logger: logger)
         } else {
-            try await tx.query("SELECT pg_advisory_xact_lock(hashtext('remas.receivers'))", logger: logger)
+            try await tx.query(
+                "SELECT pg_advisory_xact_lock(hashtext('remas.receivers')), set_config('plan_cache_mode', 'force_generic_plan', true)",
+                logger: logger)
         }
     }
 

@@ -51,7 +51,10 @@ public final class Scheduler: Service, Sendable {
         connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
         clock: any SchedulerClock, grafana: any GrafanaSync, stats: SchedulerStats = SchedulerStats(), logger: Logger
     ) {
-        self.pool = ConnectionPool(configuration: connection, maximumConnections: settings.workers + 1, logger: logger)
+        // Generic plans for the prepared claim statement (otherwise re-planned on every reminder).
+        var poolConnection = connection
+        poolConnection.options.additionalStartupParameters.append(("plan_cache_mode", "force_generic_plan"))
+        self.pool = ConnectionPool(configuration: poolConnection, maximumConnections: settings.workers + 1, logger: logger)
         self.db = Database(pool: self.pool)
         self.connection = connection
         self.settings = settings
