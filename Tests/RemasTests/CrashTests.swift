@@ -6,11 +6,11 @@ import Testing
 /// The `remas` binary as a separate process, stopped with SIGKILL or SIGTERM while it holds a claimed reminder (the
 /// SMTP test server keeps `hang-*` recipients waiting at RCPT, so the claim is held for as long as the test likes).
 @Suite struct CrashTests {
-    static func launch(_ t: TestContext, log: String) throws -> Process {
+    static func launch(_ t: TestContext, log: String, port: Int = 0) throws -> Process {
         let binary = try SMTPTestServer.require("REMAS_BINARY")
         var env: [String: String] = [
             "DATABASE_URL": TestDatabase.url, "DB_SEARCH_PATH": t.configuration.searchPath ?? "", "DB_PREWARM": "false",
-            "DB_MAX_CONNECTIONS": "4", "SECRET_KEY": "test-secret-key-test-secret-key-0123456789", "HOST": "127.0.0.1", "PORT": "0",
+            "DB_MAX_CONNECTIONS": "4", "SECRET_KEY": "test-secret-key-test-secret-key-0123456789", "HOST": "127.0.0.1", "PORT": String(port),
             "TZ": "Europe/Prague", "TASK_SCHEDULER_PRECISION_SECONDS": "0", "SMTP_ENABLED": "true", "SMTP_HOST": "localhost",
             "SMTP_PORT": try SMTPTestServer.require("SMTP_TEST_STARTTLS_PORT"), "SMTP_STARTTLS_ENABLED": "true",
             "SMTP_USER": try SMTPTestServer.require("SMTP_TEST_USER"), "SMTP_PASSWORD": try SMTPTestServer.require("SMTP_TEST_PASSWORD"),
@@ -79,6 +79,21 @@ import Testing
         }
     }
 
+    /// When another service fails (here: the port is taken), the group cancels the scheduler, and the process must
+    /// end instead of the scheduler looping on (it did, before cancellation stopped it).
+    @Test func aFailingServiceEndsTheProcess() async throws {
+        try await withApp { t in
+            let socket = try ServerSocket()
+            let log = NSTemporaryDirectory() + "remas-port-\(UUID().uuidString).log"
+            let process = try Self.launch(t, log: log, port: socket.port)
+            let exited = try await Self.waitUntil(timeout: 20) { !process.isRunning }
+            #expect(exited)
+            if exited { #expect(process.terminationStatus != 0) } else { process.interrupt(); kill(process.processIdentifier, SIGKILL) }
+            socket.close()
+            try? FileManager.default.removeItem(atPath: log)
+        }
+    }
+
     @Test func killMinusNineLeavesTheClaimedEventForTheRestart() async throws {
         try await self.run(signal: SIGKILL)
     }
@@ -86,4 +101,30 @@ import Testing
     @Test func sigtermReleasesTheEventInHand() async throws {
         try await self.run(signal: SIGTERM)
     }
+}
+
+/// A listening TCP socket on 127.0.0.1 that keeps its port taken.
+final class ServerSocket: @unchecked Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 1) == 0 else { throw TestFailure("could not bind a socket") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        self.descriptor = fd
+        self.port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    func close() { _ = Glibc.close(self.descriptor) }
 }

@@ -70,13 +70,18 @@ public final class Scheduler: Service, Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.listen() }
-                await self.loop()
-                group.cancelAll()
+        // Graceful shutdown and cancellation (the service group cancels when another service fails) both end the loop.
+        await withTaskCancellationHandler {
+            await withGracefulShutdownHandler {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await self.listen() }
+                    await self.loop()
+                    group.cancelAll()
+                }
+            } onGracefulShutdown: {
+                self.stop()
             }
-        } onGracefulShutdown: {
+        } onCancel: {
             self.stop()
         }
         await self.shutdown()
