@@ -94,6 +94,38 @@ import Testing
         }
     }
 
+    /// Two server processes (replicas) on one database: 60 reminders due at once are mailed exactly once in total.
+    @Test func twoServerProcessesMailEachReminderOnce() async throws {
+        try await withApp { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 1000)
+            let address = SMTPTestServer.address()
+            let (user, token) = try await t.userWithEmail(address)
+            let n = try await t.makeNotification("replicas", offset: "3600")
+            #expect(try await t.assign(n, user: user).status == .ok)
+            let start = try await t.db.text("SELECT to_char(localtimestamp + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS')", logger: t.logger)!
+            // Booked while no server runs; both start and find them due at once.
+            for i in 0..<60 {
+                let r = try await t.book(token, name: "r\(i)", start: start, end: "2099-01-01 00:00", [(cluster.0[0], cluster.1[0], 1)])
+                #expect(r.status == .ok)
+            }
+            let logs = (0..<2).map { _ in NSTemporaryDirectory() + "remas-replica-\(UUID().uuidString).log" }
+            let servers = try logs.map { try Self.launch(t, log: $0) }
+            let messages = try await SMTPTestServer.waitForMessages(to: address, count: 60, timeout: 60)
+            #expect(try await Self.waitUntil(timeout: 20) {
+                try await t.count("SELECT count(*)::int FROM events WHERE notification_id = \(n) AND state = 'sent'") == 60
+            })
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(SMTPTestServer.messages(to: address).count == 60)
+            #expect(Set(messages.compactMap { $0["message_id"] as? String }).count == 60)
+            #expect(try await t.count("SELECT count(*)::int FROM events WHERE notification_id = \(n) AND attempts <> 1") == 0)
+            for server in servers { server.terminate() }
+            for server in servers {
+                #expect(try await Self.waitUntil(timeout: 20) { !server.isRunning })
+            }
+            for log in logs { try? FileManager.default.removeItem(atPath: log) }
+        }
+    }
+
     @Test func killMinusNineLeavesTheClaimedEventForTheRestart() async throws {
         try await self.run(signal: SIGKILL)
     }
