@@ -162,7 +162,7 @@ struct NotificationController {
             try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
             var affected: [Int] = []
             if let userID {
-                guard try await tx.exists("SELECT 1 FROM users WHERE id = \(userID)", logger: logger) else {
+                guard try await UserRepository(db: self.env.db).exists(id: userID, on: tx, logger: logger) else {
                     throw AppError.notFound("User with id \(userID) not found!")
                 }
             }

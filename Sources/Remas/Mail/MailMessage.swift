@@ -5,27 +5,17 @@ import Foundation
 /// No value can start a header of its own: CR, LF and other control characters in names and subjects become spaces,
 /// non-ASCII text is sent as RFC 2047 encoded words, and addresses must pass `isDeliverable` (no controls, spaces,
 /// brackets or quotes), which also keeps them out of the SMTP envelope commands.
-public struct MailMessage: Sendable {
-    public var fromName: String
-    public var fromAddress: String
-    public var to: String
-    public var subject: String
-    public var body: String
-    public var date: Date
-    public var messageID: String
-
-    public init(fromName: String, fromAddress: String, to: String, subject: String, body: String, date: Date, messageID: String) {
-        self.fromName = fromName
-        self.fromAddress = fromAddress
-        self.to = to
-        self.subject = subject
-        self.body = body
-        self.date = date
-        self.messageID = messageID
-    }
+struct MailMessage: Sendable {
+    var fromName: String
+    var fromAddress: String
+    var to: String
+    var subject: String
+    var body: String
+    var date: Date
+    var messageID: String
 
     /// An address we can put into `MAIL FROM`/`RCPT TO` and a header as it is: `local@domain`, printable ASCII only.
-    public static func isDeliverable(_ address: String) -> Bool {
+    static func isDeliverable(_ address: String) -> Bool {
         guard address.utf8.count <= 254, let at = address.lastIndex(of: "@") else { return false }
         let local = address[..<at]
         let domain = address[address.index(after: at)...]
@@ -35,7 +25,7 @@ public struct MailMessage: Sendable {
         }
     }
 
-    public func render() -> [UInt8] {
+    func render() -> [UInt8] {
         var head = ""
         head += "From: \(Self.displayName(self.fromName)) <\(self.fromAddress)>\r\n"
         head += "To: <\(self.to)>\r\n"

@@ -138,34 +138,20 @@ public enum EventRepository {
 
     /// Stores what happened to a claimed reminder (inside the claiming transaction).
     static func record(_ outcome: Outcome, eventID: Int, at now: LocalDateTime, in tx: Transaction, logger: Logger) async throws {
-        let at = now.sqlText
-        switch outcome {
-        case .sent:
-            try await tx.query(
-                """
-                UPDATE events SET state = 'sent', attempts = attempts + 1, processed_at = \(at)::timestamp, retry_at = NULL, last_error = NULL
-                WHERE id = \(eventID)
-                """, logger: logger)
-        case .skipped(let reason):
-            try await tx.query(
-                """
-                UPDATE events SET state = 'skipped', processed_at = \(at)::timestamp, retry_at = NULL, last_error = \(reason)
-                WHERE id = \(eventID)
-                """, logger: logger)
-        case .retry(let retryAt, let error):
-            try await tx.query(
-                """
-                UPDATE events SET attempts = attempts + 1, retry_at = \(retryAt.sqlText)::timestamp, last_error = \(error)
-                WHERE id = \(eventID)
-                """, logger: logger)
-        case .failed(let error):
-            try await tx.query(
-                """
-                UPDATE events SET state = 'failed', attempts = attempts + 1, processed_at = \(at)::timestamp, retry_at = NULL,
-                    last_error = \(error)
-                WHERE id = \(eventID)
-                """, logger: logger)
-        }
+        // (state, counts as an attempt, retry time, error); a retry stays pending and is not processed yet.
+        let (state, attempted, retryAt, error): (String, Bool, LocalDateTime?, String?) =
+            switch outcome {
+            case .sent: ("sent", true, nil, nil)
+            case .skipped(let reason): ("skipped", false, nil, reason)
+            case .retry(let at, let error): ("pending", true, at, error)
+            case .failed(let error): ("failed", true, nil, error)
+            }
+        try await tx.query(
+            """
+            UPDATE events SET state = \(state), attempts = attempts + \(attempted ? 1 : 0), retry_at = \(retryAt?.sqlText)::timestamp,
+                last_error = \(error), processed_at = CASE WHEN \(state) = 'pending' THEN NULL ELSE \(now.sqlText)::timestamp END
+            WHERE id = \(eventID)
+            """, logger: logger)
     }
 
     // MARK: operator view
@@ -206,11 +192,7 @@ public enum EventRepository {
 enum RescheduleRemindersSQL {
     static func text(taskFilter: String) -> String {
         """
-        WITH RECURSIVE chain(user_id, group_id, depth) AS (
-            SELECT u.id, u.group_id, 0 FROM users u WHERE u.id = ANY($1::int4[])
-            UNION ALL
-            SELECT c.user_id, g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
-            WHERE g.parent_id IS NOT NULL AND c.depth < 256),
+        WITH RECURSIVE \(GroupRepository.ancestorChain(seed: "SELECT u.id, u.group_id, 0 FROM users u WHERE u.id = ANY($1::int4[])", carrying: "user_id")),
         receives AS (
             SELECT nu.user_id, nu.notification_id FROM notification_users nu WHERE nu.user_id = ANY($1::int4[])
             UNION

@@ -34,6 +34,20 @@ struct GroupRepository: Sendable {
         }
     }
 
+    /// `chain([carried,] group_id, depth)`: the groups `seed` selects (as `[carried,] group_id, depth`) and all their
+    /// ancestors up to the root. The walk is bounded, so even a corrupt tree cannot hang it. Effective limits,
+    /// notification lists and reminder receivers all walk the tree up with it.
+    static func ancestorChain(seed: String, carrying carried: String? = nil) -> String {
+        let carry = carried.map { ($0 + ", ", "c.\($0), ") } ?? ("", "")
+        return """
+            chain(\(carry.0)group_id, depth) AS (
+                \(seed)
+                UNION ALL
+                SELECT \(carry.1)g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
+                WHERE g.parent_id IS NOT NULL AND c.depth < 256)
+            """
+    }
+
     /// Ids of every member of the group and of all groups below it.
     static let subtreeMembersSQL = """
         WITH RECURSIVE sub(id, depth) AS (

@@ -37,10 +37,8 @@ struct NotificationRepository: Sendable {
     }
 
     func owned(by ownerID: Int, logger: Logger) async throws -> String {
-        var bindings = PostgresBindings()
-        bindings.append(ownerID)
         let sql = JSONSQL.listDocument(JSONSQL.notificationFlat("n"), table: "notifications", alias: "n", where: "WHERE n.owner_id = $1")
-        return try await self.db.text(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger) ?? "[]"
+        return try await self.byID(ownerID, sql, logger: logger) ?? "[]"
     }
 
     func load(id: Int, forUpdate: Bool, in tx: Transaction, logger: Logger) async throws -> Stored? {
@@ -154,31 +152,36 @@ struct NotificationRepository: Sendable {
 
     /// `[direct assignments, the user's group, its ancestors…]`, or nil when the user does not exist.
     func forUser(_ userID: Int, logger: Logger) async throws -> String? {
-        try await self.db.text(
+        let direct = JSONSQL.list(
+            JSONSQL.notificationFlat("un"),
+            from: "notification_users unu JOIN notifications un ON un.id = unu.notification_id WHERE unu.user_id = u.id", orderBy: "un.id")
+        return try await self.byID(
+            userID,
             """
-            WITH RECURSIVE chain(id, depth) AS (
-                SELECT group_id, 1 FROM users WHERE id = \(userID)
-                UNION ALL SELECT g.parent_id, c.depth + 1 FROM groups g JOIN chain c ON g.id = c.id
-                WHERE g.parent_id IS NOT NULL AND c.depth < 256)
+            WITH RECURSIVE \(GroupRepository.ancestorChain(seed: "SELECT group_id, 1 FROM users WHERE id = $1"))
             SELECT json_agg(x.entry ORDER BY x.ord)::text FROM (
-                SELECT 0 AS ord, json_build_object('group_id',NULL,'group_name',NULL,'notifications',
-                    \(unescaped: JSONSQL.list(JSONSQL.notificationFlat("un"), from: "notification_users unu JOIN notifications un ON un.id = unu.notification_id WHERE unu.user_id = u.id", orderBy: "un.id"))) AS entry
-                FROM users u WHERE u.id = \(userID)
+                SELECT 0 AS ord, json_build_object('group_id',NULL,'group_name',NULL,'notifications',\(direct)) AS entry
+                FROM users u WHERE u.id = $1
                 UNION ALL
-                SELECT c.depth, \(unescaped: Self.groupEntry("g")) FROM chain c JOIN groups g ON g.id = c.id
+                SELECT c.depth, \(Self.groupEntry("g")) FROM chain c JOIN groups g ON g.id = c.group_id
             ) x HAVING bool_or(x.ord = 0)
             """, logger: logger)
     }
 
     /// `[the group, its ancestors…]`, or nil when the group does not exist.
     func forGroup(_ groupID: Int, logger: Logger) async throws -> String? {
-        try await self.db.text(
+        try await self.byID(
+            groupID,
             """
-            WITH RECURSIVE chain(id, depth) AS (
-                SELECT id, 0 FROM groups WHERE id = \(groupID)
-                UNION ALL SELECT g.parent_id, c.depth + 1 FROM groups g JOIN chain c ON g.id = c.id
-                WHERE g.parent_id IS NOT NULL AND c.depth < 256)
-            SELECT json_agg(\(unescaped: Self.groupEntry("g")) ORDER BY c.depth)::text FROM chain c JOIN groups g ON g.id = c.id
+            WITH RECURSIVE \(GroupRepository.ancestorChain(seed: "SELECT id, 0 FROM groups WHERE id = $1"))
+            SELECT json_agg(\(Self.groupEntry("g")) ORDER BY c.depth)::text FROM chain c JOIN groups g ON g.id = c.group_id
             """, logger: logger)
+    }
+
+    /// A JSON document from code-constant SQL whose one parameter `$1` is `id`.
+    private func byID(_ id: Int, _ sql: String, logger: Logger) async throws -> String? {
+        var bindings = PostgresBindings()
+        bindings.append(id)
+        return try await self.db.text(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
     }
 }

@@ -49,8 +49,8 @@ struct UserRepository: Sendable {
         try await self.db.execute("UPDATE users SET password = \(hash) WHERE id = \(id) RETURNING id", logger: logger) > 0
     }
 
-    func exists(id: Int, logger: Logger) async throws -> Bool {
-        try await self.db.exists("SELECT 1 FROM users WHERE id = \(id)", logger: logger)
+    func exists(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> Bool {
+        try await (executor ?? self.db).exists("SELECT 1 FROM users WHERE id = \(id)", logger: logger)
     }
 
     func groupID(ofUser id: Int, logger: Logger) async throws -> Int? {

@@ -108,9 +108,9 @@ public final class Scheduler: Service, Sendable {
             var delay = Self.idleRecheckSeconds
             self.plannedWake.store(Int64.max, ordering: .relaxed)
             do {
-                try await self.runPass()
+                let pass = try await self.runPass()
                 failures = 0
-                if let next = try await EventRepository.nextDue(on: self.db, logger: self.logger) {
+                if let next = pass.nextDue {
                     let micros = next.microseconds - self.clock.now().microseconds
                     delay = min(delay, max(0, Double(micros) / 1_000_000))
                 }
@@ -126,35 +126,43 @@ public final class Scheduler: Service, Sendable {
         }
     }
 
-    /// LISTEN on this schema's `remas_events_…` channel on a connection of its own; reconnects with backoff. Every notification (and every
-    /// reconnect, which may have missed some) wakes the loop.
+    /// LISTEN on this schema's `remas_events_…` channel on a connection of its own; reconnects with backoff. Every
+    /// reconnect (which may have missed notifications) and every notification due earlier than planned wakes the loop.
     func listen() async {
         var backoff = 1.0
         while !Task.isCancelled && !self.isStopping {
             do {
                 let connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: self.logger)
+                // Closed on every path (awaited: a connection must not be released before it is closed).
+                let failure: (any Error)?
                 do {
-                    let channel = try await EventRepository.channel(on: connection, logger: self.logger)
-                    try await connection.listen(on: channel) { notifications in
-                        self.wake.signal()
-                        backoff = 1
-                        for try await notification in notifications {
-                            // The payload is the earliest due time the change created; a malformed one wakes anyway.
-                            let due = LocalDateTime.parse(notification.payload, zone: .gmt)?.microseconds ?? Int64.min
-                            if due < self.plannedWake.load(ordering: .relaxed) { self.wake.signal() }
-                        }
-                    }
+                    try await self.consumeNotifications(on: connection) { backoff = 1 }
+                    failure = nil
                 } catch {
-                    try? await connection.close()
-                    throw error
+                    failure = error
                 }
                 try? await connection.close()
+                if let failure { throw failure }
             } catch {
                 if Task.isCancelled || self.isStopping { return }
                 self.logger.warning("scheduler LISTEN connection lost", metadata: ["error": "\(String(reflecting: error))"])
             }
             try? await Task.sleep(for: .seconds(backoff))
             backoff = min(backoff * 2, 30)
+        }
+    }
+
+    /// Listens on this schema's channel until the connection ends; `connected` runs once listening.
+    func consumeNotifications(on connection: PostgresConnection, connected: () -> Void) async throws {
+        let channel = try await EventRepository.channel(on: connection, logger: self.logger)
+        try await connection.listen(on: channel) { notifications in
+            self.wake.signal()
+            connected()
+            for try await notification in notifications {
+                // The payload is the earliest due time the change created; a malformed one wakes anyway.
+                let due = LocalDateTime.parse(notification.payload, zone: .gmt)?.microseconds ?? Int64.min
+                if due < self.plannedWake.load(ordering: .relaxed) { self.wake.signal() }
+            }
         }
     }
 
@@ -166,6 +174,8 @@ public final class Scheduler: Service, Sendable {
         public var failed = 0
         public var skipped = 0
         public var released = 0
+        /// When the next pending event falls due, after this pass.
+        public var nextDue: LocalDateTime?
     }
 
     /// Processes everything due by now + precision and returns what happened.
@@ -173,12 +183,10 @@ public final class Scheduler: Service, Sendable {
     public func runPass() async throws -> PassResult {
         let now = self.clock.now()
         let horizon = now.adding(seconds: Int64(self.settings.precisionSeconds))
-        var result = PassResult()
-        result.usersWithChangedAllocations = try await EventRepository.completeTaskEvents(
-            dueBy: horizon, at: now, on: self.db, logger: self.logger)
-        if !result.usersWithChangedAllocations.isEmpty {
+        let owners = try await EventRepository.completeTaskEvents(dueBy: horizon, at: now, on: self.db, logger: self.logger)
+        if !owners.isEmpty {
             do {
-                try await self.grafana.allocationsChanged(userIDs: result.usersWithChangedAllocations, logger: self.logger)
+                try await self.grafana.allocationsChanged(userIDs: owners, logger: self.logger)
             } catch {
                 // Grafana's trouble never holds back the queue; the Grafana issue adds its own retry (an outbox).
                 self.logger.error("grafana allocation sync failed", metadata: ["error": "\(String(reflecting: error))"])
@@ -186,7 +194,7 @@ public final class Scheduler: Service, Sendable {
         }
         // As many workers as there are due reminders (at most `workers`): an idle pass costs one query.
         let due = try await EventRepository.countDueReminders(dueBy: horizon, upTo: self.settings.workers, on: self.db, logger: self.logger)
-        let counts = await withTaskGroup(of: PassResult.self) { group in
+        var result = await withTaskGroup(of: PassResult.self) { group in
             for _ in 0..<due {
                 group.addTask { await self.work(horizon: horizon) }
             }
@@ -198,16 +206,9 @@ public final class Scheduler: Service, Sendable {
                 total.released += part.released
             }
         }
-        result.sent = counts.sent
-        result.retried = counts.retried
-        result.failed = counts.failed
-        result.skipped = counts.skipped
-        result.released = counts.released
-        if let next = try await EventRepository.nextDue(on: self.db, logger: self.logger) {
-            self.stats.setOldestDueAge(microseconds: self.clock.now().microseconds - next.microseconds)
-        } else {
-            self.stats.setOldestDueAge(microseconds: 0)
-        }
+        result.usersWithChangedAllocations = owners
+        result.nextDue = try await EventRepository.nextDue(on: self.db, logger: self.logger)
+        self.stats.setOldestDueAge(microseconds: result.nextDue.map { self.clock.now().microseconds - $0.microseconds } ?? 0)
         return result
     }
 }

@@ -110,11 +110,7 @@ extension CandidatesStatement {
             """
         let nodes = "ARRAY(SELECT ln.node_id FROM limit_nodes ln WHERE ln.limit_id = l.id ORDER BY ln.node_id)"
         var sql = """
-            WITH RECURSIVE chain(group_id, depth) AS (
-                \(chainSeed)
-                UNION ALL
-                SELECT g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
-                WHERE g.parent_id IS NOT NULL AND c.depth < 256)
+            WITH RECURSIVE \(GroupRepository.ancestorChain(seed: chainSeed))
             SELECT 0, '', NULL::varchar, 0::int8, NULL::int4, NULL::int4, 0, -1, ARRAY[]::int4[] FROM \(sentinel)
             UNION ALL
             SELECT \(columns), c.depth, \(nodes) FROM chain c JOIN limits l ON l.group_id = c.group_id
