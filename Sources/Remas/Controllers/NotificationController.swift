@@ -233,18 +233,3 @@ struct NotificationInput {
         }
     }
 }
-
-extension JSONValue {
-    /// A short rendering for messages.
-    var text: String {
-        switch self {
-        case .null: return "None"
-        case .bool(let b): return b ? "True" : "False"
-        case .int(let v): return String(v)
-        case .double(let d): return String(d)
-        case .string(let s): return s
-        case .array: return "[…]"
-        case .object: return "{…}"
-        }
-    }
-}

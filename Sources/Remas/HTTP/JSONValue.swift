@@ -40,6 +40,21 @@ public enum JSONValue: Decodable, Sendable, Equatable {
     }
 }
 
+extension JSONValue {
+    /// A short rendering for messages.
+    var text: String {
+        switch self {
+        case .null: return "None"
+        case .bool(let b): return b ? "True" : "False"
+        case .int(let v): return String(v)
+        case .double(let d): return String(d)
+        case .string(let s): return s
+        case .array: return "[…]"
+        case .object: return "{…}"
+        }
+    }
+}
+
 /// Reads typed fields from a JSON object body, in lax mode like the original (numeric strings count as integers).
 public struct BodyFields: Sendable {
     public let values: [String: JSONValue]
