@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// service ever sees an old schema.
 public func buildApplication(
     configuration: AppConfiguration,
-    grafana: any GrafanaSync = GrafanaSyncDisabled(),
+    grafana: (any GrafanaSync)? = nil,
     logger: Logger
 ) async throws -> some ApplicationProtocol {
     let pool = ConnectionPool(
@@ -19,6 +19,9 @@ public func buildApplication(
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
     let db = Database(pool: pool)
     let stats = SchedulerStats()
+    // Grafana is reached only through the outbox (GrafanaSync.swift); tests may pass their own seam.
+    let grafana = grafana ?? (configuration.grafana.enabled
+        ? GrafanaOutbox(db: db, secretKey: configuration.secretKey) : GrafanaSyncDisabled())
     let environment = AppEnvironment(
         configuration: configuration,
         db: db,
@@ -34,10 +37,15 @@ public func buildApplication(
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.
     app.addServices(pool, hasher)
     if configuration.scheduler.enabled {
+        let worker = configuration.grafana.enabled
+            ? GrafanaSyncWorker(
+                settings: configuration.grafana, db: db, secretKey: configuration.secretKey,
+                lookAheadSeconds: configuration.scheduler.precisionSeconds, clock: WallClock(zone: configuration.timeZone), logger: logger)
+            : nil
         app.addServices(
             Scheduler(
                 connection: configuration.connectionConfiguration, settings: configuration.scheduler, smtp: configuration.smtp,
-                clock: WallClock(zone: configuration.timeZone), grafana: grafana, stats: stats, logger: logger))
+                clock: WallClock(zone: configuration.timeZone), grafana: grafana, grafanaWorker: worker, stats: stats, logger: logger))
     }
     return app
 }

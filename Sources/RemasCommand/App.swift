@@ -11,7 +11,7 @@ struct RemasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remas",
         abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -144,6 +144,48 @@ struct Events: AsyncParsableCommand {
                 String(row.attempts), row.name, row.lastError ?? "",
             ]
             print(fields.map { $0.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\t"))
+        }
+    }
+}
+
+struct GrafanaInit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "grafana-init",
+        abstract: "Sync every user to Grafana now: user, contact point, folders and alert rules (replaces init_grafana.py).")
+
+    @Option(help: "Give the Grafana user of the REMAS user 'administrator' this password (the original used 'admin').")
+    var adminPassword: String?
+
+    func run() async throws {
+        var loaded = loadConfiguration(requireSecret: true)
+        // The command is the operator asking for a sync: it runs even where the server's GRAFANA_ENABLED is off.
+        loaded.grafana.enabled = true
+        let configuration = loaded
+        let logger = makeLogger(configuration)
+        let settings = configuration.grafana
+        let passwords = self.adminPassword.map { ["administrator": $0] } ?? [:]
+        let started = ContinuousClock.now
+        let result = try await withDatabase(configuration, logger: logger) { db in
+            let worker = GrafanaSyncWorker(
+                settings: settings, db: db, secretKey: configuration.secretKey, lookAheadSeconds: configuration.scheduler.precisionSeconds,
+                clock: WallClock(zone: configuration.timeZone), logger: logger)
+            do {
+                let result = try await worker.syncEveryone(passwords: passwords)
+                await worker.shutdown()
+                return result
+            } catch {
+                await worker.shutdown()
+                throw error
+            }
+        }
+        let seconds = (ContinuousClock.now - started) / .seconds(1)
+        print("remas: \(result.synced.count) user(s) synced to \(settings.url) in \(String(format: "%.2f", seconds)) s")
+        for (username, error) in result.failed.sorted(by: { $0.key < $1.key }) {
+            print("remas: \(username): \(error)")
+        }
+        if !result.failed.isEmpty {
+            print("remas: \(result.failed.count) user(s) failed; the scheduler retries them")
+            throw ExitCode(1)
         }
     }
 }

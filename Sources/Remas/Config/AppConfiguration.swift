@@ -22,6 +22,11 @@ import PostgresNIO
 /// | `CORS_ORIGINS` | `*` | comma-separated allowed origins |
 /// | `DEBUG` | false | debug logging |
 /// | `GRAFANA_URL` / `GRAFANA_REDIRECT_URL` | `http://localhost:3000/` / `GRAFANA_URL` | Grafana base and link |
+/// | `GRAFANA_ENABLED` | true when `GRAFANA_URL` is set | keep Grafana users, folders and alert rules in step |
+/// | `GRAFANA_USERNAME` / `GRAFANA_PASSWORD` | `admin` / `admin` | Basic auth of a Grafana server admin |
+/// | `GRAFANA_TIMEOUT_SECONDS` | 10 | one Grafana call, connect to last byte |
+/// | `GRAFANA_SYNC_RETRY_LIMIT_SECONDS` | 300 | longest delay between two attempts of a failing user sync |
+/// | `GRAFANA_RESYNC_INTERVAL_SECONDS` | 3600 | every user is re-synced this often (0: only at startup) |
 /// | `TZ` | system zone | zone of the naive wall-clock times on the wire |
 /// | `BCRYPT_COST` | 12 | bcrypt cost for new hashes (4…31) |
 /// | `REMAS_AUTO_MIGRATE` | false | `serve` applies pending migrations first |
@@ -49,6 +54,7 @@ public struct AppConfiguration: Sendable {
     public var debug: Bool
     public var grafanaURL: String
     public var grafanaRedirectURL: String
+    public var grafana: GrafanaSettings
     public var timeZone: TimeZone
     public var bcryptCost: UInt8
     public var autoMigrate: Bool
@@ -112,6 +118,16 @@ public struct AppConfiguration: Sendable {
             throw ConfigurationError("GRAFANA_URL must be an absolute URL, got '\(self.grafanaURL)'")
         }
         self.grafanaRedirectURL = string("GRAFANA_REDIRECT_URL", self.grafanaURL)
+        // Off unless a Grafana is named: a site that only books resources gets no retry noise for a Grafana it lacks.
+        let grafanaNamed = !(env["GRAFANA_URL"] ?? "").isEmpty
+        self.grafana = GrafanaSettings(
+            enabled: try bool("GRAFANA_ENABLED", grafanaNamed),
+            url: self.grafanaURL,
+            username: string("GRAFANA_USERNAME", "admin"),
+            password: env["GRAFANA_PASSWORD"] ?? "admin",
+            timeoutSeconds: try int("GRAFANA_TIMEOUT_SECONDS", 10, range: 1...600),
+            retryLimitSeconds: try int("GRAFANA_SYNC_RETRY_LIMIT_SECONDS", 300, range: 1...86_400),
+            resyncIntervalSeconds: try int("GRAFANA_RESYNC_INTERVAL_SECONDS", 3600, range: 0...604_800))
         if let tz = env["TZ"], !tz.isEmpty {
             let name = tz.hasPrefix(":") ? String(tz.dropFirst()) : tz
             guard let zone = TimeZone(identifier: name) else {
@@ -167,6 +183,35 @@ public struct AppConfiguration: Sendable {
 public struct ConfigurationError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// How this server reaches Grafana (spec §8.1) and how its sync outbox retries.
+public struct GrafanaSettings: Sendable {
+    public var enabled: Bool
+    public var url: String
+    public var username: String
+    public var password: String
+    public var timeoutSeconds: Int
+    public var retryLimitSeconds: Int
+    public var resyncIntervalSeconds: Int
+
+    public init(
+        enabled: Bool, url: String, username: String, password: String, timeoutSeconds: Int = 10,
+        retryLimitSeconds: Int = 300, resyncIntervalSeconds: Int = 3600
+    ) {
+        self.enabled = enabled
+        self.url = url
+        self.username = username
+        self.password = password
+        self.timeoutSeconds = timeoutSeconds
+        self.retryLimitSeconds = retryLimitSeconds
+        self.resyncIntervalSeconds = resyncIntervalSeconds
+    }
+
+    /// Delay before the next attempt after `attempts` failed ones: 10 s, doubling, at most `retryLimitSeconds`.
+    public func retryDelay(afterAttempts attempts: Int) -> Int {
+        min(self.retryLimitSeconds, 10 << min(max(attempts - 1, 0), 20))
+    }
 }
 
 /// The event scheduler's settings (spec §6.1, plus bounds on retries and parallel sends).

@@ -33,11 +33,11 @@ struct AuthController {
                 throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
             }
             guard new.unicodeScalars.count >= 8 else { throw AppError.badRequest("Password must be at least 8 characters long!") }
-            try await self.env.grafana.passwordWillChange(userID: user.id, password: new, logger: context.logger)
             let hash = try await self.env.hasher.hash(new)
             guard try await self.users.setPassword(id: user.id, hash: hash, logger: context.logger) else {
                 throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
             }
+            await self.env.grafana.changed(.passwordChanged(userID: user.id, password: new), logger: context.logger)
             return .message("Password changed successfully!")
         }
         routes.post("/authentication/set_password") { request, context in
@@ -48,11 +48,11 @@ struct AuthController {
             guard try await self.users.exists(id: userID, logger: context.logger) else {
                 throw AppError.notFound("User with id \(userID) not found!")
             }
-            try await self.env.grafana.passwordWillChange(userID: userID, password: new, logger: context.logger)
             let hash = try await self.env.hasher.hash(new)
             guard try await self.users.setPassword(id: userID, hash: hash, logger: context.logger) else {
                 throw AppError.notFound("User with id \(userID) not found!")
             }
+            await self.env.grafana.changed(.passwordChanged(userID: userID, password: new), logger: context.logger)
             return .message("Password set successfully!")
         }
     }

@@ -61,7 +61,7 @@ struct GroupController {
                 throw AppError.notFound("Group with id \(id) not found!")
             }
             try await EventRepository.usersMoved(affected, db: self.env.db, logger: context.logger)
-            try await self.env.grafana.usersMoved(userIDs: affected, logger: context.logger)
+            await self.env.grafana.changed(.users(affected), logger: context.logger)
             return .message("Group deleted")
         }
         routes.post("/group/add_user") { request, context in
@@ -77,7 +77,7 @@ struct GroupController {
             }
             guard moved > 0 else { throw AppError.notFound("User with id \(userID) not found!") }
             try await EventRepository.usersMoved([userID], db: self.env.db, logger: context.logger)
-            try await self.env.grafana.usersMoved(userIDs: [userID], logger: context.logger)
+            await self.env.grafana.changed(.users([userID]), logger: context.logger)
             return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")
         }
         routes.post("/group/change_parent") { request, context in
@@ -93,7 +93,7 @@ struct GroupController {
             case .cycle: throw AppError.badRequest("Cannot change group parent to its own subgroup!")
             case .ok(let affected):
                 try await EventRepository.usersMoved(affected, db: self.env.db, logger: context.logger)
-                try await self.env.grafana.usersMoved(userIDs: affected, logger: context.logger)
+                await self.env.grafana.changed(.users(affected), logger: context.logger)
             }
             return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")
         }

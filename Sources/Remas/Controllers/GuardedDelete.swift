@@ -18,9 +18,10 @@ struct GuardedDelete {
     /// The statements that delete the target.
     let deletes: [PostgresQuery]
 
-    func run(id: Int, db: Database, logger: Logger, beforeDelete: () async throws -> Void) async throws {
+    /// Deletes the target; Grafana's sync of the users `change` touches is read before and queued after the delete.
+    func run(id: Int, db: Database, logger: Logger, grafana: any GrafanaSync, change: GrafanaChange) async throws {
         try await db.require(self.exists, else: .notFound("\(self.noun) with id \(id) not found!"), logger: logger)
-        try await beforeDelete()
+        let touched = await grafana.touchedLogged(by: change, logger: logger)
         let outcome = try await db.transaction(logger: logger) { tx -> Int? in
             guard try await tx.exists(self.lock, logger: logger) else { return nil }
             let active = try await tx.int(self.activeTasks, logger: logger) ?? 0
@@ -30,7 +31,7 @@ struct GuardedDelete {
         }
         switch outcome {
         case nil: throw AppError.notFound("\(self.noun) with id \(id) not found!")
-        case 0: return
+        case 0: await grafana.enqueueLogged(touched, logger: logger)
         case let active?:
             throw AppError.conflict(
                 "\(self.noun) with id \(id) is reserved by \(active) scheduled or running task(s); delete or change those tasks first!")

@@ -37,7 +37,7 @@ struct NodeController {
                     "UPDATE nodes SET name = \(name), description = \(description) WHERE id = \(id) RETURNING id", logger: context.logger)
             }
             guard let id, updated > 0 else { throw AppError.notFound("Node with id \(idText(id)) not found!") }
-            try await self.env.grafana.nodeChanged(nodeID: id, logger: context.logger)
+            await self.env.grafana.changed(.node(id), logger: context.logger)
             return .json(try await self.nodeJSON(id, context.logger))
         }
         routes.delete("/node/:node_id", self.delete)
@@ -61,7 +61,7 @@ struct NodeController {
                     ON CONFLICT (node_id, resource_id) DO UPDATE SET amount = EXCLUDED.amount
                     """, logger: context.logger)
             }
-            try await self.env.grafana.resourceProvided(nodeID: nodeID, resourceID: resourceID, logger: context.logger)
+            await self.env.grafana.changed(.resource(resourceID), logger: context.logger)
             return .json(try await self.nodeJSON(nodeID, context.logger))
         }
         routes.post("/node/remove_resource") { request, context in
@@ -78,7 +78,7 @@ struct NodeController {
                     logger: context.logger)
             }
             guard removed > 0 else { throw AppError.notFound("Node with id \(nodeID) doesn't have resource with id \(resourceID)!") }
-            try await self.env.grafana.resourceWithdrawn(nodeID: nodeID, resourceID: resourceID, logger: context.logger)
+            await self.env.grafana.changed(.resource(resourceID), logger: context.logger)
             return .json(try await self.nodeJSON(nodeID, context.logger))
         }
     }
@@ -109,9 +109,7 @@ struct NodeController {
                 WHERE a.node_id = \(id) AND a.end_time > localtimestamp
                 """,
             deletes: ["DELETE FROM nodes WHERE id = \(id)"]
-        ).run(id: id, db: self.db, logger: context.logger) {
-            try await self.env.grafana.nodeWillBeDeleted(nodeID: id, logger: context.logger)
-        }
+        ).run(id: id, db: self.db, logger: context.logger, grafana: self.env.grafana, change: .node(id))
         return .message("Node deleted")
     }
 }

@@ -58,11 +58,12 @@ struct NotificationController {
                 throw AppError.notFound("Notification with id \(id) not found!")
             }
             guard caller.isAdmin || owner == caller.id else { throw AppError.forbidden("Can't remove notification owned by another user!") }
-            try await self.env.grafana.notificationWillBeDeleted(notificationID: id, logger: context.logger)
+            let touched = await self.env.grafana.touchedLogged(by: .notification(id), logger: context.logger)
             // Its events and receiver links go with it (ON DELETE CASCADE).
             guard try await self.notifications.delete(id: id, logger: context.logger) else {
                 throw AppError.notFound("Notification with id \(id) not found!")
             }
+            await self.env.grafana.enqueueLogged(touched, logger: context.logger)
             return .message("Notification deleted")
         }
     }
@@ -82,7 +83,7 @@ struct NotificationController {
             name: input.name, description: input.description, timeOffset: nil, template: input.template,
             type: try input.validatedType(), defaultAmount: input.defaultAmount.number, resourceID: input.resourceID.number.map { Int($0) })
         fields.timeOffset = try input.timeOffset(for: fields.type)
-        try Self.check(fields)
+        try Self.check(fields, caller: caller)
         let json = try await self.notifications.create(fields, ownerID: caller.isAdmin ? nil : caller.id, logger: context.logger)
         return .json(json)
     }
@@ -112,26 +113,29 @@ struct NotificationController {
             } else {
                 fields.timeOffset = try input.timeOffset(for: fields.type)
             }
-            try Self.check(fields)
+            try Self.check(fields, caller: caller)
             try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
             try await self.notifications.update(id: id, fields, in: tx, logger: logger)
             // Offsets or the type may have changed: every receiver's reminders follow (created, moved or removed).
             let users = try await self.notifications.receivers(of: id, on: tx, logger: logger)
             try await EventRepository.reschedule(users: users, on: tx, logger: logger)
         }
-        try await self.env.grafana.notificationChanged(notificationID: id, logger: logger)
+        await self.env.grafana.changed(.notification(id), logger: logger)
         return .json(try await self.json(id, logger))
     }
 
     /// The checks of create and update: Grafana alerts need an amount, a resource and a rule template (spec §5.3);
     /// task reminders need a mail template (a null one blocked the original's scheduler).
-    static func check(_ f: NotificationRepository.Fields) throws {
+    /// A rule template must render to a JSON object: checked here, before anything is written, instead of after the
+    /// commit as in the original (which then answered 400 with the change already saved).
+    static func check(_ f: NotificationRepository.Fields, caller: CurrentUser) throws {
         if NotificationRepository.grafanaTypes.contains(f.type) {
             guard let amount = f.defaultAmount, amount != 0 else { throw AppError.badRequest("Default amount is required for grafana alerts!") }
             guard let resource = f.resourceID, resource != 0 else { throw AppError.badRequest("Resource must be set for grafana alerts!") }
             guard let template = f.template, !template.isEmpty else {
                 throw AppError.badRequest("Notification template must be set for grafana alerts!")
             }
+            try AlertRuleRenderer.validate(template: template, notificationName: f.name, username: caller.username)
         }
         if NotificationRepository.taskTypes.contains(f.type) {
             guard let template = f.template, !template.isEmpty else {
@@ -183,7 +187,7 @@ struct NotificationController {
             return users
         }
         if !affected.isEmpty {
-            try await self.env.grafana.notificationReceiversChanged(notificationID: notificationID, userIDs: affected, logger: logger)
+            await self.env.grafana.changed(.users(affected), logger: logger)
         }
         return .json(try await self.json(notificationID, logger))
     }

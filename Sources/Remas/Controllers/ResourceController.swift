@@ -47,7 +47,7 @@ struct ResourceController {
                     logger: context.logger)
             }
             guard updated > 0 else { throw AppError.notFound("Resource with id \(id) not found!") }
-            try await self.env.grafana.resourceChanged(resourceID: id, logger: context.logger)
+            await self.env.grafana.changed(.resource(id), logger: context.logger)
             return .json(try await self.resourceJSON(id, context.logger))
         }
         routes.delete("/resource/:resource_id", self.delete)
@@ -139,9 +139,7 @@ struct ResourceController {
                 """,
                 "DELETE FROM resources WHERE id = \(id)",
             ]
-        ).run(id: id, db: self.db, logger: context.logger) {
-            try await self.env.grafana.resourceWillBeDeleted(resourceID: id, logger: context.logger)
-        }
+        ).run(id: id, db: self.db, logger: context.logger, grafana: self.env.grafana, change: .resource(id))
         return .message("Resource deleted")
     }
 }

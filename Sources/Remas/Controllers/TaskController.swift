@@ -42,10 +42,24 @@ struct TaskController {
                 throw AppError.notFound("Task with id \(id) not found!")
             }
             guard owner == caller.id else { throw AppError.forbidden("Can't remove task owned by another user!") }
-            try await self.db.require("DELETE FROM tasks WHERE id = \(id) AND owner_id = \(caller.id) RETURNING id",
-                else: .notFound("Task with id \(id) not found!"), logger: context.logger)
+            let rows = try await self.db.query(
+                """
+                DELETE FROM tasks WHERE id = \(id) AND owner_id = \(caller.id)
+                RETURNING (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
+                """, logger: context.logger)
+            guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
+            let (start, end) = try row.decode((Int64, Int64).self)
+            if start <= end, BookingService.Booked(id: id, changedWindows: [start...end]).changesAllocation(at: self.allocationInstant()) {
+                await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
+            }
             return .message("Task deleted")
         }
+    }
+
+    /// The instant (microseconds of local wall-clock time) at which Grafana thresholds count allocations: now plus the
+    /// scheduler's precision, as the sync reads them (`GrafanaRepository.ruleSpecs`).
+    func allocationInstant() -> Int64 {
+        LocalDateTime.now(in: self.env.zone).adding(seconds: Int64(self.env.configuration.scheduler.precisionSeconds)).microseconds
     }
 
     /// T7: admin, owner, or a member of the owner's group when that group shares statistics.
@@ -118,11 +132,15 @@ struct TaskController {
         }
         guard !allocations.isEmpty else { throw AppError.badRequest("Task must have at least one resource allocation!") }
         guard start < end else { throw AppError.badRequest("Task start time must be before its end time!") }
-        let taskID = try await BookingService(db: self.db).book(
+        let booked = try await BookingService(db: self.db).book(
             .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end),
             caller: caller, logger: context.logger)
-        // Seam for the scheduler issue: (re)schedule notification events of this task and re-arm the event loop here.
-        return .json(try await self.taskJSON(taskID, context.logger))
+        // A current task created or changed moves the owner's Grafana thresholds now, not at the next start or end
+        // (Q-NOUPDATE-THR).
+        if booked.changesAllocation(at: self.allocationInstant()) {
+            await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
+        }
+        return .json(try await self.taskJSON(booked.id, context.logger))
     }
 
     /// T11 / T12, with the original's check order; admins get no bypass.

@@ -30,10 +30,12 @@ struct UserController {
             guard try await self.users.exists(id: id, logger: context.logger) else {
                 throw AppError.notFound("User with id \(id) not found!")
             }
-            try await self.env.grafana.userWillBeDeleted(userID: id, logger: context.logger)
+            let touched = await self.env.grafana.touchedLogged(by: .userDeleted(userID: id), logger: context.logger)
             guard try await self.users.delete(id: id, logger: context.logger) else {
                 throw AppError.notFound("User with id \(id) not found!")
             }
+            // The queued username now names nobody: the sync removes the user's rules, folders, contact point and account.
+            await self.env.grafana.enqueueLogged(touched, logger: context.logger)
             return .message("User deleted")
         }
     }
@@ -55,6 +57,7 @@ struct UserController {
         let json = try await self.users.create(
             .init(name: name, surname: surname, uid: uid, username: username, email: email, passwordHash: hash, groupID: groupID),
             logger: context.logger)
+        await self.env.grafana.changed(.userCreated(username: username, password: password), logger: context.logger)
         return .json(json, status: .created)
     }
 
@@ -74,7 +77,7 @@ struct UserController {
         guard try await self.users.update(id: id, name: name, surname: surname, email: email, uid: uid, logger: context.logger) else {
             throw AppError.notFound("User with id \(id) not found!")
         }
-        try await self.env.grafana.userUpdated(userID: id, logger: context.logger)
+        await self.env.grafana.changed(.userUpdated(userID: id), logger: context.logger)
         guard let json = try await self.users.json(id: id, on: self.env.db, logger: context.logger) else {
             throw AppError.notFound("User with id \(id) not found!")
         }

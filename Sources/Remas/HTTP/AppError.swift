@@ -33,9 +33,12 @@ public struct AppError: HTTPResponseError, Sendable {
 
 /// Small helpers for writing JSON text by hand (error bodies, fixed messages).
 public enum JSONText {
-    public static func quote(_ string: String) -> String {
-        var out = "\""
-        out.reserveCapacity(string.utf8.count + 2)
+    public static func quote(_ string: String) -> String { "\"" + escape(string) + "\"" }
+
+    /// The body of a JSON string literal for `string`, without the quotes.
+    public static func escape(_ string: String) -> String {
+        var out = ""
+        out.reserveCapacity(string.utf8.count)
         for scalar in string.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
@@ -52,7 +55,6 @@ public enum JSONText {
                 }
             }
         }
-        out += "\""
         return out
     }
 

@@ -3,7 +3,7 @@ import Hummingbird
 
 /// A parsed JSON document. Request bodies are parsed into this first, then read field by field through `BodyFields`,
 /// so every missing key, wrong type or out-of-range number becomes a 422 with a readable `detail`.
-public enum JSONValue: Decodable, Sendable, Equatable {
+public enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -29,6 +29,54 @@ public enum JSONValue: Decodable, Sendable, Equatable {
         } else {
             self = .object(try container.decode([String: JSONValue].self))
         }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let b): try container.encode(b)
+        case .int(let v): try container.encode(v)
+        case .double(let d): try container.encode(d)
+        case .string(let s): try container.encode(s)
+        case .array(let a): try container.encode(a)
+        case .object(let o): try container.encode(o)
+        }
+    }
+
+    /// Parses JSON text (for documents that are not request bodies: templates, Grafana's replies).
+    public static func parse(text: some Collection<UInt8>) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(text))
+    }
+
+    /// Compact JSON text (object keys sorted, so equal values give equal text).
+    public var jsonData: Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)) ?? Data("null".utf8)
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var intValue: Int? {
+        switch self {
+        case .int(let v): return Int(exactly: v)
+        case .double(let d): return Int(exactly: d)
+        default: return nil
+        }
+    }
+
+    public var arrayValue: [JSONValue]? {
+        if case .array(let a) = self { return a }
+        return nil
     }
 
     public static func parse(_ buffer: ByteBuffer) throws -> JSONValue {

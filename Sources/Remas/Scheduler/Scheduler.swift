@@ -32,6 +32,8 @@ public final class Scheduler: Service, Sendable {
     let smtp: SMTPSettings
     let clock: any SchedulerClock
     let grafana: any GrafanaSync
+    /// Works off the Grafana outbox beside the event loop (nil when Grafana is not enabled).
+    let grafanaWorker: GrafanaSyncWorker?
     public let stats: SchedulerStats
     let logger: Logger
     let wake = WakeSignal()
@@ -49,8 +51,10 @@ public final class Scheduler: Service, Sendable {
 
     public init(
         connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
-        clock: any SchedulerClock, grafana: any GrafanaSync, stats: SchedulerStats = SchedulerStats(), logger: Logger
+        clock: any SchedulerClock, grafana: any GrafanaSync, grafanaWorker: GrafanaSyncWorker? = nil,
+        stats: SchedulerStats = SchedulerStats(), logger: Logger
     ) {
+        self.grafanaWorker = grafanaWorker
         // Generic plans for the prepared claim statement (otherwise re-planned on every reminder).
         var poolConnection = connection
         poolConnection.options.additionalStartupParameters.append(("plan_cache_mode", "force_generic_plan"))
@@ -75,6 +79,7 @@ public final class Scheduler: Service, Sendable {
             await withGracefulShutdownHandler {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { await self.listen() }
+                    if let worker = self.grafanaWorker { group.addTask { await worker.loop() } }
                     await self.loop()
                     group.cancelAll()
                 }
@@ -91,6 +96,7 @@ public final class Scheduler: Service, Sendable {
     public func shutdown() async {
         await self.pool.shutdown()
         try? await self.threads.shutdownGracefully()
+        await self.grafanaWorker?.shutdown()
     }
 
     /// Stops claiming, aborts the send in progress (its event is released) and ends `run`.
@@ -98,6 +104,7 @@ public final class Scheduler: Service, Sendable {
         self.stopping.store(true, ordering: .relaxed)
         self.abort.set()
         self.wake.signal()
+        self.grafanaWorker?.stop()
     }
 
     var isStopping: Bool { self.stopping.load(ordering: .relaxed) }
@@ -158,7 +165,13 @@ public final class Scheduler: Service, Sendable {
         try await connection.listen(on: channel) { notifications in
             self.wake.signal()
             connected()
+            self.grafanaWorker?.wake.signal()
             for try await notification in notifications {
+                // The Grafana outbox's trigger (migration 0003) shares the channel.
+                if notification.payload == "grafana" {
+                    self.grafanaWorker?.wake.signal()
+                    continue
+                }
                 // The payload is the earliest due time the change created; a malformed one wakes anyway.
                 let due = LocalDateTime.parse(notification.payload, zone: .gmt)?.microseconds ?? Int64.min
                 if due < self.plannedWake.load(ordering: .relaxed) { self.wake.signal() }
@@ -185,12 +198,8 @@ public final class Scheduler: Service, Sendable {
         let horizon = now.adding(seconds: Int64(self.settings.precisionSeconds))
         let owners = try await EventRepository.completeTaskEvents(dueBy: horizon, at: now, on: self.db, logger: self.logger)
         if !owners.isEmpty {
-            do {
-                try await self.grafana.allocationsChanged(userIDs: owners, logger: self.logger)
-            } catch {
-                // Grafana's trouble never holds back the queue; the Grafana issue adds its own retry (an outbox).
-                self.logger.error("grafana allocation sync failed", metadata: ["error": "\(String(reflecting: error))"])
-            }
+            // Queued, not called: Grafana's trouble never holds back the event queue.
+            await self.grafana.changed(.users(owners), logger: self.logger)
         }
         // As many workers as there are due reminders (at most `workers`): an idle pass costs one query.
         let due = try await EventRepository.countDueReminders(dueBy: horizon, upTo: self.settings.workers, on: self.db, logger: self.logger)

@@ -29,11 +29,23 @@ struct BookingService: Sendable {
         var end: LocalDateTime
     }
 
-    /// Returns the id of the created or updated task.
-    func book(_ request: Request, caller: CurrentUser, logger: Logger) async throws -> Int {
+    /// What a booking did: the task's id, and the time windows (microseconds) whose reservations it changed: the
+    /// task's old window and its new one; none when only the name or description changed.
+    struct Booked: Sendable {
+        let id: Int
+        let changedWindows: [ClosedRange<Int64>]
+
+        /// True when a changed window holds `instant` (then the owner's current allocation, and so their Grafana
+        /// thresholds, changed).
+        func changesAllocation(at instant: Int64) -> Bool {
+            self.changedWindows.contains { $0.lowerBound <= instant && instant < $0.upperBound }
+        }
+    }
+
+    func book(_ request: Request, caller: CurrentUser, logger: Logger) async throws -> Booked {
         try await self.db.transaction(logger: logger) { tx in
             let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
-            var stored: (status: String, start: Int64)?
+            var stored: (status: String, start: Int64, end: Int64)?
             if let id = updatingID {
                 let rows = try await tx.query(
                     """
@@ -44,7 +56,7 @@ struct BookingService: Sendable {
                 guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
                 let (owner, status, start, end) = try row.decode((Int, String, Int64, Int64).self)
                 guard owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
-                stored = (status, start)
+                stored = (status, start, end)
                 // Same times and the same allocation set: only name and description change, whatever the status.
                 if start == request.start.microseconds, end == request.end.microseconds {
                     let current = try await tx.query(
@@ -56,7 +68,7 @@ struct BookingService: Sendable {
                     if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
                         try await tx.query(
                             "UPDATE tasks SET name = \(request.name), description = \(request.description) WHERE id = \(id)", logger: logger)
-                        return id
+                        return Booked(id: id, changedWindows: [])
                     }
                 }
             }
@@ -91,7 +103,10 @@ struct BookingService: Sendable {
                     throw AppError.conflict("Task start time cannot be changed if task has already started!")
                 }
             }
-            return try await self.write(request, updating: updatingID, owner: caller.id, tx, logger)
+            let id = try await self.write(request, updating: updatingID, owner: caller.id, tx, logger)
+            var windows = [request.start.microseconds...request.end.microseconds]
+            if let stored { windows.append(stored.start...stored.end) }
+            return Booked(id: id, changedWindows: windows)
         }
     }
 

@@ -81,23 +81,14 @@ final class FixedClock: SchedulerClock {
 /// Records what reaches the Grafana seam.
 final class RecordingGrafana: GrafanaSync {
     private let calls = Mutex<[[Int]]>([])
+    /// The user ids of every `.users` change, in order.
     var allocationChanges: [[Int]] { self.calls.withLock { $0 } }
 
-    func allocationsChanged(userIDs: [Int], logger: Logger) async throws { self.calls.withLock { $0.append(userIDs) } }
-    func userCreated(userID: Int, password: String, logger: Logger) async throws {}
-    func userUpdated(userID: Int, logger: Logger) async throws {}
-    func userWillBeDeleted(userID: Int, logger: Logger) async throws {}
-    func passwordWillChange(userID: Int, password: String, logger: Logger) async throws {}
-    func usersMoved(userIDs: [Int], logger: Logger) async throws {}
-    func nodeChanged(nodeID: Int, logger: Logger) async throws {}
-    func nodeWillBeDeleted(nodeID: Int, logger: Logger) async throws {}
-    func resourceProvided(nodeID: Int, resourceID: Int, logger: Logger) async throws {}
-    func resourceWithdrawn(nodeID: Int, resourceID: Int, logger: Logger) async throws {}
-    func resourceChanged(resourceID: Int, logger: Logger) async throws {}
-    func resourceWillBeDeleted(resourceID: Int, logger: Logger) async throws {}
-    func notificationChanged(notificationID: Int, logger: Logger) async throws {}
-    func notificationWillBeDeleted(notificationID: Int, logger: Logger) async throws {}
-    func notificationReceiversChanged(notificationID: Int, userIDs: [Int], logger: Logger) async throws {}
+    func touched(by change: GrafanaChange, logger: Logger) async throws -> GrafanaTouched {
+        if case .users(let ids) = change { self.calls.withLock { $0.append(ids) } }
+        return .nobody
+    }
+    func enqueue(_ touched: GrafanaTouched, logger: Logger) async throws {}
 }
 
 extension TestContext {

@@ -56,10 +56,10 @@ enum TestDatabase {
 
     /// Creates a fresh schema, migrates and seeds it, runs `body`, and drops the schema afterwards (on failure too).
     static func withSchema<T: Sendable>(
-        seed: Bool = true, _ body: @Sendable (String, AppConfiguration) async throws -> T
+        seed: Bool = true, extra: [String: String] = [:], _ body: @Sendable (String, AppConfiguration) async throws -> T
     ) async throws -> T {
         let schema = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let configuration = try self.configuration(schema: schema)
+        let configuration = try self.configuration(schema: schema, extra: extra)
         try await withDatabase(configuration, logger: logger) { db in
             try await db.execute(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), logger: logger)
             try await Migrator(directory: migrationsPath).migrate(db: db, logger: logger)
@@ -157,9 +157,10 @@ struct TestReply: Sendable {
 
 /// Builds the real application on a fresh schema and runs `body` against it through the router test client.
 func withApp(
+    extra: [String: String] = [:],
     _ body: @escaping @Sendable (TestContext) async throws -> Void
 ) async throws {
-    try await TestDatabase.withSchema { _, configuration in
+    try await TestDatabase.withSchema(extra: extra) { _, configuration in
         let app = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
         let tokens = await TokenService(configuration: configuration)
         try await app.test(.router) { client in
