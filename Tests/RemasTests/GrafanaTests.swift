@@ -315,6 +315,30 @@ import Testing
         }
     }
 
+    /// A Grafana that accepts the connection and never answers costs one timeout (2 s here) per pass, never a
+    /// request: the API answers at once, and the user stays queued until Grafana answers again.
+    @Test func hangingGrafanaTimesOutAndRetries() async throws {
+        let fake = try FakeGrafana()
+        try await withApp(extra: fake.environment) { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 4)
+            let fay = try await t.makeUser("fay")
+            let notification = try await t.makeGrafanaNotification("CPU", resource: cluster.1[0], defaultAmount: 1)
+            try await fake.mode(hang: true)
+            let started = ContinuousClock.now
+            #expect(try await t.assign(notification, user: fay).status == .ok)
+            #expect(ContinuousClock.now - started < .seconds(1))
+            let worker = t.grafanaWorker(fake)
+            let pass = try await worker.runPass()
+            #expect(pass.failed.keys.sorted() == ["fay"])
+            #expect(try await t.outboxCount() == 1)
+            try await fake.mode(hang: false)
+            try await t.outboxDueNow()
+            #expect(try await worker.runPass().synced == ["fay"])
+            #expect(try await fake.state().rule("fay", notification: notification, node: cluster.0[0]) != nil)
+            await worker.shutdown()
+        }
+    }
+
     /// Grafana folders deleted by hand are created again by the next sync (the original failed with 500).
     @Test func missingFoldersAreHealed() async throws {
         let fake = try FakeGrafana()

@@ -13,6 +13,10 @@ import Testing
             #expect(root.headers[.contentType] == "application/json")
             let link = try await t.request(.get, "/grafana-link")
             #expect(link.detail == "http://localhost:3000/")
+            let health = try await t.request(.get, "/health")
+            #expect(health.status == .ok && health.object["status"] as? String == "ok")
+            let ready = try await t.request(.get, "/ready")
+            #expect(ready.status == .ok && ready.object["status"] as? String == "ready")
         }
     }
 

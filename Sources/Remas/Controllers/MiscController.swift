@@ -1,6 +1,7 @@
 import Hummingbird
 
-/// `GET /` and `GET /grafana-link` (spec api-core §3).
+/// `GET /` and `GET /grafana-link` (spec api-core §3), and the probes `GET /health` (the process answers) and
+/// `GET /ready` (and reaches its database: load balancers and compose healthchecks route by it).
 struct MiscController {
     let env: AppEnvironment
 
@@ -9,5 +10,17 @@ struct MiscController {
         routes.get("/") { _, _ in .json(hello) }
         let link = ByteBuffer(string: JSONText.detail(self.env.configuration.grafanaRedirectURL))
         routes.get("/grafana-link") { _, _ in .json(link) }
+        let healthy = ByteBuffer(string: #"{"status":"ok"}"#)
+        routes.get("/health") { _, _ in .json(healthy) }
+        let ready = ByteBuffer(string: #"{"status":"ready"}"#)
+        routes.get("/ready") { _, context in
+            do {
+                try await self.env.db.query("SELECT 1", logger: context.logger)
+            } catch {
+                context.logger.warning("readiness: database unreachable", metadata: ["error": "\(String(reflecting: error))"])
+                throw AppError(.serviceUnavailable, "Database unreachable")
+            }
+            return .json(ready)
+        }
     }
 }
