@@ -48,6 +48,7 @@ class State:
 
     def reset(self):
         self.rules = {}  # uid -> rule
+        self.titles = {}  # (folderUID, ruleGroup, title) -> uid: titles are unique per folder and group
         self.folders = {}  # uid -> {"uid", "title", "id"}
         self.permissions = {}  # folder uid -> [items]
         self.contact_points = {}  # uid -> point
@@ -107,22 +108,30 @@ def validate_rule(state, rule, uid=None):
     settings = rule.get("notification_settings")
     if settings is not None:
         need(isinstance(settings, dict) and isinstance(settings.get("receiver"), str), "notification_settings.receiver is required")
-        names = {p["name"] for p in state.contact_points.values()}
-        need(settings["receiver"] in names, "receiver does not exist: %s" % settings["receiver"])
-    for other in state.rules.values():
-        if other["uid"] != uid and other["folderUID"] == rule["folderUID"] and other["ruleGroup"] == rule["ruleGroup"] \
-                and other["title"] == rule["title"]:
-            raise Refused(409, "a rule with this title already exists in this folder and group")
+        need(any(p["name"] == settings["receiver"] for p in state.contact_points.values()),
+             "receiver does not exist: %s" % settings["receiver"])
+    holder = state.titles.get((rule["folderUID"], rule["ruleGroup"], rule["title"]))
+    if holder is not None and holder != uid:
+        raise Refused(409, "a rule with this title already exists in this folder and group")
+
+
+def forget_rule(state, uid):
+    old = state.rules.pop(uid, None)
+    if old is not None:
+        state.titles.pop((old["folderUID"], old["ruleGroup"], old["title"]), None)
 
 
 def store_rule(state, rule, uid):
+    old_id = state.rules.get(uid, {}).get("id")
+    forget_rule(state, uid)
     stored = dict(rule)
     stored["uid"] = uid
-    stored["id"] = state.rules.get(uid, {}).get("id") or state.new_id()
+    stored["id"] = old_id or state.new_id()
     stored["provenance"] = "api"
     stored.setdefault("labels", {})
     stored.setdefault("annotations", {})
     state.rules[uid] = stored
+    state.titles[(stored["folderUID"], stored["ruleGroup"], stored["title"])] = uid
     return stored
 
 
@@ -144,7 +153,7 @@ def handle_api(state, method, path, query, body, user):
                 validate_rule(state, body, uid)
                 return 200, store_rule(state, body, uid), "PUT alert-rules/{uid}"
             if method == "DELETE":
-                state.rules.pop(uid, None)
+                forget_rule(state, uid)
                 return 204, None, "DELETE alert-rules/{uid}"
     # folders
     if parts[:2] == ["api", "folders"]:

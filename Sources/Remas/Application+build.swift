@@ -54,6 +54,8 @@ public func buildApplication(
 public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     let table = RouteTable()
+    // Outermost: it sees the status the client gets, error responses included.
+    router.add(middleware: RequestMetricsMiddleware(metrics: environment.metrics))
     router.add(middleware: CORSMiddleware(origins: environment.configuration.corsOrigins))
     router.add(middleware: ErrorMiddleware(routes: table))
     let routes = RouteBuilder(router: router, table: table)

@@ -11,6 +11,8 @@ public struct AppEnvironment: Sendable {
     public let grafana: any GrafanaSync
     /// The scheduler's counters (mails sent/failed, age of the oldest due event), for `/metrics`.
     public let schedulerStats: SchedulerStats
+    /// This server's request metrics and the `/metrics` exposition.
+    public var metrics = ServerMetrics()
 
     var zone: TimeZone { self.configuration.timeZone }
 

@@ -39,6 +39,20 @@ public final class ConnectionPool: Service, Sendable {
         self.logger = logger
     }
 
+    public struct Statistics: Sendable {
+        public let inUse: Int
+        public let idle: Int
+        public let waiting: Int
+        public let maximum: Int
+    }
+
+    /// The pool right now (for `/metrics`).
+    public var statistics: Statistics {
+        self.state.withLock { s in
+            Statistics(inUse: s.open - s.idle.count, idle: s.idle.count, waiting: s.waiters.count, maximum: self.maximumConnections)
+        }
+    }
+
     public func lease() async throws -> PostgresConnection {
         // Fast path without a continuation: an idle connection is usually there.
         let idle = self.state.withLock { s -> PostgresConnection? in

@@ -1,0 +1,132 @@
+import CoreMetrics
+import Foundation
+import Hummingbird
+import Logging
+import Prometheus
+
+/// `GET /metrics` in the Prometheus text format.
+///
+/// Two sources: request counters and latency histograms recorded through swift-metrics into this server's own
+/// swift-prometheus registry (one per application, so tests and several servers in one process never mix), and
+/// gauges read at scrape time from PostgreSQL and the in-process counters (capacity and current reservations per
+/// node and resource, tasks by status, the Grafana outbox, the scheduler, the connection pool). The database state
+/// is shared by every replica, so those series say the same on each; the request and pool series are per process.
+public final class ServerMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    let factory: PrometheusMetricsFactory
+
+    public init() {
+        self.registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: self.registry)
+        factory.defaultDurationHistogramBuckets = [
+            .microseconds(500), .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25),
+            .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(10),
+        ]
+        self.factory = factory
+    }
+
+    /// One request: counted by route template, method and status, timed by route template and method.
+    func record(route: String, method: String, status: Int, nanoseconds: Int64) {
+        Counter(
+            label: "remas_http_requests_total", dimensions: [("route", route), ("method", method), ("status", String(status))],
+            factory: self.factory
+        ).increment()
+        CoreMetrics.Timer(
+            label: "remas_http_request_duration_seconds", dimensions: [("route", route), ("method", method)], factory: self.factory
+        ).recordNanoseconds(nanoseconds)
+    }
+
+    /// The whole exposition: the registry's series, then the ones read now.
+    func render(environment env: AppEnvironment, logger: Logger) async throws -> ByteBuffer {
+        var text = self.registry.emitToString()
+        let state = try await MetricsRepository.snapshot(on: env.db, logger: logger)
+        var out = Exposition()
+        out.family("remas_node_resource_capacity", "gauge", "Amount of a resource a node provides.")
+        for row in state.capacity { out.sample("remas_node_resource_capacity", [("node", row.node), ("resource", row.resource)], Double(row.capacity)) }
+        out.family("remas_node_resource_reserved", "gauge", "Amount of a resource reserved on a node by running tasks right now.")
+        for row in state.capacity { out.sample("remas_node_resource_reserved", [("node", row.node), ("resource", row.resource)], Double(row.reserved)) }
+        out.family("remas_tasks", "gauge", "Tasks by status (derived from the clock).")
+        for (status, count) in state.tasks { out.sample("remas_tasks", [("status", status)], Double(count)) }
+        out.family("remas_events_pending", "gauge", "Scheduler events waiting to be processed.")
+        out.sample("remas_events_pending", [], Double(state.pendingEvents))
+        out.family("remas_events_failed", "gauge", "Reminders given up after their last attempt.")
+        out.sample("remas_events_failed", [], Double(state.failedEvents))
+        out.family("remas_scheduler_lag_seconds", "gauge", "How long the oldest due event has been waiting (0 when none is overdue).")
+        out.sample("remas_scheduler_lag_seconds", [], state.schedulerLagSeconds)
+        let stats = env.schedulerStats
+        out.family("remas_mails_sent_total", "counter", "Reminder mails accepted by the SMTP server (this process).")
+        out.sample("remas_mails_sent_total", [], Double(stats.mailsSent))
+        out.family("remas_mails_failed_total", "counter", "Reminder mails given up (this process).")
+        out.sample("remas_mails_failed_total", [], Double(stats.mailsFailed))
+        out.family("remas_mails_retried_total", "counter", "Reminder sends that failed and were rescheduled (this process).")
+        out.sample("remas_mails_retried_total", [], Double(stats.mailsRetried))
+        out.family("remas_grafana_sync_pending", "gauge", "Users queued for a Grafana sync.")
+        out.sample("remas_grafana_sync_pending", [], Double(state.grafana.pending))
+        out.family("remas_grafana_sync_failing", "gauge", "Queued users whose last Grafana sync failed.")
+        out.sample("remas_grafana_sync_failing", [], Double(state.grafana.failing))
+        out.family("remas_grafana_sync_oldest_seconds", "gauge", "Age of the oldest queued Grafana sync.")
+        out.sample("remas_grafana_sync_oldest_seconds", [], state.grafana.oldestSeconds)
+        let pool = env.db.pool.statistics
+        out.family("remas_db_connections", "gauge", "Database connections of this process's pool by state.")
+        out.sample("remas_db_connections", [("state", "in_use")], Double(pool.inUse))
+        out.sample("remas_db_connections", [("state", "idle")], Double(pool.idle))
+        out.family("remas_db_connection_waiters", "gauge", "Requests waiting for a database connection.")
+        out.sample("remas_db_connection_waiters", [], Double(pool.waiting))
+        out.family("remas_db_connections_max", "gauge", "Size limit of this process's pool.")
+        out.sample("remas_db_connections_max", [], Double(pool.maximum))
+        text += out.text
+        return ByteBuffer(string: text)
+    }
+}
+
+/// Builds Prometheus text exposition lines.
+struct Exposition {
+    var text = ""
+
+    mutating func family(_ name: String, _ type: String, _ help: String) {
+        self.text += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+    }
+
+    mutating func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+        self.text += name
+        if !labels.isEmpty {
+            self.text += "{" + labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",") + "}"
+        }
+        self.text += " " + (value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)) + "\n"
+    }
+
+    /// Label values escape backslash, double quote and newline.
+    static func escape(_ value: String) -> String {
+        value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+/// Counts and times every request by its route template (never the raw path: ids would make a series per object).
+struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let started = ContinuousClock.now
+        let method = request.method.rawValue
+        do {
+            let response = try await next(request, context)
+            self.metrics.record(route: Self.route(context), method: method, status: response.status.code, nanoseconds: Self.elapsed(since: started))
+            return response
+        } catch {
+            let status = (error as? any HTTPResponseError)?.status.code ?? 500
+            self.metrics.record(route: Self.route(context), method: method, status: status, nanoseconds: Self.elapsed(since: started))
+            throw error
+        }
+    }
+
+    /// The matched route's template; every request no route matched shares one series.
+    static func route(_ context: Context) -> String {
+        guard let path = context.endpointPath, path != "NotFound" else { return "unmatched" }
+        return path
+    }
+
+    static func elapsed(since start: ContinuousClock.Instant) -> Int64 {
+        let d = ContinuousClock.now - start
+        return d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000
+    }
+}
