@@ -55,7 +55,9 @@ public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestConte
     let router = Router(context: AppRequestContext.self)
     let table = RouteTable()
     // Outermost: it sees the status the client gets, error responses included.
-    router.add(middleware: RequestMetricsMiddleware(metrics: environment.metrics))
+    if environment.configuration.metricsEnabled {
+        router.add(middleware: RequestMetricsMiddleware(metrics: environment.metrics))
+    }
     router.add(middleware: CORSMiddleware(origins: environment.configuration.corsOrigins))
     router.add(middleware: ErrorMiddleware(routes: table))
     let routes = RouteBuilder(router: router, table: table)

@@ -55,6 +55,13 @@ import Testing
         }
     }
 
+    @Test func metricsCanBeTurnedOff() async throws {
+        try await withApp(extra: ["METRICS_ENABLED": "false"]) { t in
+            #expect(try await t.request(.get, "/metrics").status == .notFound)
+            #expect(try await t.request(.get, "/health").status == .ok)
+        }
+    }
+
     /// A node name with a quote and a backslash stays one valid label value.
     @Test func labelValuesAreEscaped() {
         var out = Exposition()

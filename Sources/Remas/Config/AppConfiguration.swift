@@ -22,6 +22,7 @@ import PostgresNIO
 /// | `CORS_ORIGINS` | `*` | comma-separated allowed origins |
 /// | `DEBUG` | false | debug logging |
 /// | `GRAFANA_URL` / `GRAFANA_REDIRECT_URL` | `http://localhost:3000/` / `GRAFANA_URL` | Grafana base and link |
+/// | `METRICS_ENABLED` | true | serve `GET /metrics` and record request metrics |
 /// | `GRAFANA_ENABLED` | true when `GRAFANA_URL` is set | keep Grafana users, folders and alert rules in step |
 /// | `GRAFANA_USERNAME` / `GRAFANA_PASSWORD` | `admin` / `admin` | Basic auth of a Grafana server admin |
 /// | `GRAFANA_TIMEOUT_SECONDS` | 10 | one Grafana call, connect to last byte |
@@ -55,6 +56,7 @@ public struct AppConfiguration: Sendable {
     public var grafanaURL: String
     public var grafanaRedirectURL: String
     public var grafana: GrafanaSettings
+    public var metricsEnabled: Bool
     public var timeZone: TimeZone
     public var bcryptCost: UInt8
     public var autoMigrate: Bool
@@ -118,6 +120,7 @@ public struct AppConfiguration: Sendable {
             throw ConfigurationError("GRAFANA_URL must be an absolute URL, got '\(self.grafanaURL)'")
         }
         self.grafanaRedirectURL = string("GRAFANA_REDIRECT_URL", self.grafanaURL)
+        self.metricsEnabled = try bool("METRICS_ENABLED", true)
         // Off unless a Grafana is named: a site that only books resources gets no retry noise for a Grafana it lacks.
         let grafanaNamed = !(env["GRAFANA_URL"] ?? "").isEmpty
         self.grafana = GrafanaSettings(

@@ -10,10 +10,13 @@ struct MiscController {
         routes.get("/") { _, _ in .json(hello) }
         let link = ByteBuffer(string: JSONText.detail(self.env.configuration.grafanaRedirectURL))
         routes.get("/grafana-link") { _, _ in .json(link) }
-        routes.get("/metrics") { _, context in
-            var headers = HTTPFields()
-            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: try await self.env.metrics.render(environment: self.env, logger: context.logger)))
+        if self.env.configuration.metricsEnabled {
+            routes.get("/metrics") { _, context in
+                var headers = HTTPFields()
+                headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+                let text = try await self.env.metrics.render(environment: self.env, logger: context.logger)
+                return Response(status: .ok, headers: headers, body: .init(byteBuffer: text))
+            }
         }
         let healthy = ByteBuffer(string: #"{"status":"ok"}"#)
         routes.get("/health") { _, _ in .json(healthy) }
