@@ -270,6 +270,10 @@ def handle_api(state, method, path, query, body, user):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write, without Nagle: otherwise every keep-alive reply waits for a delayed ACK
+    # (measured: 44 ms a request instead of under 1 ms).
+    disable_nagle_algorithm = True
+    wbufsize = 1 << 16
 
     def log_message(self, fmt, *args):
         pass

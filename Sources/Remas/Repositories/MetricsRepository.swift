@@ -21,7 +21,7 @@ enum MetricsRepository {
 
     static func snapshot(on executor: any SQLExecutor, logger: Logger) async throws -> Snapshot {
         // Reservations right now come from the allocations' own copies of the task window, through the
-        // (node_id, end_time, start_time) index; task counts from the two time indexes.
+        // (node_id, end_time, start_time) index; the task counts take one scan of `tasks`.
         let rows = try await executor.query(
             """
             WITH now_held AS (
@@ -31,10 +31,9 @@ enum MetricsRepository {
             FROM node_resources nr JOIN nodes n ON n.id = nr.node_id JOIN resources r ON r.id = nr.resource_id
             LEFT JOIN now_held h ON h.node_id = nr.node_id AND h.resource_id = nr.resource_id
             UNION ALL
-            SELECT 1, 'scheduled', '', count(*) FILTER (WHERE start_time > localtimestamp),
-                   count(*) FILTER (WHERE start_time <= localtimestamp AND end_time > localtimestamp), 0 FROM tasks
-            UNION ALL
-            SELECT 2, 'finished', '', count(*) FILTER (WHERE end_time <= localtimestamp), 0, 0 FROM tasks
+            SELECT 1, '', '', count(*) FILTER (WHERE start_time > localtimestamp),
+                   count(*) FILTER (WHERE start_time <= localtimestamp AND end_time > localtimestamp),
+                   count(*) FILTER (WHERE end_time <= localtimestamp)::float8 FROM tasks
             UNION ALL
             SELECT 3, 'events', '', count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
                    COALESCE(extract(epoch FROM localtimestamp - min(COALESCE(retry_at, time)) FILTER (WHERE state = 'pending')), 0)::float8
@@ -49,8 +48,7 @@ enum MetricsRepository {
             let (kind, a, b, x, y, z) = try row.decode((Int, String, String, Int64, Int64, Double).self)
             switch kind {
             case 0: snapshot.capacity.append(Capacity(node: a, resource: b, capacity: x, reserved: y))
-            case 1: snapshot.tasks += [("scheduled", x), ("running", y)]
-            case 2: snapshot.tasks.append(("finished", x))
+            case 1: snapshot.tasks = [("scheduled", x), ("running", y), ("finished", Int64(z))]
             case 3:
                 snapshot.pendingEvents = x
                 snapshot.failedEvents = y
