@@ -374,3 +374,20 @@ import Testing
         }
     }
 }
+
+/// The JSON parser Grafana's replies go through.
+@Suite struct JSONParserTests {
+    @Test func parsesWhatFoundationParses() throws {
+        let text = #" {"a": [1, -2, 3.5, 1e3, -0.25E-2, true, false, null], "s": "q\"b\\s\/n\n\t\u00e9\ud83d\ude00", "o": {}, "e": [], "big": 9007199254740993} "#
+        let value = try JSONValue.parse(text: Array(text.utf8))
+        #expect(value["a"] == .array([.int(1), .int(-2), .double(3.5), .double(1000), .double(-0.0025), .bool(true), .bool(false), .null]))
+        #expect(value["s"] == .string("q\"b\\s/n\n\té😀"))
+        #expect(value["o"] == .object([:]) && value["e"] == .array([]))
+        #expect(value["big"] == .int(9_007_199_254_740_993))
+    }
+
+    @Test(arguments: ["", "{", "[1,]", "{\"a\" 1}", "01", "1.", "\"\\x\"", "\"\u{01}\"", "\"\\ud800\"", "tru", "[1] 2", "{\"a\":1,}"])
+    func refusesWhatIsNotJSON(_ text: String) {
+        #expect(throws: (any Error).self) { try JSONValue.parse(text: Array(text.utf8)) }
+    }
+}

@@ -66,8 +66,11 @@ public final class GrafanaSyncWorker: Sendable {
         guard !claims.isEmpty else { return PassResult() }
         var result = PassResult()
         var outcomes: [String: GrafanaError?]
+        let started = ContinuousClock.now
+        var listed = started
         do {
             let snapshot = try await self.reconciler.snapshot()
+            listed = ContinuousClock.now
             outcomes = try await self.reconciler.sync(claims, snapshot: snapshot)
             let orphans = Set(snapshot.rulesByUser.keys).subtracting(claims.map(\.username))
             if !orphans.isEmpty {
@@ -93,6 +96,13 @@ public final class GrafanaSyncWorker: Sendable {
                 "grafana sync failed for some users; retrying with backoff",
                 metadata: ["failed": "\(result.failed.count)", "synced": "\(result.synced.count)", "first_error": "\(result.failed.values.first ?? "")"])
         }
+        let millis = { (d: Duration) in String(format: "%.0f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15) }
+        self.logger.info(
+            "grafana sync pass",
+            metadata: [
+                "users": "\(claims.count)", "failed": "\(result.failed.count)", "list_ms": "\(millis(listed - started))",
+                "sync_ms": "\(millis(ContinuousClock.now - listed))",
+            ])
         self.stats.record(synced: result.synced.count, failed: result.failed.count)
         return result
     }

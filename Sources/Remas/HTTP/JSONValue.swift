@@ -44,31 +44,9 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    /// Parses JSON text (for documents that are not request bodies: templates, Grafana's replies). Through
-    /// JSONSerialization: decoding the enum with JSONDecoder tries every case in turn, which took seconds for a
-    /// Grafana rule list of a few megabytes.
+    /// Parses JSON text (for documents that are not request bodies: templates, Grafana's replies).
     public static func parse(text: some Collection<UInt8>) throws -> JSONValue {
-        JSONValue(foundation: try JSONSerialization.jsonObject(with: Data(text), options: [.fragmentsAllowed]))
-    }
-
-    init(foundation value: Any) {
-        switch value {
-        case let string as String:
-            self = .string(string)
-        case let number as NSNumber:
-            // JSONSerialization gives booleans the type code "c"; numbers never get it.
-            switch String(cString: number.objCType) {
-            case "c": self = .bool(number.boolValue)
-            case "d", "f": self = .double(number.doubleValue)
-            default: self = .int(number.int64Value)
-            }
-        case let array as [Any]:
-            self = .array(array.map(JSONValue.init(foundation:)))
-        case let object as [String: Any]:
-            self = .object(object.mapValues(JSONValue.init(foundation:)))
-        default:
-            self = .null
-        }
+        try JSONParser.parse(Array(text))
     }
 
     /// Compact JSON text (object keys sorted, so equal values give equal text).
