@@ -22,13 +22,15 @@ public func buildApplication(
     // Grafana is reached only through the outbox (GrafanaSync.swift); tests may pass their own seam.
     let grafana = grafana ?? (configuration.grafana.enabled
         ? GrafanaOutbox(db: db, secretKey: configuration.secretKey) : GrafanaSyncDisabled())
+    let grafanaStats = GrafanaSyncStats()
     let environment = AppEnvironment(
         configuration: configuration,
         db: db,
         tokens: await TokenService(configuration: configuration),
         hasher: hasher,
         grafana: grafana,
-        schedulerStats: stats)
+        schedulerStats: stats,
+        grafanaStats: grafanaStats)
     let router = buildRouter(environment)
     var app = Application(
         router: router,
@@ -40,7 +42,8 @@ public func buildApplication(
         let worker = configuration.grafana.enabled
             ? GrafanaSyncWorker(
                 settings: configuration.grafana, db: db, secretKey: configuration.secretKey,
-                lookAheadSeconds: configuration.scheduler.precisionSeconds, clock: WallClock(zone: configuration.timeZone), logger: logger)
+                lookAheadSeconds: configuration.scheduler.precisionSeconds, clock: WallClock(zone: configuration.timeZone),
+                stats: grafanaStats, logger: logger)
             : nil
         app.addServices(
             Scheduler(

@@ -46,6 +46,7 @@ import Testing
             #expect(Self.value(text, #"remas_tasks{status="scheduled"}"#) == 1)
             #expect(Self.value(text, #"remas_tasks{status="finished"}"#) == 1)
             #expect(Self.value(text, "remas_grafana_sync_pending") == 0)
+            #expect(Self.value(text, "remas_grafana_users_synced_total") == 0)
             // No scheduler runs in these tests: the 2020 task's start and end events wait, and the lag says so.
             #expect((Self.value(text, "remas_scheduler_lag_seconds") ?? 0) > 86_400)
             #expect(Self.value(text, "remas_events_pending") == 6)

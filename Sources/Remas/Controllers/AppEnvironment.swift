@@ -11,6 +11,8 @@ public struct AppEnvironment: Sendable {
     public let grafana: any GrafanaSync
     /// The scheduler's counters (mails sent/failed, age of the oldest due event), for `/metrics`.
     public let schedulerStats: SchedulerStats
+    /// The Grafana sync worker's counters (users synced, failed syncs), for `/metrics`.
+    public var grafanaStats = GrafanaSyncStats()
     /// This server's request metrics and the `/metrics` exposition.
     public var metrics = ServerMetrics()
 

@@ -66,6 +66,10 @@ public final class ServerMetrics: Sendable {
         out.sample("remas_grafana_sync_failing", [], Double(state.grafana.failing))
         out.family("remas_grafana_sync_oldest_seconds", "gauge", "Age of the oldest queued Grafana sync.")
         out.sample("remas_grafana_sync_oldest_seconds", [], state.grafana.oldestSeconds)
+        out.family("remas_grafana_users_synced_total", "counter", "User syncs Grafana accepted completely (this process).")
+        out.sample("remas_grafana_users_synced_total", [], Double(env.grafanaStats.usersSynced))
+        out.family("remas_grafana_sync_failures_total", "counter", "User syncs that failed and were rescheduled (this process).")
+        out.sample("remas_grafana_sync_failures_total", [], Double(env.grafanaStats.syncFailures))
         let pool = env.db.pool.statistics
         out.family("remas_db_connections", "gauge", "Database connections of this process's pool by state.")
         out.sample("remas_db_connections", [("state", "in_use")], Double(pool.inUse))

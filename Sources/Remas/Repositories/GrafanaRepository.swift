@@ -154,22 +154,11 @@ enum GrafanaRepository {
             """, logger: logger)
     }
 
+    /// The outbox as `/metrics` reports it (read by `MetricsSnapshotStatement`).
     struct Backlog: Sendable {
         var pending = 0
         var failing = 0
         var oldestSeconds = 0.0
-    }
-
-    static func backlog(on executor: any SQLExecutor, logger: Logger) async throws -> Backlog {
-        let rows = try await executor.query(
-            """
-            SELECT count(*)::int8, count(*) FILTER (WHERE last_error IS NOT NULL)::int8,
-                   COALESCE(extract(epoch FROM localtimestamp - min(enqueued_at)), 0)::float8
-            FROM grafana_outbox
-            """, logger: logger)
-        guard let row = rows.first else { return Backlog() }
-        let (pending, failing, oldest) = try row.decode((Int64, Int64, Double).self)
-        return Backlog(pending: Int(pending), failing: Int(failing), oldestSeconds: oldest)
     }
 
     /// Seconds until the next queued user is due (nil: none queued).
