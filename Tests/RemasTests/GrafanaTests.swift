@@ -339,6 +339,50 @@ import Testing
         }
     }
 
+    /// A rule someone else labelled with a username (without remas's id labels) is never touched, not even when
+    /// that user is deleted.
+    @Test func foreignRulesAreLeftAlone() async throws {
+        let fake = try FakeGrafana()
+        try await withApp(extra: fake.environment) { t in
+            let cluster = try await t.cluster(nodes: 1, capacity: 4)
+            let gus = try await t.makeUser("gus")
+            let notification = try await t.makeGrafanaNotification("CPU", resource: cluster.1[0], defaultAmount: 1)
+            #expect(try await t.assign(notification, user: gus).status == .ok)
+            let worker = t.grafanaWorker(fake)
+            try await worker.runPass()
+            // Someone adds their own folder and a rule labelled username=gus (and a user nobody in remas has).
+            let client = GrafanaClient(settings: fake.settings)
+            let folder = try await client.createFolder(title: "shared", failure: "folder")
+            var rule = try AlertRuleRenderer.render(
+                AlertRuleRendererTests.spec(template: try TestContext.ruleTemplate("CPU_Notificaion_template.json")),
+                user: AlertRuleRendererTests.user, folderUID: folder.uid, uid: nil)
+            if case .object(var o) = rule {
+                o["labels"] = .object(["username": .string("gus"), "team": .string("ops")])
+                o["notification_settings"] = nil
+                o["title"] = .string("hand-made")
+                rule = .object(o)
+            }
+            try await client.createRule(rule, failure: "rule")
+            var foreign = rule
+            if case .object(var o) = foreign {
+                o["labels"] = .object(["username": .string("nobody-in-remas")])
+                o["title"] = .string("hand-made 2")
+                foreign = .object(o)
+            }
+            try await client.createRule(foreign, failure: "rule")
+            try await GrafanaRepository.enqueue(["gus"], on: t.db, logger: t.logger)
+            try await worker.runPass()
+            #expect(try await fake.state().rules.count == 3)
+            #expect(try await t.request(.delete, "/user/\(gus)", token: try await t.adminToken()).status == .ok)
+            try await worker.runPass()
+            let state = try await fake.state()
+            #expect(Set(state.rules.compactMap { $0["title"] as? String }) == ["hand-made", "hand-made 2"])
+            #expect(try await t.outboxCount() == 0)
+            #expect(state.refused.isEmpty && state.unknown.isEmpty, "\(state.refused) \(state.unknown)")
+            await worker.shutdown()
+        }
+    }
+
     /// Grafana folders deleted by hand are created again by the next sync (the original failed with 500).
     @Test func missingFoldersAreHealed() async throws {
         let fake = try FakeGrafana()

@@ -2,8 +2,9 @@ import Crypto
 import Foundation
 import Logging
 
-/// Grafana's state as listed once per pass: every alert rule (grouped by its `username` label), every folder and
-/// every contact point. A pass over 500 users makes these three list calls once, not per user and rule (Q-N+1).
+/// Grafana's state as listed once per pass: remas's alert rules (those carrying the `username`, `notification_id`,
+/// `node_id` and `resource_id` labels, grouped by username), every folder and every contact point. Rules without
+/// all four labels are someone else's and are never touched. A pass over 500 users makes these three list calls once, not per user and rule (Q-N+1).
 struct GrafanaSnapshot: Sendable {
     var rulesByUser: [String: [JSONValue]] = [:]
     var folders: [String: String] = [:]
@@ -49,7 +50,9 @@ struct GrafanaReconciler: Sendable {
         async let points = self.client.listContactPoints()
         var snapshot = GrafanaSnapshot()
         for rule in try await rules {
-            if let name = rule["labels"]?["username"]?.stringValue { snapshot.rulesByUser[name, default: []].append(rule) }
+            if let name = rule["labels"]?["username"]?.stringValue, AlertRuleRenderer.key(of: rule, username: name) != nil {
+                snapshot.rulesByUser[name, default: []].append(rule)
+            }
         }
         for folder in try await folders where snapshot.folders[folder.title] == nil { snapshot.folders[folder.title] = folder.uid }
         for point in try await points {
@@ -167,11 +170,8 @@ struct GrafanaReconciler: Sendable {
         var existing: [RuleKey: JSONValue] = [:]
         var unwanted: [JSONValue] = []
         for rule in snapshot.rulesByUser[login] ?? [] {
-            if let key = AlertRuleRenderer.key(of: rule, username: login), existing[key] == nil {
-                existing[key] = rule
-            } else {
-                unwanted.append(rule)
-            }
+            guard let key = AlertRuleRenderer.key(of: rule, username: login) else { continue }
+            if existing[key] == nil { existing[key] = rule } else { unwanted.append(rule) }
         }
         var failures: [GrafanaError] = []
         var kept = Set<RuleKey>()
