@@ -13,7 +13,7 @@ import Synchronization
 /// - It has its own small connection pool (workers + 1): a slow or hanging mail server never takes connections from
 ///   the HTTP requests.
 /// - Events due within `TASK_SCHEDULER_PRECISION_SECONDS` are processed in the same pass (spec Q-EARLY).
-/// - Task start/end events are completed in one statement and their owners handed to Grafana (`allocationsChanged`).
+/// - Task start/end events are completed in one statement and their owners queued for a Grafana sync.
 ///   Task status itself is derived from the clock on every read, so it is never late, scheduler or not.
 /// - Reminders are sent by `workers` parallel workers. Each claims one due row with `FOR UPDATE SKIP LOCKED`, sends it
 ///   over its own reused SMTP connection while holding the row lock, and commits the outcome with the lock. So two
