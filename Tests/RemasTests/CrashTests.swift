@@ -89,7 +89,10 @@ import Testing
             // Generous: at the start of a full parallel run the machine is saturated (a CI run once took over 20 s).
             let exited = try await Self.waitUntil(timeout: 90) { !process.isRunning }
             let serverLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            #expect(exited, "still running; its log ends: \(serverLog.suffix(2000))")
+            // If our listening socket was closed under us (a stray close of a reused descriptor number), the server
+            // could bind the port and run on: say so instead of blaming the server.
+            let socketOpen = fcntl(socket.descriptor, F_GETFD) != -1
+            #expect(exited, "still running (test's listening socket still open: \(socketOpen)); its log ends: \(serverLog.suffix(2000))")
             if exited { #expect(process.terminationStatus != 0) } else { process.interrupt(); kill(process.processIdentifier, SIGKILL) }
             socket.close()
             try? FileManager.default.removeItem(atPath: log)
@@ -156,7 +159,12 @@ final class ServerSocket: @unchecked Sendable {
         _ = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        self.descriptor = fd
+        // Moved to a high descriptor number, close-on-exec: a stray second close elsewhere in this process hits
+        // recently freed low numbers, and children must not inherit the port.
+        let high = fcntl(fd, F_DUPFD_CLOEXEC, 1000)
+        guard high >= 0 else { throw TestFailure("could not move the socket descriptor") }
+        _ = Glibc.close(fd)
+        self.descriptor = high
         self.port = Int(UInt16(bigEndian: address.sin_port))
     }
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Synchronization
 import NIOCore
 import NIOHTTP1
 
@@ -39,7 +40,13 @@ final class FakeGrafana: Sendable {
         }
         self.process = process
         self.port = port
+        // Kept for the life of the test process: on deallocation Foundation closes the parent's copies of the pipe
+        // ends again, and a descriptor number closed twice can belong to another test's socket by then (seen: the
+        // port-taken crash test's listening socket vanished, and the server it launched ran on).
+        Self.keptPipes.withLock { $0 += [out, input] }
     }
+
+    static let keptPipes = Mutex<[Pipe]>([])
 
     deinit { self.stop() }
 
