@@ -192,11 +192,7 @@ public enum EventRepository {
 enum RescheduleRemindersSQL {
     static func text(taskFilter: String) -> String {
         """
-        WITH RECURSIVE \(GroupRepository.ancestorChain(seed: "SELECT u.id, u.group_id, 0 FROM users u WHERE u.id = ANY($1::int4[])", carrying: "user_id")),
-        receives AS (
-            SELECT nu.user_id, nu.notification_id FROM notification_users nu WHERE nu.user_id = ANY($1::int4[])
-            UNION
-            SELECT c.user_id, ng.notification_id FROM chain c JOIN notification_groups ng ON ng.group_id = c.group_id),
+        WITH RECURSIVE \(NotificationRepository.receivesSQL),
         scope AS (
             SELECT t.id, t.name, t.owner_id, t.start_time, t.end_time FROM tasks t
             WHERE t.owner_id = ANY($1::int4[]) \(taskFilter)),

@@ -57,11 +57,7 @@ enum GrafanaRepository {
         let binds = ids.map { Int32(truncatingIfNeeded: $0) }
         let rows = try await executor.query(
             """
-            WITH RECURSIVE \(GroupRepository.ancestorChain(seed: "SELECT u.id, u.group_id, 0 FROM users u WHERE u.id = ANY($1::int4[])", carrying: "user_id")),
-            receives AS (
-                SELECT nu.user_id, nu.notification_id FROM notification_users nu WHERE nu.user_id = ANY($1::int4[])
-                UNION
-                SELECT c.user_id, ng.notification_id FROM chain c JOIN notification_groups ng ON ng.group_id = c.group_id),
+            WITH RECURSIVE \(NotificationRepository.receivesSQL),
             held AS (
                 SELECT t.owner_id, a.node_id, a.resource_id, sum(a.amount)::int8 AS amount
                 FROM tasks t JOIN allocations a ON a.task_id = t.id

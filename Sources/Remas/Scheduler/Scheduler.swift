@@ -217,7 +217,6 @@ public final class Scheduler: Service, Sendable {
         }
         result.usersWithChangedAllocations = owners
         result.nextDue = try await EventRepository.nextDue(on: self.db, logger: self.logger)
-        self.stats.setOldestDueAge(microseconds: result.nextDue.map { self.clock.now().microseconds - $0.microseconds } ?? 0)
         return result
     }
 }

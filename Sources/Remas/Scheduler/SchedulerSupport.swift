@@ -13,13 +13,13 @@ public struct WallClock: SchedulerClock {
     public func now() -> LocalDateTime { LocalDateTime.now(in: self.zone) }
 }
 
-/// Counters of the scheduler, read by `/metrics` (next issue) and by tests.
+/// Counters of the scheduler, read by `/metrics` and by tests. (The scheduler lag comes from the database at scrape
+/// time: it is the same on every replica.)
 public final class SchedulerStats: Sendable {
     private let sent = Atomic<Int>(0)
     private let failed = Atomic<Int>(0)
     private let retried = Atomic<Int>(0)
     private let skipped = Atomic<Int>(0)
-    private let oldestDue = Atomic<Int64>(0)
 
     public init() {}
 
@@ -31,8 +31,6 @@ public final class SchedulerStats: Sendable {
     public var mailsRetried: Int { self.retried.load(ordering: .relaxed) }
     /// Reminders consumed without sending (SMTP disabled).
     public var mailsSkipped: Int { self.skipped.load(ordering: .relaxed) }
-    /// Seconds since the oldest pending event became due (0 when nothing is overdue), as of the last pass.
-    public var oldestDueAgeSeconds: Double { Double(self.oldestDue.load(ordering: .relaxed)) / 1_000_000 }
 
     func count(_ outcome: EventRepository.Outcome) {
         switch outcome {
@@ -42,8 +40,6 @@ public final class SchedulerStats: Sendable {
         case .skipped: self.skipped.add(1, ordering: .relaxed)
         }
     }
-
-    func setOldestDueAge(microseconds: Int64) { self.oldestDue.store(max(0, microseconds), ordering: .relaxed) }
 }
 
 /// Wakes the scheduler's sleep early: a NOTIFY from any replica, or shutdown.
