@@ -54,9 +54,8 @@ public func buildApplication(
 }
 
 /// Middleware and every controller's routes.
-public func buildRouter(_ environment: AppEnvironment) -> Router<AppRequestContext> {
+public func buildRouter(_ environment: AppEnvironment, table: RouteTable = RouteTable()) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
-    let table = RouteTable()
     // Outermost: it sees the status the client gets, error responses included.
     if environment.configuration.metricsEnabled {
         router.add(middleware: RequestMetricsMiddleware(metrics: environment.metrics))

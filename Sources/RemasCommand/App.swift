@@ -11,7 +11,7 @@ struct RemasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remas",
         abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -187,5 +187,16 @@ struct GrafanaInit: AsyncParsableCommand {
             print("remas: \(result.failed.count) user(s) failed; the scheduler retries them")
             throw ExitCode(1)
         }
+    }
+}
+
+struct OpenAPI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "openapi", abstract: "Print the OpenAPI document that GET /openapi.json serves (for client generators).")
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        FileHandle.standardOutput.write(APIDocument.document(metricsEnabled: configuration.metricsEnabled).jsonData)
+        FileHandle.standardOutput.write(Data("\n".utf8))
     }
 }

@@ -20,6 +20,23 @@ ensure_packages() {
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# A Python virtual environment under .data/venv (kept between runs, ignored by git) holding PyPI packages the
+# scripts need; prints its python. Debian's python3-venv provides the venv module.
+ensure_venv() {
+    ensure_packages python3-venv
+    local venv="$REPO_ROOT/.data/venv"
+    [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv" >&2
+    local missing=()
+    for pkg in "$@"; do
+        "$venv/bin/python" -m pip show -q "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing from PyPI into .data/venv: ${missing[*]}"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "${missing[@]}" >&2
+    fi
+    echo "$venv/bin/python"
+}
+
 pg_bindir() {
     local dir
     dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"

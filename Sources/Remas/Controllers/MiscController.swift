@@ -1,7 +1,9 @@
+import Foundation
 import Hummingbird
 
-/// `GET /` and `GET /grafana-link` (spec api-core §3), and the probes `GET /health` (the process answers) and
-/// `GET /ready` (and reaches its database: load balancers and compose healthchecks route by it).
+/// `GET /` and `GET /grafana-link` (spec api-core §3), the probes `GET /health` (the process answers) and
+/// `GET /ready` (and reaches its database: load balancers and compose healthchecks route by it), and the API
+/// description `GET /openapi.json` with its page `GET /docs`.
 struct MiscController {
     let env: AppEnvironment
 
@@ -17,6 +19,12 @@ struct MiscController {
                 let text = try await self.env.metrics.render(environment: self.env, logger: context.logger)
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: text))
             }
+        }
+        let document = ByteBuffer(data: APIDocument.document(metricsEnabled: self.env.configuration.metricsEnabled).jsonData)
+        routes.get("/openapi.json") { _, _ in .json(document) }
+        let page = ByteBuffer(string: DocsPage.html)
+        routes.get("/docs") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: page))
         }
         let healthy = ByteBuffer(string: #"{"status":"ok"}"#)
         routes.get("/health") { _, _ in .json(healthy) }

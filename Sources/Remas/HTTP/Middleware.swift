@@ -11,8 +11,18 @@ public final class RouteTable: @unchecked Sendable {
     }
     private var entries: [Entry] = []
 
+    public init() {}
+
     func add(_ method: HTTPRequest.Method, _ path: String) {
         self.entries.append(Entry(method: method, segments: path.split(separator: "/")))
+    }
+
+    /// Every registered route as `METHOD /path/{parameter}` (the OpenAPI spelling), for the document's test.
+    var registered: [String] {
+        self.entries.map { entry in
+            let path = entry.segments.map { $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0) }.joined(separator: "/")
+            return "\(entry.method.rawValue) /\(path)"
+        }
     }
 
     enum Match { case none, parameter(name: String), otherMethods([HTTPRequest.Method]) }
