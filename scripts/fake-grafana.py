@@ -293,6 +293,8 @@ class Handler(BaseHTTPRequestHandler):
         path, query = split.path, parse_qs(split.query)
         if path.startswith("/_fake/"):
             return self.control(path, raw)
+        if path == "/api/health" and self.command == "GET":  # Grafana answers it without credentials
+            return self.reply(200, {"database": "ok", "version": "fake"})
         with STATE.lock:
             while STATE.hang:
                 STATE.lock.wait(1)

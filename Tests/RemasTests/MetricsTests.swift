@@ -16,6 +16,34 @@ import Testing
         return nil
     }
 
+    /// The shipped Grafana dashboard and provisioning fit what the server exposes: every remas series a panel queries
+    /// is in `/metrics`, every panel reads the provisioned datasource, whose uid the rule templates name too.
+    @Test func shippedDashboardQueriesExposedSeries() async throws {
+        let root = URL(fileURLWithPath: TestDatabase.migrationsPath).deletingLastPathComponent()
+        let dashboard = try JSONValue.parse(text: Array(try Data(contentsOf: root.appendingPathComponent("docker/grafana/dashboards/remas-cluster.json"))))
+        let datasources = try String(contentsOf: root.appendingPathComponent("docker/grafana/provisioning/datasources/remas.yaml"), encoding: .utf8)
+        #expect(datasources.contains("uid: remas-prometheus"))
+        for template in ["CPU_Notificaion_template.json", "Memory_Notification_template.json"] {
+            let text = try String(contentsOf: root.appendingPathComponent("grafana_templates/\(template)"), encoding: .utf8)
+            #expect(text.contains(#""datasourceUid": "remas-prometheus""#), "\(template)")
+        }
+        let panels = dashboard["panels"]?.arrayValue ?? []
+        #expect(panels.count == 2)
+        var expressions: [String] = []
+        for panel in panels {
+            #expect(panel["datasource"]?["uid"]?.stringValue == "remas-prometheus")
+            #expect(panel["repeat"]?.stringValue == "node")
+            expressions += (panel["targets"]?.arrayValue ?? []).compactMap { $0["expr"]?.stringValue }
+        }
+        let series = Set(expressions.flatMap { $0.matches(of: /remas_[a-z_]+/).map { String($0.output) } })
+        #expect(series == ["remas_node_resource_reserved", "remas_node_resource_capacity"])
+        try await withApp { t in
+            _ = try await t.cluster(nodes: 1, capacity: 4, resources: ["cpu", "mem"])
+            let text = try await t.request(.get, "/metrics").body
+            for name in series { #expect(text.contains("\n\(name){node=\"node0\",resource=\"cpu\"}"), "\(name)") }
+        }
+    }
+
     @Test func exposition() async throws {
         try await withApp { t in
             let admin = try await t.adminToken()

@@ -145,6 +145,10 @@ import Testing
     @Test func missingSecretIsRefused() {
         #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: [:]) }
         #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: ["SECRET_KEY": "short"]) }
+        // The placeholder of docker/remas.env is refused however long it is.
+        #expect(throws: ConfigurationError.self) {
+            try AppConfiguration(environment: ["SECRET_KEY": "CHANGE-ME-run-openssl-rand-hex-32-and-paste-it-here"])
+        }
     }
 
     @Test func malformedValuesNameTheVariable() {

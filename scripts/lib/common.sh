@@ -89,6 +89,13 @@ pg_stop() {
 }
 
 # The Swift toolchain is part of the machine image; say so clearly if it is not on PATH.
+# Builds the release binary and prints its path. The Swift runtime and Foundation are linked in statically, so the same
+# binary runs on a host without the toolchain and in the slim container image (docker/Dockerfile, target prebuilt).
+build_release() {
+    swift build -c release --static-swift-stdlib --product remas >&2
+    echo "$(swift build -c release --static-swift-stdlib --show-bin-path)/remas"
+}
+
 ensure_swift() {
     if ! command -v swift >/dev/null 2>&1; then
         [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"

@@ -105,6 +105,10 @@ public struct AppConfiguration: Sendable {
         guard secret.utf8.count >= 32 else {
             throw ConfigurationError("SECRET_KEY must be at least 32 bytes long (RFC 7518 §3.2), got \(secret.utf8.count)")
         }
+        // The shipped docker/remas.env holds placeholders; a site must not run with a key everyone can read.
+        guard !secret.uppercased().hasPrefix("CHANGE-ME") else {
+            throw ConfigurationError("SECRET_KEY is still the placeholder of docker/remas.env: set it to `openssl rand -hex 32`")
+        }
         self.secretKey = secret
         guard let algorithm = JWTAlgorithmName(rawValue: string("ALGORITHM", "HS256").uppercased()) else {
             throw ConfigurationError("ALGORITHM must be HS256, HS384 or HS512, got '\(env["ALGORITHM"] ?? "")'")

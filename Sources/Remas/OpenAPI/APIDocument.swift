@@ -450,7 +450,7 @@ public enum APIDocument {
         for op in operations(metricsEnabled: metricsEnabled) {
             paths[op.path, default: [:]][op.method] = operationObject(op)
         }
-        var root: [String: JSONValue] = [
+        let root: [String: JSONValue] = [
             "openapi": "3.1.0",
             "info": [
                 "title": "remas",
