@@ -34,6 +34,7 @@ public func buildApplication(
     let router = buildRouter(environment)
     var app = Application(
         router: router,
+        server: .announcingHTTP1(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.

@@ -22,6 +22,7 @@ import PostgresNIO
 /// | `CORS_ORIGINS` | `*` | comma-separated allowed origins |
 /// | `DEBUG` | false | debug logging |
 /// | `GRAFANA_URL` / `GRAFANA_REDIRECT_URL` | `http://localhost:3000/` / `GRAFANA_URL` | Grafana base and link |
+/// | `HTTP_IDLE_TIMEOUT_SECONDS` | 75 | close a client connection idle this long (longer than nginx's keepalive_timeout) |
 /// | `METRICS_ENABLED` | true | serve `GET /metrics` and record request metrics |
 /// | `GRAFANA_ENABLED` | true when `GRAFANA_URL` is set | keep Grafana users, folders and alert rules in step |
 /// | `GRAFANA_USERNAME` / `GRAFANA_PASSWORD` | `admin` / `admin` | Basic auth of a Grafana server admin |
@@ -62,6 +63,8 @@ public struct AppConfiguration: Sendable {
     public var autoMigrate: Bool
     public var migrationsPath: String
     public var maxBodyBytes: Int
+    /// A connection with no request in progress is closed after this long.
+    public var idleTimeoutSeconds: Int
     public var scheduler: SchedulerSettings
     public var smtp: SMTPSettings
 
@@ -148,6 +151,7 @@ public struct AppConfiguration: Sendable {
         self.autoMigrate = try bool("REMAS_AUTO_MIGRATE", false)
         self.migrationsPath = string("REMAS_MIGRATIONS_PATH", "Migrations")
         self.maxBodyBytes = try int("MAX_BODY_BYTES", 1_048_576, range: 1024...1_073_741_824)
+        self.idleTimeoutSeconds = try int("HTTP_IDLE_TIMEOUT_SECONDS", 75, range: 1...86_400)
         self.scheduler = SchedulerSettings(
             enabled: try bool("TASK_SCHEDULER_ENABLED", true),
             precisionSeconds: try int("TASK_SCHEDULER_PRECISION_SECONDS", 60, range: 0...86_400),
