@@ -23,10 +23,11 @@ public func buildApplication(
     let grafana = grafana ?? (configuration.grafana.enabled
         ? GrafanaOutbox(db: db, secretKey: configuration.secretKey) : GrafanaSyncDisabled())
     let grafanaStats = GrafanaSyncStats()
+    let revocation = TokenRevocation(db: db, logger: logger)
     let environment = AppEnvironment(
         configuration: configuration,
         db: db,
-        tokens: await TokenService(configuration: configuration),
+        tokens: await TokenService(configuration: configuration, revocation: revocation),
         hasher: hasher,
         grafana: grafana,
         schedulerStats: stats,
@@ -38,7 +39,7 @@ public func buildApplication(
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         logger: logger)
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.
-    app.addServices(pool, hasher)
+    app.addServices(pool, hasher, TokenRevocation.Listener(revocation: revocation, connection: configuration.connectionConfiguration, logger: logger))
     if configuration.scheduler.enabled {
         let worker = configuration.grafana.enabled
             ? GrafanaSyncWorker(

@@ -156,7 +156,9 @@ import Testing
             let connection = try await PostgresConnection.connect(
                 configuration: t.configuration.connectionConfiguration, id: 99, logger: t.logger)
             let received = Mutex<[String]>([])
-            let channel = try await EventRepository.channel(on: connection, logger: t.logger)
+            let channel = try await NotificationListener(
+                connection: t.configuration.connectionConfiguration, prefix: "remas_events", table: "events", logger: t.logger
+            ).channel(on: connection)
             let listener = Task {
                 try await connection.listen(on: channel) { notifications in
                     for try await notification in notifications { received.withLock { $0.append(notification.payload) } }

@@ -21,21 +21,27 @@ struct TokenPayload: JWTPayload {
     var is_admin: Bool
     var is_refresh_token: Bool
     var exp: ExpirationClaim
+    /// The user's `token_epoch` when the token was issued (ours; absent in tokens of the original, read as 0).
+    var epoch: Int?
 
     func verify(using algorithm: some JWTAlgorithm) throws {
         try self.exp.verifyNotExpired()
     }
 }
 
-/// Issues and verifies the access/refresh JWT pair.
+/// Issues and verifies the access/refresh JWT pair; with a `TokenRevocation`, also that the token still stands for its
+/// user (not deleted, no password change since, admin claim still true).
 public struct TokenService: Sendable {
     let keys: JWTKeyCollection
     let algorithm: String
     let accessLifetime: Int
     let refreshLifetime: Int
     let cache = VerifiedTokenCache()
+    /// Checks that a valid token still stands for its user (nil: signature and expiry only, for tests that only issue).
+    let revocation: TokenRevocation?
 
-    public init(configuration: AppConfiguration) async {
+    public init(configuration: AppConfiguration, revocation: TokenRevocation? = nil) async {
+        self.revocation = revocation
         self.keys = JWTKeyCollection()
         let digest: DigestAlgorithm =
             switch configuration.algorithm {
@@ -55,13 +61,13 @@ public struct TokenService: Sendable {
         public var json: String { "{\"access_token\":\(JSONText.quote(self.access)),\"refresh_token\":\(JSONText.quote(self.refresh))}" }
     }
 
-    public func issue(userID: Int, username: String, isAdmin: Bool) async throws -> Pair {
+    public func issue(userID: Int, username: String, isAdmin: Bool, epoch: Int = 0) async throws -> Pair {
         let now = Date().timeIntervalSince1970.rounded(.down)
         func payload(refresh: Bool) -> TokenPayload {
             let lifetime = Double(refresh ? self.refreshLifetime : self.accessLifetime)
             return TokenPayload(
                 user_id: userID, sub: SubjectClaim(value: username), is_admin: isAdmin, is_refresh_token: refresh,
-                exp: ExpirationClaim(value: Date(timeIntervalSince1970: now + lifetime)))
+                exp: ExpirationClaim(value: Date(timeIntervalSince1970: now + lifetime)), epoch: epoch)
         }
         var header = JWTHeader()
         header.alg = self.algorithm
@@ -97,6 +103,7 @@ public struct TokenService: Sendable {
         if !payload.is_refresh_token && refresh {
             throw AppError.unauthorized("Access token was used instead of refresh token!", bearerChallenge: false)
         }
+        try await self.revocation?.check(userID: payload.user_id, epoch: payload.epoch ?? 0, claimsAdmin: payload.is_admin)
         return CurrentUser(id: payload.user_id, username: payload.sub.value, isAdmin: payload.is_admin)
     }
 

@@ -21,7 +21,8 @@ struct AuthController {
             guard let user = try await self.users.credentials(id: caller.id, logger: context.logger) else {
                 throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
             }
-            let pair = try await self.env.tokens.issue(userID: user.id, username: user.username, isAdmin: user.isAdmin)
+            let pair = try await self.env.tokens.issue(
+                userID: user.id, username: user.username, isAdmin: user.isAdmin, epoch: user.tokenEpoch)
             return .json(pair.json)
         }
         routes.post("/authentication/change_password") { request, context in
@@ -71,7 +72,7 @@ struct AuthController {
         guard try await self.env.hasher.verify(password, hash: user?.passwordHash), let user else {
             throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
         }
-        let pair = try await self.env.tokens.issue(userID: user.id, username: user.username, isAdmin: user.isAdmin)
+        let pair = try await self.env.tokens.issue(userID: user.id, username: user.username, isAdmin: user.isAdmin, epoch: user.tokenEpoch)
         return .json(pair.json)
     }
 

@@ -14,6 +14,7 @@ import Prometheus
 public final class ServerMetrics: Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
+    let finishedTasks = FinishedTaskCount()
 
     public init() {
         self.registry = PrometheusCollectorRegistry()
@@ -39,13 +40,13 @@ public final class ServerMetrics: Sendable {
     /// The whole exposition: the registry's series, then the ones read now.
     func render(environment env: AppEnvironment, logger: Logger) async throws -> ByteBuffer {
         var text = self.registry.emitToString()
-        let state = try await MetricsRepository.snapshot(on: env.db, logger: logger)
+        let state = try await MetricsRepository.snapshot(on: env.db, finished: self.finishedTasks, logger: logger)
         var out = Exposition()
         out.family("remas_node_resource_capacity", "gauge", "Amount of a resource a node provides.")
         for row in state.capacity { out.sample("remas_node_resource_capacity", [("node", row.node), ("resource", row.resource)], Double(row.capacity)) }
         out.family("remas_node_resource_reserved", "gauge", "Amount of a resource reserved on a node by running tasks right now.")
         for row in state.capacity { out.sample("remas_node_resource_reserved", [("node", row.node), ("resource", row.resource)], Double(row.reserved)) }
-        out.family("remas_tasks", "gauge", "Tasks by status (derived from the clock).")
+        out.family("remas_tasks", "gauge", "Tasks by status (derived from the clock; finished re-counted at most once a minute).")
         for (status, count) in state.tasks { out.sample("remas_tasks", [("status", status)], Double(count)) }
         out.family("remas_events_pending", "gauge", "Scheduler events waiting to be processed.")
         out.sample("remas_events_pending", [], Double(state.pendingEvents))

@@ -58,18 +58,6 @@ public enum EventRepository {
 
     // MARK: scheduler
 
-    /// The NOTIFY channel of this schema's `events` table (the trigger in migration 0002 names it the same way).
-    public static func channel(on connection: PostgresConnection, logger: Logger) async throws -> String {
-        let rows = try await connection.query(
-            """
-            SELECT 'remas_events_' || left(md5(n.nspname), 16) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE c.oid = 'events'::regclass
-            """, logger: logger)
-        for try await row in rows { return try row.decode(String.self) }
-        throw MissingTable()
-    }
-
-    struct MissingTable: Error {}
 
     /// The earliest time at which a pending event is due (its retry time when it failed before).
     static func nextDue(on executor: any SQLExecutor, logger: Logger) async throws -> LocalDateTime? {

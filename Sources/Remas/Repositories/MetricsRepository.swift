@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The database state `/metrics` reports, in one prepared statement (planning it took longer than running it).
 enum MetricsRepository {
@@ -19,12 +20,21 @@ enum MetricsRepository {
         var grafana = GrafanaRepository.Backlog()
     }
 
-    static func snapshot(on executor: any SQLExecutor, logger: Logger) async throws -> Snapshot {
+    /// The finished-task count is the one figure that grows without bound (a cluster keeps years of history) and costs
+    /// a scan; it is read at most once a minute per process (`finished` keeps the last reading), the rest every scrape.
+    static func snapshot(on executor: any SQLExecutor, finished: FinishedTaskCount, logger: Logger) async throws -> Snapshot {
         var snapshot = Snapshot()
+        let finishedCount: Int64
+        if let cached = finished.fresh() {
+            finishedCount = cached
+        } else {
+            finishedCount = try await executor.int("SELECT count(*)::int8 FROM tasks WHERE end_time <= localtimestamp", logger: logger).map(Int64.init) ?? 0
+            finished.store(finishedCount)
+        }
         for (kind, a, b, x, y, z) in try await executor.run(MetricsSnapshotStatement(), logger: logger) {
             switch kind {
             case 0: snapshot.capacity.append(Capacity(node: a, resource: b, capacity: x, reserved: y))
-            case 1: snapshot.tasks = [("scheduled", x), ("running", y), ("finished", Int64(z))]
+            case 1: snapshot.tasks = [("scheduled", x), ("running", y), ("finished", finishedCount)]
             case 2:
                 snapshot.pendingEvents = x
                 snapshot.failedEvents = y
@@ -38,7 +48,7 @@ enum MetricsRepository {
 
 /// Rows `(kind, text, text, int, int, float)`: 0 = capacity and current reservation per node and resource (one
 /// index-only range scan per node over the allocations still running or ahead), 1 = tasks scheduled / running /
-/// finished (two range scans and one count), 2 = events pending / failed / lag, 3 = the Grafana outbox.
+/// (two range scans; finished is read apart, see `snapshot`), 2 = events pending / failed / lag, 3 = the Grafana outbox.
 struct MetricsSnapshotStatement: PostgresPreparedStatement {
     typealias Row = (Int, String, String, Int64, Int64, Double)
     static let sql = """
@@ -50,8 +60,7 @@ struct MetricsSnapshotStatement: PostgresPreparedStatement {
               AND a.resource_id = nr.resource_id) h ON true
         UNION ALL
         SELECT 1, '', '', (SELECT count(*) FROM tasks WHERE start_time > localtimestamp),
-               (SELECT count(*) FROM tasks WHERE end_time > localtimestamp AND start_time <= localtimestamp),
-               (SELECT count(*) FROM tasks WHERE end_time <= localtimestamp)::float8
+               (SELECT count(*) FROM tasks WHERE end_time > localtimestamp AND start_time <= localtimestamp), 0::float8
         UNION ALL
         SELECT 2, '', '', count(*) FILTER (WHERE state = 'pending'), count(*) FILTER (WHERE state = 'failed'),
                COALESCE(extract(epoch FROM localtimestamp - min(COALESCE(retry_at, time)) FILTER (WHERE state = 'pending')), 0)::float8
@@ -64,4 +73,21 @@ struct MetricsSnapshotStatement: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings { PostgresBindings() }
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// The last finished-task count of this process and when it was read.
+final class FinishedTaskCount: Sendable {
+    private let reading = Mutex<(value: Int64, at: ContinuousClock.Instant)?>(nil)
+    let maxAge: Duration
+
+    init(maxAge: Duration = .seconds(60)) { self.maxAge = maxAge }
+
+    func fresh() -> Int64? {
+        self.reading.withLock { reading in
+            guard let reading, ContinuousClock.now - reading.at < self.maxAge else { return nil }
+            return reading.value
+        }
+    }
+
+    func store(_ value: Int64) { self.reading.withLock { $0 = (value, ContinuousClock.now) } }
 }

@@ -26,23 +26,26 @@ struct UserRepository: Sendable {
         let username: String
         let passwordHash: String
         let isAdmin: Bool
+        /// Goes into the tokens issued for the user (migration 0004).
+        let tokenEpoch: Int
     }
 
     func credentials(username: String, logger: Logger) async throws -> Credentials? {
         let rows = try await self.db.query(
-            "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL) FROM users u WHERE u.username = \(username)",
+            "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL), u.token_epoch FROM users u WHERE u.username = \(username)",
             logger: logger)
         guard let row = rows.first else { return nil }
-        let (id, name, hash, admin) = try row.decode((Int, String, String, Bool).self)
-        return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
+        let (id, name, hash, admin, epoch) = try row.decode((Int, String, String, Bool, Int).self)
+        return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin, tokenEpoch: epoch)
     }
 
     func credentials(id: Int, logger: Logger) async throws -> Credentials? {
         let rows = try await self.db.query(
-            "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL) FROM users u WHERE u.id = \(id)", logger: logger)
+            "SELECT u.id, u.username, u.password, \(unescaped: Self.isAdminSQL), u.token_epoch FROM users u WHERE u.id = \(id)",
+            logger: logger)
         guard let row = rows.first else { return nil }
-        let (id, name, hash, admin) = try row.decode((Int, String, String, Bool).self)
-        return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin)
+        let (id, name, hash, admin, epoch) = try row.decode((Int, String, String, Bool, Int).self)
+        return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin, tokenEpoch: epoch)
     }
 
     func setPassword(id: Int, hash: String, logger: Logger) async throws -> Bool {

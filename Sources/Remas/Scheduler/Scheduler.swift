@@ -133,50 +133,26 @@ public final class Scheduler: Service, Sendable {
         }
     }
 
-    /// LISTEN on this schema's `remas_events_…` channel on a connection of its own; reconnects with backoff. Every
-    /// reconnect (which may have missed notifications) and every notification due earlier than planned wakes the loop.
+    /// LISTEN on this schema's `remas_events_…` channel (`NotificationListener`). Every reconnect (which may have
+    /// missed notifications) and every notification due earlier than planned wakes the loop.
     func listen() async {
-        var backoff = 1.0
-        while !Task.isCancelled && !self.isStopping {
-            do {
-                let connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: self.logger)
-                // Closed on every path (awaited: a connection must not be released before it is closed).
-                let failure: (any Error)?
-                do {
-                    try await self.consumeNotifications(on: connection) { backoff = 1 }
-                    failure = nil
-                } catch {
-                    failure = error
-                }
-                try? await connection.close()
-                if let failure { throw failure }
-            } catch {
-                if Task.isCancelled || self.isStopping { return }
-                self.logger.warning("scheduler LISTEN connection lost", metadata: ["error": "\(String(reflecting: error))"])
-            }
-            try? await Task.sleep(for: .seconds(backoff))
-            backoff = min(backoff * 2, 30)
-        }
-    }
-
-    /// Listens on this schema's channel until the connection ends; `connected` runs once listening.
-    func consumeNotifications(on connection: PostgresConnection, connected: () -> Void) async throws {
-        let channel = try await EventRepository.channel(on: connection, logger: self.logger)
-        try await connection.listen(on: channel) { notifications in
-            self.wake.signal()
-            connected()
-            self.grafanaWorker?.wake.signal()
-            for try await notification in notifications {
+        await NotificationListener(connection: self.connection, prefix: "remas_events", table: "events", logger: self.logger).run(
+            isStopping: { self.isStopping },
+            listening: {
+                self.wake.signal()
+                self.grafanaWorker?.wake.signal()
+            },
+            lost: {},
+            received: { payload in
                 // The Grafana outbox's trigger (migration 0003) shares the channel.
-                if notification.payload == "grafana" {
+                if payload == "grafana" {
                     self.grafanaWorker?.wake.signal()
-                    continue
+                    return
                 }
                 // The payload is the earliest due time the change created; a malformed one wakes anyway.
-                let due = LocalDateTime.parse(notification.payload, zone: .gmt)?.microseconds ?? Int64.min
+                let due = LocalDateTime.parse(payload, zone: .gmt)?.microseconds ?? Int64.min
                 if due < self.plannedWake.load(ordering: .relaxed) { self.wake.signal() }
-            }
-        }
+            })
     }
 
     /// What one pass did (for tests and logs).

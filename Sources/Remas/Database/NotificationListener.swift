@@ -1,0 +1,65 @@
+import Logging
+import PostgresNIO
+
+/// LISTEN on one of this schema's channels on a connection of its own, reconnecting with backoff (1 s doubling to
+/// 30 s). Channel names carry a hash of the schema (`<prefix>_<16 hex>`, as the triggers compute them), so
+/// deployments and tests sharing a database never hear each other. Used by the scheduler (`remas_events_…`) and by
+/// token revocation (`remas_auth_…`).
+struct NotificationListener: Sendable {
+    let connection: PostgresConnection.Configuration
+    /// `remas_events` or `remas_auth`.
+    let prefix: String
+    /// A table of the schema, to find which schema the connection's search path resolves to.
+    let table: String
+    let logger: Logger
+
+    /// Runs until `isStopping` says so or the task is cancelled. `listening` runs each time LISTEN is in place (a
+    /// reconnect may have missed notifications), `lost` each time the connection ends, `received` per payload.
+    func run(
+        isStopping: @Sendable () -> Bool,
+        listening: @Sendable () -> Void,
+        lost: @Sendable () -> Void,
+        received: @Sendable (String) -> Void
+    ) async {
+        var backoff = 1.0
+        while !Task.isCancelled && !isStopping() {
+            do {
+                let connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: self.logger)
+                // Closed on every path (awaited: a connection must not be released before it is closed).
+                let failure: (any Error)?
+                do {
+                    let channel = try await self.channel(on: connection)
+                    try await connection.listen(on: channel) { notifications in
+                        backoff = 1
+                        listening()
+                        for try await notification in notifications { received(notification.payload) }
+                    }
+                    failure = nil
+                } catch {
+                    failure = error
+                }
+                lost()
+                try? await connection.close()
+                if let failure { throw failure }
+            } catch {
+                lost()
+                if Task.isCancelled || isStopping() { return }
+                self.logger.warning("LISTEN connection lost", metadata: ["channel": "\(self.prefix)", "error": "\(String(reflecting: error))"])
+            }
+            try? await Task.sleep(for: .seconds(backoff))
+            backoff = min(backoff * 2, 30)
+        }
+    }
+
+    func channel(on connection: PostgresConnection) async throws -> String {
+        let rows = try await connection.query(
+            """
+            SELECT \(self.prefix) || '_' || left(md5(n.nspname), 16) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE c.oid = \(self.table)::regclass
+            """, logger: self.logger)
+        for try await row in rows { return try row.decode(String.self) }
+        throw MissingTable()
+    }
+
+    struct MissingTable: Error {}
+}
