@@ -88,7 +88,6 @@ pg_stop() {
     [ -f "$dir/data/postmaster.pid" ] && as_pg_user "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# The Swift toolchain is part of the machine image; say so clearly if it is not on PATH.
 # Builds the release binary and prints its path. The Swift runtime and Foundation are linked in statically, so the same
 # binary runs on a host without the toolchain and in the slim container image (docker/Dockerfile, target prebuilt).
 build_release() {
@@ -96,6 +95,7 @@ build_release() {
     echo "$(swift build -c release --static-swift-stdlib --show-bin-path)/remas"
 }
 
+# The Swift toolchain is part of the machine image; say so clearly if it is not on PATH.
 ensure_swift() {
     if ! command -v swift >/dev/null 2>&1; then
         [ -x /opt/swift/usr/bin/swift ] && export PATH="/opt/swift/usr/bin:$PATH"

@@ -140,7 +140,7 @@ struct TaskController {
         if booked.changesAllocation(at: self.allocationInstant()) {
             await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
         }
-        return .json(try await self.taskJSON(booked.id, context.logger))
+        return .json(booked.json)
     }
 
     /// T11 / T12, with the original's check order; admins get no bypass.

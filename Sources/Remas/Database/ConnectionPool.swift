@@ -123,9 +123,16 @@ public final class ConnectionPool: Service, Sendable {
                 let connection = try await PostgresConnection.connect(configuration: self.configuration, id: id, logger: self.logger)
                 continuation.resume(returning: connection)
             } catch {
-                self.state.withLock { $0.open -= 1 }
+                // The requests queued behind this one would wait for a release that never comes while no connection
+                // can be made (PostgreSQL down or restarting): they fail now too, so every caller answers 503 at once.
+                let waiters = self.state.withLock { s in
+                    s.open -= 1
+                    defer { s.waiters = [] }
+                    return s.waiters
+                }
                 self.logger.error("database connection failed", metadata: ["error": "\(String(reflecting: error))"])
                 continuation.resume(throwing: error)
+                for waiter in waiters { waiter.resume(throwing: error) }
             }
         }
     }

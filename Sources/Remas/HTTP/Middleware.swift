@@ -1,5 +1,7 @@
 import Hummingbird
 import Logging
+import NIOCore
+import NIOPosix
 import PostgresNIO
 
 /// Every registered route pattern, so an unmatched request can be told apart as 404, 405 or a bad path parameter.
@@ -65,6 +67,11 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return error.sqlState!.hasPrefix("22")
                 ? AppError.unprocessable("Invalid value: \(message)").response
                 : AppError.conflict("Conflict: \(message)").response
+        } catch let error where Self.databaseUnavailable(error) {
+            // PostgreSQL down, restarting or unreachable: a 503 the client may retry, at once and with a detail. The
+            // pool replaces broken connections by itself, so the next request after PostgreSQL is back succeeds.
+            context.logger.warning("database unavailable", metadata: ["error": "\(String(reflecting: error))"])
+            return AppError(.serviceUnavailable, "Database unavailable, try again shortly").response
         } catch let error as HTTPError where error.status == .notFound {
             return self.unmatched(request)
         } catch let error as HTTPError {
@@ -75,6 +82,21 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             return AppError.internalError.response
         }
+    }
+
+    /// Connection-level failures: no connection could be made, the server closed it (restart, shutdown, terminated
+    /// backend), or the server refuses connections for now (SQLSTATE class 08, 57P01–57P03).
+    static func databaseUnavailable(_ error: any Error) -> Bool {
+        if let error = error as? PSQLError {
+            switch error.code {
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed: return true
+            case .server:
+                let state = error.serverInfo?[.sqlState] ?? ""
+                return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+            default: return false
+            }
+        }
+        return error is ConnectionPool.PoolShutDown || error is IOError || error is NIOConnectionError || error is ChannelError
     }
 
     func unmatched(_ request: Request) -> Response {

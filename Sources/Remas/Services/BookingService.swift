@@ -34,6 +34,9 @@ struct BookingService: Sendable {
     struct Booked: Sendable {
         let id: Int
         let changedWindows: [ClosedRange<Int64>]
+        /// The task as answered (TaskFull), read in the booking's own transaction: an answer is never lost to a
+        /// failure after the commit, so a 503 always means nothing was written.
+        var json = ""
 
         /// True when a changed window holds `instant` (then the owner's current allocation, and so their Grafana
         /// thresholds, changed).
@@ -44,70 +47,79 @@ struct BookingService: Sendable {
 
     func book(_ request: Request, caller: CurrentUser, logger: Logger) async throws -> Booked {
         try await self.db.transaction(logger: logger) { tx in
-            let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
-            var stored: (status: String, start: Int64, end: Int64)?
-            if let id = updatingID {
-                let rows = try await tx.query(
-                    """
-                    SELECT owner_id, remas_status(start_time, end_time),
-                           (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
-                    FROM tasks WHERE id = \(id) FOR UPDATE
-                    """, logger: logger)
-                guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
-                let (owner, status, start, end) = try row.decode((Int, String, Int64, Int64).self)
-                guard owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
-                stored = (status, start, end)
-                // Same times and the same allocation set: only name and description change, whatever the status.
-                if start == request.start.microseconds, end == request.end.microseconds {
-                    let current = try await tx.query(
-                        "SELECT node_id, resource_id, amount FROM allocations WHERE task_id = \(id)", logger: logger
-                    ).map { row -> Triple in
-                        let (n, r, a) = try row.decode((Int, Int, Int64).self)
-                        return Triple(node: n, resource: r, amount: a)
-                    }
-                    if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
-                        try await tx.query(
-                            "UPDATE tasks SET name = \(request.name), description = \(request.description) WHERE id = \(id)", logger: logger)
-                        return Booked(id: id, changedWindows: [])
-                    }
-                }
+            var booked = try await self.store(request, caller: caller, in: tx, logger: logger)
+            guard let json = try await tx.run(TaskStatement(id: booked.id), logger: logger).first ?? nil else {
+                throw AppError.notFound("Task with id \(booked.id) not found!")
             }
-            let nodes = Array(Set(request.allocations.map(\.node))).sorted()
-            let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
-            try await self.checkLimits(request, caller: caller, tx, logger)
-
-            // Serialise bookings per node: every booking touching one of these nodes waits here.
-            let locked = try await tx.query(
-                "SELECT id FROM nodes WHERE id = ANY(\(nodeBinds)) ORDER BY id FOR NO KEY UPDATE", logger: logger
-            ).map { try $0.decode(Int.self) }
-            if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
-                throw AppError.notFound("Node with id \(missing.node) not found!")
-            }
-            var capacity: [Pair: Int64] = [:]
-            for row in try await tx.query(
-                "SELECT node_id, resource_id, amount FROM node_resources WHERE node_id = ANY(\(nodeBinds))", logger: logger)
-            {
-                let (n, r, a) = try row.decode((Int, Int, Int64).self)
-                capacity[Pair(node: n, resource: r)] = a
-            }
-            if let missing = request.allocations.first(where: { capacity[Pair(node: $0.node, resource: $0.resource)] == nil }) {
-                throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
-            }
-            try await self.checkCapacity(request, excluding: updatingID ?? 0, capacity: capacity, nodes: nodeBinds, tx, logger)
-
-            if let stored {
-                if stored.status == "finished" {
-                    throw AppError.conflict("Task scheduling time cannot be updated after task has finished!")
-                }
-                if stored.status == "running", stored.start != request.start.microseconds {
-                    throw AppError.conflict("Task start time cannot be changed if task has already started!")
-                }
-            }
-            let id = try await self.write(request, updating: updatingID, owner: caller.id, tx, logger)
-            var windows = [request.start.microseconds...request.end.microseconds]
-            if let stored { windows.append(stored.start...stored.end) }
-            return Booked(id: id, changedWindows: windows)
+            booked.json = json
+            return booked
         }
+    }
+
+    private func store(_ request: Request, caller: CurrentUser, in tx: Transaction, logger: Logger) async throws -> Booked {
+        let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
+        var stored: (status: String, start: Int64, end: Int64)?
+        if let id = updatingID {
+            let rows = try await tx.query(
+                """
+                SELECT owner_id, remas_status(start_time, end_time),
+                       (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
+                FROM tasks WHERE id = \(id) FOR UPDATE
+                """, logger: logger)
+            guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
+            let (owner, status, start, end) = try row.decode((Int, String, Int64, Int64).self)
+            guard owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
+            stored = (status, start, end)
+            // Same times and the same allocation set: only name and description change, whatever the status.
+            if start == request.start.microseconds, end == request.end.microseconds {
+                let current = try await tx.query(
+                    "SELECT node_id, resource_id, amount FROM allocations WHERE task_id = \(id)", logger: logger
+                ).map { row -> Triple in
+                    let (n, r, a) = try row.decode((Int, Int, Int64).self)
+                    return Triple(node: n, resource: r, amount: a)
+                }
+                if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
+                    try await tx.query(
+                        "UPDATE tasks SET name = \(request.name), description = \(request.description) WHERE id = \(id)", logger: logger)
+                    return Booked(id: id, changedWindows: [])
+                }
+            }
+        }
+        let nodes = Array(Set(request.allocations.map(\.node))).sorted()
+        let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
+        try await self.checkLimits(request, caller: caller, tx, logger)
+
+        // Serialise bookings per node: every booking touching one of these nodes waits here.
+        let locked = try await tx.query(
+            "SELECT id FROM nodes WHERE id = ANY(\(nodeBinds)) ORDER BY id FOR NO KEY UPDATE", logger: logger
+        ).map { try $0.decode(Int.self) }
+        if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
+            throw AppError.notFound("Node with id \(missing.node) not found!")
+        }
+        var capacity: [Pair: Int64] = [:]
+        for row in try await tx.query(
+            "SELECT node_id, resource_id, amount FROM node_resources WHERE node_id = ANY(\(nodeBinds))", logger: logger)
+        {
+            let (n, r, a) = try row.decode((Int, Int, Int64).self)
+            capacity[Pair(node: n, resource: r)] = a
+        }
+        if let missing = request.allocations.first(where: { capacity[Pair(node: $0.node, resource: $0.resource)] == nil }) {
+            throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
+        }
+        try await self.checkCapacity(request, excluding: updatingID ?? 0, capacity: capacity, nodes: nodeBinds, tx, logger)
+
+        if let stored {
+            if stored.status == "finished" {
+                throw AppError.conflict("Task scheduling time cannot be updated after task has finished!")
+            }
+            if stored.status == "running", stored.start != request.start.microseconds {
+                throw AppError.conflict("Task start time cannot be changed if task has already started!")
+            }
+        }
+        let id = try await self.write(request, updating: updatingID, owner: caller.id, tx, logger)
+        var windows = [request.start.microseconds...request.end.microseconds]
+        if let stored { windows.append(stored.start...stored.end) }
+        return Booked(id: id, changedWindows: windows)
     }
 
     /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it.
