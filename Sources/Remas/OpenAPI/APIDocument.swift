@@ -284,7 +284,7 @@ public enum APIDocument {
               description: "409 while the user owns scheduled or running tasks"),
 
         // Groups
-        .init(method: "get", path: "/group", tag: "groups", summary: "All groups", access: .user,
+        .init(method: "get", path: "/group", tag: "groups", summary: "All groups", access: .admin,
               reply: .json(array(ref("GroupResponse")))),
         .init(method: "get", path: "/group/{group_id}", tag: "groups", summary: "One group", access: .user,
               reply: .json(ref("GroupResponse")), errors: [403, 404]),
