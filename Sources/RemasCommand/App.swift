@@ -11,7 +11,7 @@ struct RemasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remas",
         abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self, Import.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -198,5 +198,37 @@ struct OpenAPI: AsyncParsableCommand {
         let configuration = loadConfiguration(requireSecret: false)
         FileHandle.standardOutput.write(APIDocument.document(metricsEnabled: configuration.metricsEnabled).jsonData)
         FileHandle.standardOutput.write(Data("\n".utf8))
+    }
+}
+
+struct Import: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy an existing REMAS database into this one (ids kept; idempotent; one transaction).",
+        discussion: """
+            --from takes the REMAS database's URL, e.g. postgresql://remas:secret@old-host:5432/remas_main_db; add \
+            ?search_path=SCHEMA when its tables are not in the user's default schema. The target is DATABASE_URL, \
+            migrated first. Rows REMAS accepted that remas refuses are listed with the reason and left out.
+            """)
+
+    @Option(help: "URL of the REMAS database to copy from.") var from: String
+    @Flag(help: "Show what would be copied and refused, then roll back.") var dryRun = false
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        let logger = makeLogger(configuration)
+        do {
+            let url = try DatabaseURL(parsing: self.from)
+            let searchPath = URLComponents(string: self.from)?.queryItems?.first { $0.name == "search_path" }?.value
+            try await runMigrations(configuration, logger: logger)
+            let report = try await withDatabase(configuration, logger: logger) { db in
+                try await RemasImporter(
+                    source: url.connectionConfiguration(searchPath: searchPath, timeZone: configuration.timeZone), target: db, logger: logger
+                ).run(dryRun: self.dryRun)
+            }
+            print(report.text)
+        } catch {
+            FileHandle.standardError.write(Data("remas: import failed: \(String(reflecting: error))\n".utf8))
+            throw ExitCode(1)
+        }
     }
 }
