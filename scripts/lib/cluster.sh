@@ -43,7 +43,7 @@ nginx_start() {
     mkdir -p "$CLUSTER_DIR/nginx"
     nginx_render ""
     cat >"$CLUSTER_DIR/nginx.conf" <<NGINX
-worker_processes 1;
+worker_processes auto;
 pid $CLUSTER_DIR/nginx/nginx.pid;
 error_log $CLUSTER_DIR/nginx/error.log warn;
 events { worker_connections 4096; }

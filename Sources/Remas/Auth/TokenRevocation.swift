@@ -89,7 +89,7 @@ public final class TokenRevocation: Sendable {
 
         func run() async throws {
             // Cancelled on graceful shutdown, which also ends the LISTEN sequence it waits in.
-            try await cancelWhenGracefulShutdown {
+            await cancelWhenGracefulShutdown {
                 await NotificationListener(connection: self.connection, prefix: "remas_auth", table: "users", logger: self.logger).run(
                     isStopping: { Task.isCancelled },
                     listening: { self.revocation.setListening(true) },

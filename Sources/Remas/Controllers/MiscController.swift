@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Synchronization
 
 /// `GET /` and `GET /grafana-link` (spec api-core §3), the probes `GET /health` (the process answers) and
 /// `GET /ready` (and reaches its database: load balancers and compose healthchecks route by it), and the API
@@ -20,8 +21,10 @@ struct MiscController {
                 return Response(status: .ok, headers: headers, body: .init(byteBuffer: text))
             }
         }
-        let document = ByteBuffer(data: APIDocument.document(metricsEnabled: self.env.configuration.metricsEnabled).jsonData)
-        routes.get("/openapi.json") { _, _ in .json(document) }
+        // Built on first request, not at startup: encoding it costs a few MiB of short-lived allocations that the C heap
+        // keeps, and most servers never serve it.
+        let document = LazyBuffer { ByteBuffer(data: APIDocument.document(metricsEnabled: self.env.configuration.metricsEnabled).jsonData) }
+        routes.get("/openapi.json") { _, _ in .json(document.value) }
         let page = ByteBuffer(string: DocsPage.html)
         routes.get("/docs") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: page))
@@ -37,6 +40,23 @@ struct MiscController {
                 throw AppError(.serviceUnavailable, "Database unreachable")
             }
             return .json(ready)
+        }
+    }
+}
+
+/// A buffer made once, on first use.
+final class LazyBuffer: Sendable {
+    private let make: @Sendable () -> ByteBuffer
+    private let made = Mutex<ByteBuffer?>(nil)
+
+    init(_ make: @escaping @Sendable () -> ByteBuffer) { self.make = make }
+
+    var value: ByteBuffer {
+        self.made.withLock { made in
+            if let made { return made }
+            let value = self.make()
+            made = value
+            return value
         }
     }
 }

@@ -78,7 +78,7 @@ struct NotificationRepository: Sendable {
     }
 
     func update(id: Int, _ f: Fields, in tx: Transaction, logger: Logger) async throws {
-        try await withConflictMapping("update", "notification") {
+        _ = try await withConflictMapping("update", "notification") {
             try await tx.query(
                 """
                 UPDATE notifications SET name = \(f.name), description = \(f.description), time_offset = \(f.timeOffset),
