@@ -22,6 +22,7 @@ import PostgresNIO
 /// | `CORS_ORIGINS` | `*` | comma-separated allowed origins |
 /// | `DEBUG` | false | debug logging |
 /// | `GRAFANA_URL` / `GRAFANA_REDIRECT_URL` | `http://localhost:3000/` / `GRAFANA_URL` | Grafana base and link |
+/// | `LIMIT_SCOPE` | `concurrent` | a limit bounds the user's overlapping reservations together (`task`: each task alone, as REMAS) |
 /// | `HTTP_IDLE_TIMEOUT_SECONDS` | 75 | close a client connection idle this long (longer than nginx's keepalive_timeout) |
 /// | `METRICS_ENABLED` | true | serve `GET /metrics` and record request metrics |
 /// | `GRAFANA_ENABLED` | true when `GRAFANA_URL` is set | keep Grafana users, folders and alert rules in step |
@@ -63,6 +64,8 @@ public struct AppConfiguration: Sendable {
     public var autoMigrate: Bool
     public var migrationsPath: String
     public var maxBodyBytes: Int
+    /// What a limit bounds: the caller's overlapping reservations together (`concurrent`) or each task alone (`task`).
+    public var limitScope: LimitScope
     /// A connection with no request in progress is closed after this long.
     public var idleTimeoutSeconds: Int
     public var scheduler: SchedulerSettings
@@ -152,6 +155,10 @@ public struct AppConfiguration: Sendable {
         self.migrationsPath = string("REMAS_MIGRATIONS_PATH", "Migrations")
         self.maxBodyBytes = try int("MAX_BODY_BYTES", 1_048_576, range: 1024...1_073_741_824)
         self.idleTimeoutSeconds = try int("HTTP_IDLE_TIMEOUT_SECONDS", 75, range: 1...86_400)
+        guard let scope = LimitScope(rawValue: string("LIMIT_SCOPE", "concurrent").lowercased()) else {
+            throw ConfigurationError("LIMIT_SCOPE must be concurrent or task, got '\(env["LIMIT_SCOPE"] ?? "")'")
+        }
+        self.limitScope = scope
         self.scheduler = SchedulerSettings(
             enabled: try bool("TASK_SCHEDULER_ENABLED", true),
             precisionSeconds: try int("TASK_SCHEDULER_PRECISION_SECONDS", 60, range: 0...86_400),
@@ -238,4 +245,9 @@ public struct SchedulerSettings: Sendable {
         let doubled = 10 << min(max(attempts - 1, 0), 20)
         return Int64(min(self.retryLimitSeconds, doubled))
     }
+}
+
+/// What a limit bounds (issue 10): everything the user holds at once, or each task alone (the original's behaviour).
+public enum LimitScope: String, Sendable {
+    case concurrent, task
 }

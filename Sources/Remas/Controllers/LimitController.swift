@@ -31,6 +31,7 @@ struct LimitController {
             guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
             return .json(limits.json)
         }
+        routes.get("/limit/usage/:user_id", self.usage)
         routes.get("/limit/group_all/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
@@ -157,6 +158,48 @@ struct LimitController {
             SELECT \(limitID), n.id FROM nodes n WHERE n.id = ANY(\(nodeIDs.map { Int32(truncatingIfNeeded: $0) }))
             ON CONFLICT DO NOTHING
             """, logger: logger)
+    }
+
+    /// `GET /limit/usage/{user_id}?start=&end=` (issue 10): per effective limit and node, the peak of the user's
+    /// scheduled and running reservations within the window next to the limit, so users see how much is left. The
+    /// user themself or an admin.
+    @Sendable func usage(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let caller = try await self.env.tokens.authenticate(request)
+        let id = try context.pathID("user_id")
+        func time(_ name: String) throws -> LocalDateTime {
+            guard let raw = request.uri.queryParameters.get(name) else { throw AppError.unprocessable("Field required: query.\(name)") }
+            guard let value = LocalDateTime.parse(raw, zone: self.env.zone) else {
+                throw AppError.unprocessable("Input should be a valid datetime (YYYY-MM-DD HH:MM or ISO 8601): query.\(name)")
+            }
+            return value
+        }
+        let start = try time("start")
+        let end = try time("end")
+        guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
+        guard start < end else { throw AppError.badRequest("The window's start must be before its end!") }
+        let limits = try await self.db.pool.withConnection { try await EffectiveLimits.forUser(id, on: $0, logger: context.logger) }
+        guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
+        var reservations: [EffectiveLimits.Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        let rows = try await self.db.query(
+            """
+            SELECT a.node_id, a.resource_id, a.amount,
+                   (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8
+            FROM allocations a JOIN tasks t ON t.id = a.task_id
+            WHERE t.owner_id = \(id) AND a.end_time > \(start.sqlText)::timestamp AND a.start_time < \(end.sqlText)::timestamp
+              AND a.end_time > localtimestamp
+            """, logger: context.logger)
+        for row in rows {
+            let (n, r, amount, s, e) = try row.decode((Int, Int, Int64, Int64, Int64).self)
+            reservations[.init(resource: r, node: n), default: []].append((s, e, amount))
+        }
+        let entries = limits.winners.sorted { ($0.value.id, $0.key.node) < ($1.value.id, $1.key.node) }.map { pair, limit in
+            let peak = BookingService.peakLoad(reservations[pair] ?? [], from: start.microseconds, to: end.microseconds)
+            return """
+                {"limit_id":\(limit.id),"limit_name":\(JSONText.quote(limit.name)),"resource_id":\(pair.resource),"node_id":\(pair.node),\
+                "amount":\(limit.amount),"peak":\(peak),"available":\(limit.amount - peak)}
+                """
+        }
+        return .json("[" + entries.joined(separator: ",") + "]")
     }
 
     func limitJSON(_ id: Int, _ logger: Logger) async throws -> String {

@@ -132,7 +132,7 @@ struct TaskController {
         }
         guard !allocations.isEmpty else { throw AppError.badRequest("Task must have at least one resource allocation!") }
         guard start < end else { throw AppError.badRequest("Task start time must be before its end time!") }
-        let booked = try await BookingService(db: self.db).book(
+        let booked = try await BookingService(db: self.db, limitScope: self.env.configuration.limitScope).book(
             .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end),
             caller: caller, logger: context.logger)
         // A current task created or changed moves the owner's Grafana thresholds now, not at the next start or end

@@ -32,6 +32,8 @@ public enum APIDocument {
         let summary: String
         let access: Access
         var body: Body? = nil
+        /// Required query parameters (times).
+        var query: [String] = []
         let reply: Reply
         /// POST /user and POST /group answer 201, as the original does; everything else 200.
         var success = 200
@@ -163,6 +165,9 @@ public enum APIDocument {
             description: "`amount` is what is still free of the pair in the period; `user_ids` who holds some of it"),
         "UsagePeriod": exact(
             ["start_time": localTime, "end_time": localTime, "available_resources": array(ref("ResourceAvailability"))]),
+        "LimitUsage": exact(
+            ["limit_id": id, "limit_name": string, "resource_id": id, "node_id": id, "amount": amount, "peak": amount, "available": amount],
+            description: "`amount` is the limit; `peak` the most the user holds at once in the window; `available` their difference"),
         "GroupNotifications": exact(["group_id": nullable(id), "group_name": text, "notifications": array(ref("Notification"))]),
 
         // Request bodies. Unknown keys are ignored; numeric strings are accepted where an integer is asked for.
@@ -354,6 +359,9 @@ public enum APIDocument {
         .init(method: "get", path: "/limit/user_all/{user_id}", tag: "limits", summary: "Limits in force for a user",
               access: .user, reply: .json(array(ref("LimitResponse"))), errors: [403, 404],
               description: "The user's own limits and those inherited from the group chain; admin or the user"),
+        .init(method: "get", path: "/limit/usage/{user_id}", tag: "limits", summary: "How much of each limit a user holds in a window",
+              access: .user, query: ["start", "end"], reply: .json(array(ref("LimitUsage"))), errors: [400, 403, 404],
+              description: "Per limit in force for the user and node: the peak of the user's scheduled and running reservations in [start, end) and what is left. Admin or the user."),
         .init(method: "get", path: "/limit/group_all/{group_id}", tag: "limits", summary: "Limits in force for a group",
               access: .user, reply: .json(array(ref("LimitResponse"))), errors: [403, 404]),
         .init(method: "post", path: "/limit", tag: "limits", summary: "Create a limit", access: .admin,
@@ -487,11 +495,9 @@ public enum APIDocument {
         ]
         if let description = op.description { o["description"] = .string(description) }
         let parameters = pathParameters(op.path)
-        if !parameters.isEmpty {
-            o["parameters"] = .array(parameters.map { name in
-                ["name": .string(name), "in": "path", "required": true, "schema": id]
-            })
-        }
+        let all: [JSONValue] = parameters.map { name in ["name": .string(name), "in": "path", "required": true, "schema": id] }
+            + op.query.map { name in ["name": .string(name), "in": "query", "required": true, "schema": timeInput] }
+        if !all.isEmpty { o["parameters"] = .array(all) }
         switch op.access {
         case .open: o["security"] = []
         case .user, .admin, .refreshToken: o["security"] = [["bearer": []]]
@@ -519,7 +525,7 @@ public enum APIDocument {
         var codes = Set(op.errors)
         if op.access != .open { codes.insert(401) }
         if op.access == .admin { codes.insert(403) }
-        if !parameters.isEmpty || op.body != nil { codes.insert(422) }
+        if !all.isEmpty || op.body != nil { codes.insert(422) }
         if op.body != nil { codes.insert(413) }
         for code in codes.sorted() {
             var response: [String: JSONValue] = [

@@ -6,8 +6,15 @@ import PostgresNIO
 /// No overbooking across any number of replicas: the rows of the requested nodes are locked (in id order, so two
 /// bookings cannot deadlock) before the overlapping reservations are read, and held until the new allocations are
 /// committed. Bookings on different nodes never wait for each other.
+///
+/// Limits (spec §6.3, issue 10) mean what REMAS's documentation says, "the most the user can allocate at once": with
+/// `LIMIT_SCOPE=concurrent` (the default) the caller's own overlapping scheduled and running reservations of a
+/// (node, resource) count against the limit together with the new amount, at every instant; checked under the node
+/// locks, so concurrent bookings of one user cannot pass a limit together. `LIMIT_SCOPE=task` compares each task's own
+/// amount, as the original does.
 struct BookingService: Sendable {
     let db: Database
+    var limitScope: LimitScope = .concurrent
 
     struct Pair: Hashable {
         let node: Int
@@ -87,7 +94,7 @@ struct BookingService: Sendable {
         }
         let nodes = Array(Set(request.allocations.map(\.node))).sorted()
         let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
-        try await self.checkLimits(request, caller: caller, tx, logger)
+        let limits = try await self.checkLimits(request, caller: caller, tx, logger)
 
         // Serialise bookings per node: every booking touching one of these nodes waits here.
         let locked = try await tx.query(
@@ -106,7 +113,8 @@ struct BookingService: Sendable {
         if let missing = request.allocations.first(where: { capacity[Pair(node: $0.node, resource: $0.resource)] == nil }) {
             throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
         }
-        try await self.checkCapacity(request, excluding: updatingID ?? 0, capacity: capacity, nodes: nodeBinds, tx, logger)
+        try await self.checkOverlaps(
+            request, excluding: updatingID ?? 0, capacity: capacity, limits: limits, caller: caller, nodes: nodeBinds, tx, logger)
 
         if let stored {
             if stored.status == "finished" {
@@ -122,43 +130,64 @@ struct BookingService: Sendable {
         return Booked(id: id, changedWindows: windows)
     }
 
-    /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it.
-    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: Transaction, _ logger: Logger) async throws {
+    /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it
+    /// here (before any lock: in either scope a task larger than the limit is refused at once). Returns the limits of
+    /// the request's pairs for the concurrent check.
+    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: Transaction, _ logger: Logger) async throws -> [Pair: EffectiveLimits.Limit] {
         guard let limits = try await EffectiveLimits.forUser(caller.id, on: tx.connection, logger: logger) else {
             throw AppError.notFound("User with id \(caller.id) not found!")
         }
+        var applying: [Pair: EffectiveLimits.Limit] = [:]
         for allocation in request.allocations {
-            if let limit = limits.winners[.init(resource: allocation.resource, node: allocation.node)], limit.amount < allocation.amount {
-                throw AppError.conflict(
-                    "Task resource allocation exeeds user limits! Exceeded resource: \(limit.name), Limit: \(limit.amount)")
-            }
+            guard let limit = limits.winners[.init(resource: allocation.resource, node: allocation.node)] else { continue }
+            if limit.amount < allocation.amount { throw Self.overLimit(limit) }
+            applying[Pair(node: allocation.node, resource: allocation.resource)] = limit
         }
+        return applying
     }
 
-    /// requested + the overlapping scheduled/running reservations must fit the capacity at every instant (strict
-    /// overlap: touching intervals do not conflict).
-    func checkCapacity(
-        _ request: Request, excluding taskID: Int, capacity: [Pair: Int64], nodes: [Int32], _ tx: Transaction, _ logger: Logger
+    static func overLimit(_ limit: EffectiveLimits.Limit) -> AppError {
+        AppError.conflict("Task resource allocation exeeds user limits! Exceeded resource: \(limit.name), Limit: \(limit.amount)")
+    }
+
+    /// Under the node locks, one indexed range scan of the reservations overlapping the new interval (scheduled and
+    /// running ones; the task itself excluded; touching intervals do not overlap), then per (node, resource):
+    /// with `LIMIT_SCOPE=concurrent`, the new amount plus the caller's own peak must fit the caller's limit; the new
+    /// amount plus everyone's peak must fit the capacity.
+    func checkOverlaps(
+        _ request: Request, excluding taskID: Int, capacity: [Pair: Int64], limits: [Pair: EffectiveLimits.Limit],
+        caller: CurrentUser, nodes: [Int32], _ tx: Transaction, _ logger: Logger
     ) async throws {
         let start = request.start.sqlText
         let end = request.end.sqlText
-        var intervals: [Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        var everyone: [Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        var own: [Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
         let rows = try await tx.query(
             """
             SELECT a.node_id, a.resource_id, a.amount,
-                   (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8
-            FROM allocations a
+                   (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8,
+                   t.owner_id = \(caller.id)
+            FROM allocations a JOIN tasks t ON t.id = a.task_id
             WHERE a.node_id = ANY(\(nodes)) AND a.end_time > \(start)::timestamp AND a.start_time < \(end)::timestamp
               AND a.end_time > localtimestamp AND a.task_id <> \(taskID)
             """, logger: logger)
         for row in rows {
-            let (n, r, amount, s, e) = try row.decode((Int, Int, Int64, Int64, Int64).self)
-            intervals[Pair(node: n, resource: r), default: []].append((s, e, amount))
+            let (n, r, amount, s, e, mine) = try row.decode((Int, Int, Int64, Int64, Int64, Bool).self)
+            let pair = Pair(node: n, resource: r)
+            everyone[pair, default: []].append((s, e, amount))
+            if mine { own[pair, default: []].append((s, e, amount)) }
+        }
+        let from = request.start.microseconds, to = request.end.microseconds
+        if self.limitScope == .concurrent {
+            for allocation in request.allocations {
+                let pair = Pair(node: allocation.node, resource: allocation.resource)
+                guard let limit = limits[pair] else { continue }
+                if allocation.amount + Self.peakLoad(own[pair] ?? [], from: from, to: to) > limit.amount { throw Self.overLimit(limit) }
+            }
         }
         for allocation in request.allocations {
             let pair = Pair(node: allocation.node, resource: allocation.resource)
-            let peak = Self.peakLoad(intervals[pair] ?? [], from: request.start.microseconds, to: request.end.microseconds)
-            if allocation.amount + peak > capacity[pair] ?? 0 {
+            if allocation.amount + Self.peakLoad(everyone[pair] ?? [], from: from, to: to) > capacity[pair] ?? 0 {
                 throw AppError.conflict("Not enough resources for the task!")
             }
         }
