@@ -151,7 +151,8 @@ struct BookingService: Sendable {
     }
 
     /// Under the node locks, one indexed range scan of the reservations overlapping the new interval (scheduled and
-    /// running ones; the task itself excluded; touching intervals do not overlap), then per (node, resource):
+    /// running ones; the task itself excluded; touching intervals do not overlap), each row's owner looked up by primary
+    /// key (a join let the planner hash all tasks: +2 ms with 5,000 tasks), then per (node, resource):
     /// with `LIMIT_SCOPE=concurrent`, the new amount plus the caller's own peak must fit the caller's limit; the new
     /// amount plus everyone's peak must fit the capacity.
     func checkOverlaps(
@@ -166,8 +167,8 @@ struct BookingService: Sendable {
             """
             SELECT a.node_id, a.resource_id, a.amount,
                    (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8,
-                   t.owner_id = \(caller.id)
-            FROM allocations a JOIN tasks t ON t.id = a.task_id
+                   (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id) = \(caller.id)
+            FROM allocations a
             WHERE a.node_id = ANY(\(nodes)) AND a.end_time > \(start)::timestamp AND a.start_time < \(end)::timestamp
               AND a.end_time > localtimestamp AND a.task_id <> \(taskID)
             """, logger: logger)
