@@ -117,22 +117,13 @@ import Testing
     }
 
     @Test func twoServersOnOneDatabaseNeverOverbook() async throws {
-        try await TestDatabase.withSchema { _, configuration in
-            let first = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
-            let second = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
-            try await first.test(.live) { one in
-                try await second.test(.live) { two in
-                    try await withDatabase(configuration, logger: TestDatabase.logger) { db in
-                        let t = TestContext(client: one, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration)
-                        let cluster = try await t.cluster(nodes: 4, capacity: 4)
-                        let (_, token) = try await t.userWithToken("racer")
-                        let outcomes = try await Self.fire(
-                            Self.workload(nodes: cluster.0, resource: cluster.1[0]), ports: [one.port!, two.port!], token: token)
-                        #expect(outcomes.filter { $0.booking.node == cluster.0[0] && $0.status == 200 }.count == 4)
-                        try await Self.verify(outcomes, t)
-                    }
-                }
-            }
+        try await withTwoLiveServers { t, two in
+            let cluster = try await t.cluster(nodes: 4, capacity: 4)
+            let (_, token) = try await t.userWithToken("racer")
+            let outcomes = try await Self.fire(
+                Self.workload(nodes: cluster.0, resource: cluster.1[0]), ports: [t.client.port!, two.port!], token: token)
+            #expect(outcomes.filter { $0.booking.node == cluster.0[0] && $0.status == 200 }.count == 4)
+            try await Self.verify(outcomes, t)
         }
     }
 }

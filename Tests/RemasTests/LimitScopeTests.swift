@@ -122,26 +122,17 @@ import Testing
     /// 20 concurrent one-unit bookings of one user over the same hour, capacity 100, limit 4: exactly 4 accepted, on
     /// one server and on two.
     @Test(arguments: [1, 2]) func concurrentBookingsCannotPassALimitTogether(servers: Int) async throws {
-        try await TestDatabase.withSchema { _, configuration in
-            let first = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
-            let second = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
-            try await first.test(.live) { one in
-                try await second.test(.live) { two in
-                    try await withDatabase(configuration, logger: TestDatabase.logger) { db in
-                        let t = TestContext(client: one, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration)
-                        let (n, cpu, user, token) = try await Self.setUp(t, limit: 4)
-                        let bookings = (0..<20).map { _ in
-                            ConcurrencyTests.Booking(node: n, resource: cpu, amount: 1, start: "2030-01-01 10:00", end: "2030-01-01 11:00")
-                        }
-                        let ports = servers == 1 ? [one.port!] : [one.port!, two.port!]
-                        let outcomes = try await ConcurrencyTests.fire(bookings, ports: ports, token: token)
-                        #expect(outcomes.filter { $0.status == 200 }.count == 4)
-                        #expect(outcomes.filter { $0.status == 409 }.allSatisfy { $0.detail == "Task resource allocation exeeds user limits! Exceeded resource: cpu-4, Limit: 4" })
-                        #expect(outcomes.filter { $0.status != 200 && $0.status != 409 }.isEmpty)
-                        #expect(try await t.count("SELECT count(*)::int FROM tasks WHERE owner_id = \(user)") == 4)
-                    }
-                }
+        try await withTwoLiveServers { t, two in
+            let (n, cpu, user, token) = try await Self.setUp(t, limit: 4)
+            let bookings = (0..<20).map { _ in
+                ConcurrencyTests.Booking(node: n, resource: cpu, amount: 1, start: "2030-01-01 10:00", end: "2030-01-01 11:00")
             }
+            let ports = servers == 1 ? [t.client.port!] : [t.client.port!, two.port!]
+            let outcomes = try await ConcurrencyTests.fire(bookings, ports: ports, token: token)
+            #expect(outcomes.filter { $0.status == 200 }.count == 4)
+            #expect(outcomes.filter { $0.status == 409 }.allSatisfy { $0.detail == "Task resource allocation exeeds user limits! Exceeded resource: cpu-4, Limit: 4" })
+            #expect(outcomes.filter { $0.status != 200 && $0.status != 409 }.isEmpty)
+            #expect(try await t.count("SELECT count(*)::int FROM tasks WHERE owner_id = \(user)") == 4)
         }
     }
 }

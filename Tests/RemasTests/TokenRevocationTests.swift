@@ -9,22 +9,6 @@ import Testing
 /// admin: two servers on one schema, the change made through one, the token tried on the other (whose cache had the
 /// user), within the 1 s.
 @Suite struct TokenRevocationTests {
-    /// Two live servers on one schema; `body` gets a context on the first and the second's client.
-    static func withTwoServers(_ body: @escaping @Sendable (TestContext, any TestClientProtocol) async throws -> Void) async throws {
-        try await TestDatabase.withSchema { _, configuration in
-            let first = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
-            let second = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
-            try await first.test(.live) { one in
-                try await second.test(.live) { two in
-                    try await withDatabase(configuration, logger: TestDatabase.logger) { db in
-                        let t = TestContext(client: one, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration)
-                        try await body(t, two)
-                    }
-                }
-            }
-        }
-    }
-
     static func login(_ client: any TestClientProtocol, _ username: String, _ password: String = "password") async throws -> (String, String) {
         try await client.execute(
             uri: "/authentication/token", method: .post, headers: [.contentType: "application/x-www-form-urlencoded"],
@@ -54,7 +38,7 @@ import Testing
     }
 
     @Test func deletedUsersTokensStopWorkingEverywhere() async throws {
-        try await Self.withTwoServers { t, two in
+        try await withTwoLiveServers { t, two in
             let id = try await t.makeUser("leaver")
             let (access, refresh) = try await Self.login(t.client, "leaver")
             // Both servers have seen the token and the user.
@@ -68,7 +52,7 @@ import Testing
     }
 
     @Test func newPasswordRevokesEarlierTokens() async throws {
-        try await Self.withTwoServers { t, two in
+        try await withTwoLiveServers { t, two in
             let id = try await t.makeUser("changer")
             let (old, oldRefresh) = try await Self.login(t.client, "changer")
             #expect(try await Self.status(two, "/user/\(id)", token: old) == 200)
@@ -91,7 +75,7 @@ import Testing
     }
 
     @Test func demotedAdminLosesAdminRightsEverywhere() async throws {
-        try await Self.withTwoServers { t, two in
+        try await withTwoLiveServers { t, two in
             let id = try await t.makeUser("boss", groupID: 2)
             let (access, refresh) = try await Self.login(t.client, "boss")
             #expect(try await Self.status(two, "/task", token: access) == 200)  // admin only
@@ -108,7 +92,7 @@ import Testing
     }
 
     @Test func groupMovedOutOfAdministratorsDemotesItsMembers() async throws {
-        try await Self.withTwoServers { t, two in
+        try await withTwoLiveServers { t, two in
             let ops = try await t.makeGroup("ops", parent: 2)
             _ = try await t.makeUser("operator", groupID: ops)
             let (access, _) = try await Self.login(t.client, "operator")
@@ -122,7 +106,7 @@ import Testing
     /// With the LISTEN connections cut, a server caches nothing until it listens again, so a change it cannot hear
     /// about still takes effect at once.
     @Test func lostNotificationsNeverKeepATokenAlive() async throws {
-        try await Self.withTwoServers { t, two in
+        try await withTwoLiveServers { t, two in
             let id = try await t.makeUser("quiet")
             let (access, _) = try await Self.login(t.client, "quiet")
             #expect(try await Self.status(two, "/user/\(id)", token: access) == 200)
@@ -142,7 +126,7 @@ import Testing
     }
 
     @Test func unaffectedTokensKeepWorking() async throws {
-        try await Self.withTwoServers { t, two in
+        try await withTwoLiveServers { t, two in
             let id = try await t.makeUser("steady", uid: 4242)
             let other = try await t.makeUser("other")
             let (access, _) = try await Self.login(t.client, "steady")

@@ -28,7 +28,7 @@ public struct RemasImporter: Sendable {
     }
 
     /// Per table: rows read, written (inserted, updated, unchanged) and refused with reasons.
-    public struct TableReport: Sendable, Codable {
+    public struct TableReport: Sendable {
         public var table: String
         public var read = 0
         public var inserted = 0
@@ -209,11 +209,8 @@ public struct RemasImporter: Sendable {
                               key: "node_id, resource_id", compared: ["amount"], report: &nodeResources, in: tx)
         report.tables.append(nodeResources)
 
-        var aliasLinks = TableReport(table: "resource_alias_links")
-        let aliasLinkRows = (data["resource_alias_links"] ?? []).filter { resourceIDs.contains(int($0, "resource_id") ?? -1) }
-        aliasLinks.read = data["resource_alias_links"]?.count ?? 0
-        try await self.link(aliasLinkRows, into: "resource_alias_links", columns: "resource_id int, alias_id int", report: &aliasLinks, in: tx)
-        report.tables.append(aliasLinks)
+        report.tables.append(try await self.link(
+            data, "resource_alias_links", columns: "resource_id int, alias_id int", keeping: "resource_id", of: resourceIDs, in: tx))
 
         var limits = TableReport(table: "limits")
         var limitRows: Rows = []
@@ -233,11 +230,7 @@ public struct RemasImporter: Sendable {
             compared: ["name", "description", "amount", "user_id", "group_id", "resource_id"], report: &limits, in: tx)
         report.tables.append(limits)
         let limitIDs = Set(limitRows.compactMap { int($0, "id") })
-        var limitNodes = TableReport(table: "limit_nodes")
-        limitNodes.read = data["limit_nodes"]?.count ?? 0
-        try await self.link((data["limit_nodes"] ?? []).filter { limitIDs.contains(int($0, "limit_id") ?? -1) },
-                            into: "limit_nodes", columns: "limit_id int, node_id int", report: &limitNodes, in: tx)
-        report.tables.append(limitNodes)
+        report.tables.append(try await self.link(data, "limit_nodes", columns: "limit_id int, node_id int", keeping: "limit_id", of: limitIDs, in: tx))
 
         var tags = TableReport(table: "task_tags")
         tags.read = data["task_tags"]?.count ?? 0
@@ -298,11 +291,7 @@ public struct RemasImporter: Sendable {
         report.tables.append(allocations)
         let taskIDs = Set(taskRows.compactMap { int($0, "id") })
 
-        var tagLinks = TableReport(table: "task_tag_links")
-        tagLinks.read = data["task_tag_links"]?.count ?? 0
-        try await self.link((data["task_tag_links"] ?? []).filter { taskIDs.contains(int($0, "task_id") ?? -1) },
-                            into: "task_tag_links", columns: "task_id int, tag_id int", report: &tagLinks, in: tx)
-        report.tables.append(tagLinks)
+        report.tables.append(try await self.link(data, "task_tag_links", columns: "task_id int, tag_id int", keeping: "task_id", of: taskIDs, in: tx))
 
         var notifications = TableReport(table: "notifications")
         var notificationRows: Rows = []
@@ -323,11 +312,7 @@ public struct RemasImporter: Sendable {
         report.tables.append(notifications)
         let notificationIDs = Set(notificationRows.compactMap { int($0, "id") })
         for (table, columns) in [("notification_users", "user_id int, notification_id int"), ("notification_groups", "group_id int, notification_id int")] {
-            var t = TableReport(table: table)
-            t.read = data[table]?.count ?? 0
-            try await self.link((data[table] ?? []).filter { notificationIDs.contains(int($0, "notification_id") ?? -1) },
-                                into: table, columns: columns, report: &t, in: tx)
-            report.tables.append(t)
+            report.tables.append(try await self.link(data, table, columns: columns, keeping: "notification_id", of: notificationIDs, in: tx))
         }
 
         // The scheduler's events for the imported tasks: start and end (done when past), reminders as bookings make
@@ -373,8 +358,7 @@ public struct RemasImporter: Sendable {
         in tx: Transaction
     ) async throws {
         guard !rows.isEmpty else { return }
-        let names = columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).split(separator: " ")[0] }
-        let list = names.joined(separator: ", ")
+        let list = Self.columnNames(columns)
         let sets = compared.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
         let differs = "(" + compared.map { "\(table).\($0)" }.joined(separator: ", ") + ") IS DISTINCT FROM ("
             + compared.map { "EXCLUDED.\($0)" }.joined(separator: ", ") + ")"
@@ -392,10 +376,17 @@ public struct RemasImporter: Sendable {
         report.unchanged += rows.count - written.count
     }
 
-    /// Inserts link rows that are missing (their whole row is the key).
-    func link(_ rows: Rows, into table: String, columns: String, report: inout TableReport, in tx: Transaction) async throws {
-        guard !rows.isEmpty else { return }
-        let names = columns.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).split(separator: " ")[0] }.joined(separator: ", ")
+    /// Inserts the link rows of source `table` that are missing (their whole row is the key), keeping only those whose
+    /// `column` names a row that was taken (`ids`).
+    func link(
+        _ data: [String: Rows], _ table: String, columns: String, keeping column: String, of ids: Set<Int>, in tx: Transaction
+    ) async throws -> TableReport {
+        var report = TableReport(table: table)
+        let source = data[table] ?? []
+        report.read = source.count
+        let rows = source.filter { ids.contains($0[column]?.intValue ?? -1) }
+        guard !rows.isEmpty else { return report }
+        let names = Self.columnNames(columns)
         var query = PostgresQuery(unsafeSQL: "")
         query.sql = """
             INSERT INTO \(table) (\(names)) SELECT \(names) FROM jsonb_to_recordset($1::jsonb) AS r(\(columns))
@@ -403,8 +394,14 @@ public struct RemasImporter: Sendable {
             """
         query.binds.append(Self.json(rows))
         let inserted = try await tx.query(query, logger: self.logger).count
-        report.inserted += inserted
-        report.unchanged += rows.count - inserted
+        report.inserted = inserted
+        report.unchanged = rows.count - inserted
+        return report
+    }
+
+    /// `"id int, name text"` → `"id, name"`.
+    static func columnNames(_ columns: String) -> String {
+        columns.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces).split(separator: " ")[0]) }.joined(separator: ", ")
     }
 }
 

@@ -170,3 +170,20 @@ func withApp(
         }
     }
 }
+
+/// Two real servers on real sockets sharing one fresh schema (replicas); `body` gets a context on the first and the
+/// second's client.
+func withTwoLiveServers(_ body: @escaping @Sendable (TestContext, any TestClientProtocol) async throws -> Void) async throws {
+    try await TestDatabase.withSchema { _, configuration in
+        let first = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
+        let second = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
+        try await first.test(.live) { one in
+            try await second.test(.live) { two in
+                try await withDatabase(configuration, logger: TestDatabase.logger) { db in
+                    let t = TestContext(client: one, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration)
+                    try await body(t, two)
+                }
+            }
+        }
+    }
+}
