@@ -7,8 +7,8 @@ test reads back exactly what was delivered to the addresses it made.
 
 Recipients steer failures, so the tests exercise real SMTP replies:
   reject-*@...  RCPT is refused with 550 (a bad address);
-  hang-*@...    RCPT waits (writing DIR/hanging-<address>) until DIR/release-<address> exists, so a test can stop
-                or kill remas while it holds a claimed event.
+  hang-*@...    RCPT waits (writing DIR/hanging-<address>, which holds the client's port) until DIR/release-<address>
+                exists, so a test can stop or kill the remas process that holds this claimed event.
 
 Usage: smtp-test-server.py DIR STARTTLS_PORT TLS_PORT CERT KEY USER PASSWORD
 """
@@ -36,7 +36,11 @@ class Handler:
         if local.startswith("reject-"):
             return "550 5.1.1 <%s>: mailbox unavailable" % address
         if local.startswith("hang-"):
-            open(os.path.join(DIR, "hanging-" + address), "w").close()
+            # The client's port names the process holding the claim (ss maps it to a pid); written whole, then renamed.
+            marker = os.path.join(DIR, "hanging-" + address)
+            with open(marker + ".tmp", "w") as f:
+                f.write("%d\n" % session.peer[1])
+            os.rename(marker + ".tmp", marker)
             deadline = time.time() + 120
             while time.time() < deadline and not os.path.exists(os.path.join(DIR, "release-" + address)):
                 await asyncio.sleep(0.05)

@@ -124,8 +124,10 @@ public enum EventRepository {
         case failed(String)
     }
 
-    /// Stores what happened to a claimed reminder (inside the claiming transaction).
-    static func record(_ outcome: Outcome, eventID: Int, at now: LocalDateTime, in tx: Transaction, logger: Logger) async throws {
+    /// Stores what happened to a claimed reminder (inside the claiming transaction). Absolute values, so a second call
+    /// in the same transaction replaces the first: the scheduler records `.sent` before sending (leaving only the
+    /// COMMIT between the mail server's "accepted" and the durable record) and overwrites it when the send failed.
+    static func record(_ outcome: Outcome, of reminder: Reminder, at now: LocalDateTime, in tx: Transaction, logger: Logger) async throws {
         // (state, counts as an attempt, retry time, error); a retry stays pending and is not processed yet.
         let (state, attempted, retryAt, error): (String, Bool, LocalDateTime?, String?) =
             switch outcome {
@@ -134,11 +136,12 @@ public enum EventRepository {
             case .retry(let at, let error): ("pending", true, at, error)
             case .failed(let error): ("failed", true, nil, error)
             }
+        let attempts = reminder.attempts + (attempted ? 1 : 0)
         try await tx.query(
             """
-            UPDATE events SET state = \(state), attempts = attempts + \(attempted ? 1 : 0), retry_at = \(retryAt?.sqlText)::timestamp,
+            UPDATE events SET state = \(state), attempts = \(attempts), retry_at = \(retryAt?.sqlText)::timestamp,
                 last_error = \(error), processed_at = CASE WHEN \(state) = 'pending' THEN NULL ELSE \(now.sqlText)::timestamp END
-            WHERE id = \(eventID)
+            WHERE id = \(reminder.eventID)
             """, logger: logger)
     }
 

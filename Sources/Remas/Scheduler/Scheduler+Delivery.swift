@@ -15,8 +15,14 @@ extension Scheduler {
                     guard let reminder = try await EventRepository.claimReminder(dueBy: horizon, in: tx, logger: self.logger) else {
                         return nil
                     }
+                    // Recorded as sent before the send, so that after the mail server's "accepted" only the COMMIT
+                    // remains: the narrowest window a crash can fall into (see `Scheduler`). Any other outcome
+                    // replaces the record; an aborted send rolls it back.
+                    try await EventRepository.record(.sent, of: reminder, at: self.clock.now(), in: tx, logger: self.logger)
                     guard let outcome = await self.deliver(reminder, session: session) else { throw Released() }
-                    try await EventRepository.record(outcome, eventID: reminder.eventID, at: self.clock.now(), in: tx, logger: self.logger)
+                    if case .sent = outcome {} else {
+                        try await EventRepository.record(outcome, of: reminder, at: self.clock.now(), in: tx, logger: self.logger)
+                    }
                     return outcome
                 }
                 guard let outcome else { break }

@@ -18,9 +18,10 @@ import Synchronization
 /// - Reminders are sent by `workers` parallel workers. Each claims one due row with `FOR UPDATE SKIP LOCKED`, sends it
 ///   over its own reused SMTP connection while holding the row lock, and commits the outcome with the lock. So two
 ///   schedulers never send one reminder twice; a crash (even `kill -9`) before the commit releases the lock and
-///   leaves the row pending for the next pass. The one window left is between the SMTP server's "250 accepted" and
-///   the commit (about a millisecond): a crash exactly there sends the mail again after restart rather than lose it,
-///   and the Message-ID, derived from the event, lets a mail system recognise the copy.
+///   leaves the row pending for the next pass. The outcome `sent` is written before the send, so the one window left
+///   is between the SMTP server's "250 accepted" and the COMMIT's reply (one round trip): a crash exactly there sends
+///   the mail again after restart rather than lose it (no mail protocol can tell the two apart, RFC 1047), and the
+///   Message-ID, derived from the event, lets a mail system recognise the copy.
 /// - A failed send is retried with backoff (10 s doubling, at most `TASK_SCHEDULER_RETRY_LIMIT_SECONDS`) and recorded
 ///   as failed after `TASK_SCHEDULER_MAX_ATTEMPTS`; every event commits on its own, so one failure blocks nothing.
 /// - On graceful shutdown the send in hand is aborted and its transaction rolled back: the event stays pending.
