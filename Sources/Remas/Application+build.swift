@@ -8,6 +8,12 @@ import ServiceLifecycle
 ///
 /// Migrations are not run here; `remas serve` runs them first with its own short-lived client (STYLE.md §5), so no
 /// service ever sees an old schema.
+/// Sizes SwiftNIO's shared event-loop group (`SERVER_THREADS`). Call once, first thing in `serve`: the group is
+/// created on first use and keeps its size.
+public func configureEventLoops(_ configuration: AppConfiguration) {
+    NIOSingletons.groupLoopCountSuggestion = configuration.serverThreads
+}
+
 public func buildApplication(
     configuration: AppConfiguration,
     grafana: (any GrafanaSync)? = nil,

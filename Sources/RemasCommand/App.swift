@@ -55,6 +55,7 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = loadConfiguration(requireSecret: true)
+        configureEventLoops(configuration)
         let logger = makeLogger(configuration)
         do {
             if configuration.autoMigrate { try await runMigrations(configuration, logger: logger) }

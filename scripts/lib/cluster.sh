@@ -9,8 +9,13 @@ CLUSTER_HEALTH_PID=""
 replica_port() { cat "$CLUSTER_DIR/replica-$1.port"; }
 replica_pid() { cat "$CLUSTER_DIR/replica-$1.pid" 2>/dev/null || true; }
 
+# The replicas share this host's cores: each gets its share of event-loop threads (at least one) unless SERVER_THREADS
+# is set.
+replica_threads() { local n=$(( $(nproc) / CLUSTER_REPLICAS )); echo $(( n > 0 ? n : 1 )); }
+
 replica_start() {
-    PORT="$(replica_port "$1")" HOST=127.0.0.1 "$BIN" serve >>"$CLUSTER_DIR/replica-$1.log" 2>&1 &
+    PORT="$(replica_port "$1")" HOST=127.0.0.1 SERVER_THREADS="${SERVER_THREADS:-$(replica_threads)}" "$BIN" serve \
+        >>"$CLUSTER_DIR/replica-$1.log" 2>&1 &
     echo $! >"$CLUSTER_DIR/replica-$1.pid"
 }
 
