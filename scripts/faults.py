@@ -38,7 +38,30 @@ def fail(message):
     sys.exit(1)
 
 
-def request(method, path, token=None, body=None, form=None, host=None, port=None, timeout=30):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Unix domain socket (a replica's SOCKET_PATH)."""
+
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+def connect_raw(host=None, port=None, unix=None, timeout=30):
+    """A plain socket to nginx (host, port) or to a replica's Unix socket."""
+    if unix:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(unix)
+        return s
+    return socket.create_connection((host, port), timeout=timeout)
+
+
+def request(method, path, token=None, body=None, form=None, host=None, port=None, unix=None, timeout=30):
     """One request on a fresh connection: (status, parsed JSON or None, raw text). Transport errors give status 0."""
     headers = {}
     data = None
@@ -50,7 +73,10 @@ def request(method, path, token=None, body=None, form=None, host=None, port=None
     if form is not None:
         data = urllib.parse.urlencode(form).encode()
         headers["Content-Type"] = "application/x-www-form-urlencoded"
-    conn = http.client.HTTPConnection(host or BASE.hostname, port or BASE.port, timeout=timeout)
+    if unix:
+        conn = UnixHTTPConnection(unix, timeout)
+    else:
+        conn = http.client.HTTPConnection(host or BASE.hostname, port or BASE.port, timeout=timeout)
     try:
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
@@ -353,15 +379,15 @@ def check_load():
 def slow():
     state = load("setup.json")
     token = state["users"][1]["token"]
-    replica = urllib.parse.urlsplit(os.environ["FAULTS_REPLICA"])
     results = {}
-    for label, host, port in [("replica", replica.hostname, replica.port), ("nginx", BASE.hostname, BASE.port)]:
+    endpoints = [("replica", {"unix": os.environ["FAULTS_REPLICA_SOCKET"]}), ("nginx", {"host": BASE.hostname, "port": BASE.port})]
+    for label, where in endpoints:
         # 50 clients that trickle a request header, one byte every 200 ms.
         trickle_stop = threading.Event()
 
         def trickle():
             try:
-                s = socket.create_connection((host, port), timeout=30)
+                s = connect_raw(**where)
                 for b in b"GET /node HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
                     if trickle_stop.is_set():
                         break
@@ -379,7 +405,7 @@ def slow():
 
         def upload():
             started = time.time()
-            status, parsed, text = request("POST", "/task", token, {"name": "x" * (10 * 1024 * 1024)}, host=host, port=port)
+            status, parsed, text = request("POST", "/task", token, {"name": "x" * (10 * 1024 * 1024)}, **where)
             big.update(status=status, detail=(parsed or {}).get("detail") if isinstance(parsed, dict) else None,
                        seconds=time.time() - started, text=text[:120])
 
@@ -389,7 +415,7 @@ def slow():
         latencies = []
         for _ in range(100):
             started = time.time()
-            status, _, text = request("GET", "/node", token, host=host, port=port, timeout=10)
+            status, _, text = request("GET", "/node", token, timeout=10, **where)
             if status != 200:
                 fail("%s: GET /node answered %s beside slow clients: %s" % (label, status, text[:200]))
             latencies.append(time.time() - started)

@@ -39,10 +39,20 @@ public func buildApplication(
         schedulerStats: stats,
         grafanaStats: grafanaStats)
     let router = buildRouter(environment)
+    let address: BindAddress
+    if let path = configuration.socketPath {
+        try UnixSocket.prepare(path: path)
+        address = .unixDomainSocket(path: path)
+    } else {
+        address = .hostname(configuration.host, port: configuration.port)
+    }
     var app = Application(
         router: router,
         server: .announcingHTTP1(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        configuration: .init(address: address, serverName: nil),
+        onServerRunning: { _ in
+            if let path = configuration.socketPath { UnixSocket.openToLocalUsers(path: path) }
+        },
         logger: logger)
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.
     app.addServices(pool, hasher, TokenRevocation.Listener(revocation: revocation, connection: configuration.connectionConfiguration, logger: logger))

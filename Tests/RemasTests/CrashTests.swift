@@ -6,7 +6,7 @@ import Testing
 /// The `remas` binary as a separate process, stopped with SIGKILL or SIGTERM while it holds a claimed reminder (the
 /// SMTP test server keeps `hang-*` recipients waiting at RCPT, so the claim is held for as long as the test likes).
 @Suite struct CrashTests {
-    static func launch(_ t: TestContext, log: String, port: Int = 0) throws -> Process {
+    static func launch(_ t: TestContext, log: String, port: Int = 0, extra: [String: String] = [:]) throws -> Process {
         let binary = try SMTPTestServer.require("REMAS_BINARY")
         var env: [String: String] = [
             "DATABASE_URL": TestDatabase.url, "DB_SEARCH_PATH": t.configuration.searchPath ?? "", "DB_PREWARM": "false",
@@ -17,6 +17,7 @@ import Testing
             "SMTP_FROM_ADDRESS": "remas@cluster.example", "SMTP_CA_FILE": try SMTPTestServer.require("SMTP_TEST_CA"),
         ]
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+        env.merge(extra) { $1 }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = ["serve"]

@@ -1,12 +1,13 @@
-# Several remas replicas on one PostgreSQL behind nginx on loopback: shared by scripts/cluster and scripts/test-faults.
-# Source after common.sh. Expects BIN (the release binary), DATABASE_URL, SECRET_KEY and the other settings exported,
-# and CLUSTER_DIR (a directory of the caller's), and CLUSTER_PORT (nginx's). Replica i listens on a free loopback port
-# kept in $CLUSTER_DIR/replica-i.port (the same one again after a restart).
+# Several remas replicas on one PostgreSQL behind nginx on loopback: shared by scripts/cluster, scripts/test-faults and
+# scripts/bench. Source after common.sh. Expects BIN (the release binary), DATABASE_URL, SECRET_KEY and the other
+# settings exported, and CLUSTER_DIR (a directory of the caller's), and CLUSTER_PORT (nginx's). Replica i listens on the
+# Unix socket $CLUSTER_DIR/replica-i.sock (SOCKET_PATH; nginx runs on the same host, so no TCP stack between them).
 
 CLUSTER_REPLICAS="${CLUSTER_REPLICAS:-3}"
 CLUSTER_HEALTH_PID=""
 
-replica_port() { cat "$CLUSTER_DIR/replica-$1.port"; }
+replica_socket() { echo "$CLUSTER_DIR/replica-$1.sock"; }
+replica_curl() { curl -sf -m 1 --unix-socket "$(replica_socket "$1")" "http://localhost$2"; }  # replica_curl I PATH
 replica_pid() { cat "$CLUSTER_DIR/replica-$1.pid" 2>/dev/null || true; }
 
 # The replicas share this host's cores and its PostgreSQL: unless SERVER_THREADS / DB_MAX_CONNECTIONS are set, each
@@ -17,13 +18,13 @@ replica_threads() { local n=$(( $(nproc) / CLUSTER_REPLICAS )); echo $(( n > 0 ?
 replica_connections() { local n=$(( (2 * $(nproc) + CLUSTER_REPLICAS - 1) / CLUSTER_REPLICAS )); echo $(( n > 2 ? n : 2 )); }
 
 replica_start() {
-    PORT="$(replica_port "$1")" HOST=127.0.0.1 SERVER_THREADS="${SERVER_THREADS:-$(replica_threads)}" \
+    SOCKET_PATH="$(replica_socket "$1")" SERVER_THREADS="${SERVER_THREADS:-$(replica_threads)}" \
         DB_MAX_CONNECTIONS="${DB_MAX_CONNECTIONS:-$(replica_connections)}" "$BIN" serve >>"$CLUSTER_DIR/replica-$1.log" 2>&1 &
     echo $! >"$CLUSTER_DIR/replica-$1.pid"
 }
 
 replica_wait_ready() {
-    for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$(replica_port "$1")/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    for _ in $(seq 1 200); do replica_curl "$1" /ready >/dev/null 2>&1 && return 0; sleep 0.1; done
     echo "replica $1 did not become ready; its log:" >&2
     tail -20 "$CLUSTER_DIR/replica-$1.log" >&2
     return 1
@@ -37,7 +38,7 @@ nginx_render() {
     for i in $(seq 1 "$CLUSTER_REPLICAS"); do
         local flag=""
         [[ "$down" == *" $i "* ]] && flag=" down"
-        servers+="    server 127.0.0.1:$(replica_port "$i") max_fails=1 fail_timeout=2s$flag;\n"
+        servers+="    server unix:$(replica_socket "$i") max_fails=1 fail_timeout=2s$flag;\n"
     done
     awk -v servers="$servers" -v port="$CLUSTER_PORT" '
         /remas-upstream-begin/ { printf "%s", servers; skip = 1; next }
@@ -77,7 +78,7 @@ health_loop() {
     while true; do
         local down="" failing=0
         for i in $(seq 1 "$CLUSTER_REPLICAS"); do
-            curl -sf -m 1 "http://127.0.0.1:$(replica_port "$i")/ready" >/dev/null 2>&1 || { down+="$i "; failing=$((failing + 1)); }
+            replica_curl "$i" /ready >/dev/null 2>&1 || { down+="$i "; failing=$((failing + 1)); }
         done
         [ "$failing" -eq "$CLUSTER_REPLICAS" ] && down=""
         if [ "$down" != "$last" ]; then
@@ -93,7 +94,8 @@ health_loop() {
 cluster_start() {
     ensure_packages nginx curl
     local i
-    for i in $(seq 1 "$CLUSTER_REPLICAS"); do free_port >"$CLUSTER_DIR/replica-$i.port"; replica_start "$i"; done
+    chmod 755 "$CLUSTER_DIR"  # nginx's workers (another user) reach the sockets through it
+    for i in $(seq 1 "$CLUSTER_REPLICAS"); do replica_start "$i"; done
     for i in $(seq 1 "$CLUSTER_REPLICAS"); do replica_wait_ready "$i"; done
     nginx_start
     health_loop &

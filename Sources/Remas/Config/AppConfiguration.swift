@@ -23,6 +23,7 @@ import PostgresNIO
 /// | `DEBUG` | false | debug logging |
 /// | `GRAFANA_URL` / `GRAFANA_REDIRECT_URL` | `http://localhost:3000/` / `GRAFANA_URL` | Grafana base and link |
 /// | `LIMIT_SCOPE` | `concurrent` | a limit bounds the user's overlapping reservations together (`task`: each task alone, as REMAS) |
+/// | `SOCKET_PATH` | — | serve on this Unix domain socket instead of `HOST`:`PORT` (replicas beside their nginx) |
 /// | `SERVER_THREADS` | cores | event-loop threads of `serve` (HTTP and database I/O, request handling); 1 per replica when several share a host |
 /// | `HTTP_IDLE_TIMEOUT_SECONDS` | 75 | close a client connection idle this long (longer than nginx's keepalive_timeout) |
 /// | `METRICS_ENABLED` | true | serve `GET /metrics` and record request metrics |
@@ -69,6 +70,8 @@ public struct AppConfiguration: Sendable {
     public var limitScope: LimitScope
     /// A connection with no request in progress is closed after this long.
     public var idleTimeoutSeconds: Int
+    /// When set, `serve` listens on this Unix domain socket instead of `host`:`port`.
+    public var socketPath: String?
     /// Event-loop threads of the process (`serve` applies it before anything uses SwiftNIO's shared group).
     public var serverThreads: Int
     public var scheduler: SchedulerSettings
@@ -158,6 +161,10 @@ public struct AppConfiguration: Sendable {
         self.migrationsPath = string("REMAS_MIGRATIONS_PATH", "Migrations")
         self.maxBodyBytes = try int("MAX_BODY_BYTES", 1_048_576, range: 1024...1_073_741_824)
         self.idleTimeoutSeconds = try int("HTTP_IDLE_TIMEOUT_SECONDS", 75, range: 1...86_400)
+        self.socketPath = env["SOCKET_PATH"].flatMap { $0.isEmpty ? nil : $0 }
+        if let path = self.socketPath, path.utf8.count > 107 {  // sun_path holds 108 bytes with the terminating NUL
+            throw ConfigurationError("SOCKET_PATH must be at most 107 bytes long, got \(path.utf8.count)")
+        }
         self.serverThreads = try int("SERVER_THREADS", ProcessInfo.processInfo.activeProcessorCount, range: 1...256)
         guard let scope = LimitScope(rawValue: string("LIMIT_SCOPE", "concurrent").lowercased()) else {
             throw ConfigurationError("LIMIT_SCOPE must be concurrent or task, got '\(env["LIMIT_SCOPE"] ?? "")'")
