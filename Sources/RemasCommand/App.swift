@@ -59,7 +59,8 @@ struct Serve: AsyncParsableCommand {
         let logger = makeLogger(configuration)
         do {
             if configuration.autoMigrate { try await runMigrations(configuration, logger: logger) }
-            let app = try await buildApplication(configuration: configuration, logger: logger)
+            let app = try await buildApplication(
+                configuration: configuration, extraServices: [StopWatchdog(seconds: 10, logger: logger)], logger: logger)
             try await app.runService()
         } catch {
             FileHandle.standardError.write(Data("remas: \(error)\n".utf8))
