@@ -115,10 +115,12 @@ public func withDatabase<T: Sendable>(
 }
 
 /// `serve`'s safety net: when the service group is cancelled because a service failed (the port is taken, say), the
-/// process must end even if some service does not honour the cancellation. Seen under load in about 1 of 10 runs:
-/// after the HTTP server failed to bind, a service of the group never finished (the scheduler's LISTEN connection was
-/// closing at the time; not pinned down further), and the process lived on with no runnable task. After `seconds`
-/// the process exits with status 1. Graceful shutdown (SIGTERM) does not arm it: draining requests may take longer.
+/// process must end even if some service does not honour the cancellation. It once did not, in about 1 of 6 runs under
+/// load: a LISTEN connection cancelled while connecting came back closed, its first query was dropped by PostgresNIO
+/// and never answered, and the listener's service never finished (fixed: `ConnectionPool.withConnection`,
+/// `NotificationListener`; 0 of 70 since). Kept for what no test has found yet: after `seconds` the process exits
+/// with status 1 and says so at `critical` level (CrashTests fail if it ever has to). Graceful shutdown (SIGTERM) does
+/// not arm it: draining requests may take longer.
 public struct StopWatchdog: Service {
     public let seconds: Int
     public let logger: Logger

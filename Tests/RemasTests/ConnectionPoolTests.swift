@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import Testing
 
 @testable import Remas
@@ -35,5 +36,37 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(10), "nobody waits for a connection that cannot come")
         #expect(pool.statistics.inUse == 0 && pool.statistics.waiting == 0)
         await pool.shutdown()
+    }
+
+    /// A statement on a connection that closed while leased (PostgreSQL restarted, say) fails at once as "database
+    /// unavailable"; handed to the closed channel it was dropped by PostgresNIO and its caller waited forever.
+    @Test func aStatementOnAClosedConnectionFailsInsteadOfHanging() async throws {
+        try await withApp { t in
+            let pool = ConnectionPool(
+                configuration: t.configuration.connectionConfiguration, maximumConnections: 1, logger: TestDatabase.logger)
+            let db = Database(pool: pool)
+            let outcome = Mutex<String?>(nil)
+            let attempt = Task {
+                let result: String
+                do {
+                    try await db.transaction(logger: TestDatabase.logger) { tx in
+                        try await tx.connection.close()
+                        try await tx.query("SELECT 1", logger: TestDatabase.logger)
+                    }
+                    result = "succeeded"
+                } catch {
+                    result = ErrorMiddleware<AppRequestContext>.databaseUnavailable(error) ? "unavailable" : "\(error)"
+                }
+                outcome.withLock { $0 = result }
+            }
+            let answered = try await CrashTests.waitUntil(timeout: 10) { outcome.withLock { $0 } != nil }
+            #expect(answered, "the statement still waits 10 s after its connection closed")
+            #expect(outcome.withLock { $0 } == "unavailable")
+            guard answered else { return }  // the attempt holds the only connection
+            _ = await attempt.value
+            // The pool replaces the closed connection: the next statement works.
+            #expect(try await db.int("SELECT 7", logger: TestDatabase.logger) == 7)
+            await pool.shutdown()
+        }
     }
 }

@@ -95,6 +95,8 @@ import Testing
             let socketOpen = fcntl(socket.descriptor, F_GETFD) != -1
             #expect(exited, "still running (test's listening socket still open: \(socketOpen)); its log ends: \(serverLog.suffix(2000))")
             if exited { #expect(process.terminationStatus != 0) } else { process.interrupt(); kill(process.processIdentifier, SIGKILL) }
+            // Every service ended by itself; the watchdog (StopWatchdog) is only a net.
+            #expect(!serverLog.contains("did not stop"), "a service ignored the cancellation; the log ends: \(serverLog.suffix(2000))")
             socket.close()
             try? FileManager.default.removeItem(atPath: log)
         }

@@ -183,6 +183,7 @@ struct TaskController {
         let allocations = try await self.db.pool.withConnection { connection in
             StatementCounter.current?.increment()
             var result: [Timeline.Allocation] = []
+            try connection.ensureOpen()
             let rows = try await connection.execute(
                 SchedulingStatement(start: start.sqlText, end: end.sqlText, exclude: exclude.map { Int32(truncatingIfNeeded: $0) }),
                 logger: context.logger)

@@ -137,10 +137,18 @@ public final class ConnectionPool: Service, Sendable {
         }
     }
 
+    /// Runs `body` with a leased connection, on that connection's event loop. PostgresNIO (1.33.2) hands every
+    /// statement to its channel without a completion: on a connection that has just closed (PostgreSQL restarted, or a
+    /// LISTEN setup cancelled) the statement is dropped and its caller waits forever, holding its lease. On the loop,
+    /// `ensureOpen()` and PostgresNIO's hand-over happen in one turn, so a statement either reaches an open connection
+    /// (which fails it properly if it closes later) or fails at once. It costs no extra hop: the statement would go to
+    /// that loop anyway, and its answer resumes the body there.
     public func withConnection<T: Sendable>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
         let connection = try await self.lease()
         do {
-            let value = try await body(connection)
+            let value = try await withTaskExecutorPreference(EventLoopTaskExecutor.on(connection.eventLoop)) {
+                try await body(connection)
+            }
             self.release(connection)
             return value
         } catch {
@@ -182,4 +190,12 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     public struct PoolShutDown: Error {}
+}
+
+extension PostgresConnection {
+    /// Throws unless the connection is open; call it right before each statement, on the connection's event loop
+    /// (`ConnectionPool.withConnection`), so that no statement is handed to a closed channel (see there).
+    func ensureOpen() throws {
+        if self.isClosed { throw ChannelError.ioOnClosedChannel }
+    }
 }

@@ -31,7 +31,8 @@ public struct Database: SQLExecutor {
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         StatementCounter.current?.increment()
         return try await self.pool.withConnection { connection in
-            try await connection.query(query, logger: logger).collect()
+            try connection.ensureOpen()
+            return try await connection.query(query, logger: logger).collect()
         }
     }
 
@@ -39,6 +40,7 @@ public struct Database: SQLExecutor {
     public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
         StatementCounter.current?.increment()
         return try await self.pool.withConnection { connection in
+            try connection.ensureOpen()
             var rows: [S.Row] = []
             for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
             return rows
@@ -55,26 +57,29 @@ public struct Database: SQLExecutor {
                 try await tx.query("COMMIT", logger: logger)
                 return value
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                if !connection.isClosed { _ = try? await connection.query("ROLLBACK", logger: logger) }
                 throw error
             }
         }
     }
 }
 
-/// A connection inside `Database.transaction`.
+/// The statements of one leased connection, on its event loop (`ConnectionPool.withConnection`): inside
+/// `Database.transaction`, and the migrator's (which runs its own transactions under a lock).
 public struct Transaction: SQLExecutor {
     let connection: PostgresConnection
 
     @discardableResult
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         StatementCounter.current?.increment()
+        try self.connection.ensureOpen()
         return try await self.connection.query(query, logger: logger).collect()
     }
 
     @discardableResult
     public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
         StatementCounter.current?.increment()
+        try self.connection.ensureOpen()
         var rows: [S.Row] = []
         for try await row in try await self.connection.execute(statement, logger: logger) { rows.append(row) }
         return rows

@@ -60,6 +60,7 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(db: Database, logger: Logger) async throws -> [String] {
         try await db.pool.withConnection { connection in
+            let connection = Transaction(connection: connection)
             // One lock per schema: replicas sharing a schema wait for each other, parallel test schemas do not.
             try await connection.query("SELECT pg_advisory_lock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
             do {
@@ -73,7 +74,7 @@ public struct Migrator: Sendable {
         }
     }
 
-    func run(connection: PostgresConnection, logger: Logger) async throws -> [String] {
+    func run(connection: Transaction, logger: Logger) async throws -> [String] {
         try await connection.query(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -81,7 +82,7 @@ public struct Migrator: Sendable {
                 applied_at timestamptz NOT NULL DEFAULT now())
             """, logger: logger)
         var history: [String: String] = [:]
-        for row in try await connection.query("SELECT version, checksum FROM schema_migrations", logger: logger).collect() {
+        for row in try await connection.query("SELECT version, checksum FROM schema_migrations", logger: logger) {
             let (version, checksum) = try row.decode((String, String).self)
             history[version] = checksum
         }

@@ -28,11 +28,23 @@ struct NotificationListener: Sendable {
                 // Closed on every path (awaited: a connection must not be released before it is closed).
                 let failure: (any Error)?
                 do {
-                    let channel = try await self.channel(on: connection)
-                    try await connection.listen(on: channel) { notifications in
-                        backoff = 1
-                        listening()
-                        for try await notification in notifications { received(notification.payload) }
+                    // Cancelled while connecting, `connect` may still return the connection, closed by its cancellation;
+                    // a query handed to it then never answered (PostgresNIO drops statements on a closed channel, see
+                    // `ConnectionPool.withConnection`), and the service group waited for this listener forever
+                    // (NotificationListenerTests). So the query is checked on the connection's loop, and cancellation
+                    // closes the connection, which ends whatever state the LISTEN is in.
+                    try await withTaskCancellationHandler {
+                        let channel = try await withTaskExecutorPreference(EventLoopTaskExecutor.on(connection.eventLoop)) {
+                            try connection.ensureOpen()
+                            return try await self.channel(on: connection)
+                        }
+                        try await connection.listen(on: channel) { notifications in
+                            backoff = 1
+                            listening()
+                            for try await notification in notifications { received(notification.payload) }
+                        }
+                    } onCancel: {
+                        connection.close().whenComplete { _ in }
                     }
                     failure = nil
                 } catch {

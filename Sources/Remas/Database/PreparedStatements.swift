@@ -35,6 +35,7 @@ extension Database {
     func json<S: JSONStatement>(_ statement: S, logger: Logger) async throws -> String? {
         StatementCounter.current?.increment()
         return try await self.pool.withConnection { connection in
+            try connection.ensureOpen()
             var first: String??
             for try await value in try await connection.execute(statement, logger: logger) where first == nil {
                 first = .some(value)

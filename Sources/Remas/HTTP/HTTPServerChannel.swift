@@ -29,7 +29,7 @@ struct AnnouncingHTTP1Channel: ServerChildChannel, HTTPChannelHandler {
 
     func handle(value asyncChannel: Value, logger: Logger) async {
         // Child tasks (the request's own) inherit the preference.
-        await withTaskExecutorPreference(EventLoopTaskExecutor(asyncChannel.channel.eventLoop)) {
+        await withTaskExecutorPreference(EventLoopTaskExecutor.on(asyncChannel.channel.eventLoop)) {
             await self.handleHTTP(asyncChannel: asyncChannel, logger: logger)
         }
     }
@@ -85,24 +85,5 @@ final class ConnectionCloseAnnouncer: ChannelDuplexHandler, RemovableChannelHand
         // Graceful shutdown: Hummingbird closes each connection after the response in progress.
         if event is ChannelShouldQuiesceEvent { self.quiescing = true }
         context.fireUserInboundEventTriggered(event)
-    }
-}
-
-/// Runs a connection's request handling on the connection's own event loop (a Swift task executor over a NIO
-/// `EventLoop`) instead of Swift's global pool. Without it every request hops between threads several times (socket
-/// read on the loop, handler on the pool, query on the database connection's loop, back to the pool, the response
-/// write on the loop again), and at moderate load each hop wakes a sleeping thread: measured on 2 cores with 3
-/// replicas behind nginx, remas spent ~330 µs of CPU per `GET /node` this way against ~200 µs in one busy process.
-/// With `SERVER_THREADS=1` a replica does all of a request on one thread. Handlers never block: bcrypt and SMTP run on
-/// thread pools, everything else awaits I/O.
-final class EventLoopTaskExecutor: TaskExecutor, @unchecked Sendable {
-    let loop: any EventLoop
-
-    init(_ loop: any EventLoop) { self.loop = loop }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        let executor = self.asUnownedTaskExecutor()
-        self.loop.execute { job.runSynchronously(on: executor) }
     }
 }

@@ -75,6 +75,7 @@ struct EffectiveLimits: Sendable {
         StatementCounter.current?.increment()
         var exists = false
         var candidates: [Limit] = []
+        try connection.ensureOpen()
         for try await limit in try await connection.execute(statement, logger: logger) {
             if limit.depth < 0 { exists = true } else { candidates.append(limit) }
         }
