@@ -46,9 +46,7 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.unix_path = path
 
     def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
+        self.sock = connect_raw(unix=self.unix_path, timeout=self.timeout)
 
 
 def connect_raw(host=None, port=None, unix=None, timeout=30):

@@ -52,7 +52,7 @@ public func buildApplication(
         server: .announcingHTTP1(idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds))),
         configuration: .init(address: address, serverName: nil),
         onServerRunning: { _ in
-            if let path = configuration.socketPath { UnixSocket.openToLocalUsers(path: path) }
+            if let path = configuration.socketPath { UnixSocket.openToLocalUsers(path: path, logger: logger) }
         },
         logger: logger)
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 
 #if canImport(Glibc)
 import Glibc
@@ -27,8 +28,11 @@ enum UnixSocket {
     }
 
     /// Lets every local user connect, as they could to a loopback port; restrict access with the directory's mode.
-    static func openToLocalUsers(path: String) {
-        _ = chmod(path, 0o666)
+    static func openToLocalUsers(path: String, logger: Logger) {
+        if chmod(path, 0o666) != 0 {
+            // Serving on: the owner can still connect; other users (nginx's workers, say) get "permission denied".
+            logger.error("could not open the socket to other local users", metadata: ["path": "\(path)", "errno": "\(errno)"])
+        }
     }
 
     /// Whether a server accepts connections on the socket at `path`.
