@@ -111,24 +111,24 @@ public struct RemasImporter: Sendable {
     typealias Rows = [[String: JSONValue]]
 
     func read() async throws -> [String: Rows] {
-        let connection = try await PostgresConnection.connect(configuration: self.source, id: 1, logger: self.logger)
+        // Statements through a pool of one, like every other statement (a source that goes away fails them at once).
+        let pool = ConnectionPool(configuration: self.source, maximumConnections: 1, logger: self.logger)
         do {
+            let source = Database(pool: pool)
             var data: [String: Rows] = [:]
             for (table, query) in Self.sourceQueries {
-                let rows = try await connection.query(
-                    PostgresQuery(unsafeSQL: "SELECT coalesce(json_agg(t), '[]')::text FROM (\(query)) t"), logger: self.logger)
-                var text = "[]"
-                for try await row in rows { text = try row.decode(String.self) }
+                let text = try await source.text(
+                    PostgresQuery(unsafeSQL: "SELECT coalesce(json_agg(t), '[]')::text FROM (\(query)) t"), logger: self.logger) ?? "[]"
                 guard case .array(let items) = try JSONValue.parse(text: Array(text.utf8)) else { continue }
                 data[table] = items.compactMap { item -> [String: JSONValue]? in
                     if case .object(let o) = item { return o }
                     return nil
                 }
             }
-            try await connection.close()
+            await pool.shutdown()
             return data
         } catch {
-            try? await connection.close()
+            await pool.shutdown()
             throw error
         }
     }
