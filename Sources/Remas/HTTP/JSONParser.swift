@@ -1,5 +1,7 @@
-/// A small JSON parser straight into `JSONValue` (RFC 8259): Grafana's rule list runs to tens of megabytes, and
-/// Foundation's JSONSerialization plus a conversion of its `Any` tree spent seconds on it.
+/// A small JSON parser straight into `JSONValue` (RFC 8259; UTF-8 only, as RFC 8259 §8.1 asks of JSON between
+/// systems): request bodies, Grafana's replies (its rule list runs to tens of megabytes, and Foundation's
+/// JSONSerialization plus a conversion of its `Any` tree spent seconds on it), templates and imported rows. For request
+/// bodies it replaced Foundation's JSONDecoder, ~100 µs of a booking's ~1.1 ms of CPU; JSONParserTests compares the two.
 struct JSONParser {
     struct Failure: Error {}
 
@@ -131,7 +133,7 @@ struct JSONParser {
         while self.i < self.bytes.count {
             let c = self.bytes[self.i]
             if c == UInt8(ascii: "\"") {
-                let s = String(decoding: self.bytes[start..<self.i], as: UTF8.self)
+                guard let s = String(validating: self.bytes[start..<self.i], as: UTF8.self) else { throw Failure() }
                 self.i += 1
                 return s
             }
@@ -145,7 +147,8 @@ struct JSONParser {
             self.i += 1
             switch c {
             case UInt8(ascii: "\""):
-                return String(decoding: out, as: UTF8.self)
+                guard let s = String(validating: out, as: UTF8.self) else { throw Failure() }
+                return s
             case UInt8(ascii: "\\"):
                 guard self.i < self.bytes.count else { throw Failure() }
                 let e = self.bytes[self.i]
@@ -209,7 +212,7 @@ struct JSONParser {
         }
         let text = String(decoding: self.bytes[start..<self.i], as: UTF8.self)
         if isInteger, let v = Int64(text) { return .int(v) }
-        guard let d = Double(text) else { throw Failure() }
+        guard let d = Double(text), d.isFinite else { throw Failure() }  // 1e400 is not a number we can use
         return .double(d)
     }
 }

@@ -44,7 +44,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 
-    /// Parses JSON text (for documents that are not request bodies: templates, Grafana's replies).
+    /// Parses JSON text (documents that are not request bodies: templates, Grafana's replies, imported rows).
     public static func parse(text: some Collection<UInt8>) throws -> JSONValue {
         try JSONParser.parse(Array(text))
     }
@@ -81,7 +81,7 @@ public enum JSONValue: Codable, Sendable, Equatable {
 
     public static func parse(_ buffer: ByteBuffer) throws -> JSONValue {
         do {
-            return try JSONDecoder().decode(JSONValue.self, from: Data(buffer.readableBytesView))
+            return try JSONParser.parse(Array(buffer.readableBytesView))
         } catch {
             throw AppError.unprocessable("JSON decode error: the request body is not valid JSON")
         }
