@@ -7,7 +7,10 @@ CLUSTER_REPLICAS="${CLUSTER_REPLICAS:-3}"
 CLUSTER_HEALTH_PID=""
 
 replica_socket() { echo "$CLUSTER_DIR/replica-$1.sock"; }
-replica_curl() { curl -sf -m 1 --unix-socket "$(replica_socket "$1")" "http://localhost$2"; }  # replica_curl I PATH
+replica_curl() { # replica_curl I PATH: on the replica's socket, or its port if it has one (replica_start I PORT)
+    if [ -f "$CLUSTER_DIR/replica-$1.port" ]; then curl -sf -m 1 "http://127.0.0.1:$(cat "$CLUSTER_DIR/replica-$1.port")$2"
+    else curl -sf -m 1 --unix-socket "$(replica_socket "$1")" "http://localhost$2"; fi
+}
 replica_pid() { cat "$CLUSTER_DIR/replica-$1.pid" 2>/dev/null || true; }
 
 # The replicas share this host's cores and its PostgreSQL: unless SERVER_THREADS / DB_MAX_CONNECTIONS are set, each
@@ -21,7 +24,7 @@ replica_connections() { local n=$(( (2 * $(nproc) + CLUSTER_REPLICAS - 1) / CLUS
 # without nginx, to measure what nginx costs).
 replica_start() {
     local listen=(SOCKET_PATH="$(replica_socket "$1")")
-    [ -n "${2:-}" ] && listen=(HOST=127.0.0.1 PORT="$2" SOCKET_PATH=)
+    if [ -n "${2:-}" ]; then listen=(HOST=127.0.0.1 PORT="$2" SOCKET_PATH=); echo "$2" >"$CLUSTER_DIR/replica-$1.port"; fi
     env "${listen[@]}" SERVER_THREADS="${SERVER_THREADS:-$(replica_threads)}" \
         DB_MAX_CONNECTIONS="${DB_MAX_CONNECTIONS:-$(replica_connections)}" "$BIN" serve >>"$CLUSTER_DIR/replica-$1.log" 2>&1 &
     echo $! >"$CLUSTER_DIR/replica-$1.pid"

@@ -27,7 +27,7 @@ struct LimitController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            let limits = try await self.db.pool.withConnection { try await EffectiveLimits.forUser(id, on: $0, logger: context.logger) }
+            let limits = try await EffectiveLimits.forUser(id, on: self.db, logger: context.logger)
             guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
             return .json(limits.json)
         }
@@ -41,7 +41,7 @@ struct LimitController {
                 }
                 guard own == id else { throw AppError.forbidden() }
             }
-            let limits = try await self.db.pool.withConnection { try await EffectiveLimits.forGroup(id, on: $0, logger: context.logger) }
+            let limits = try await EffectiveLimits.forGroup(id, on: self.db, logger: context.logger)
             guard let limits else { throw AppError.notFound("Group with id \(id) not found!") }
             return .json(limits.json)
         }
@@ -177,7 +177,7 @@ struct LimitController {
         let end = try time("end")
         guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
         guard start < end else { throw AppError.badRequest("The window's start must be before its end!") }
-        let limits = try await self.db.pool.withConnection { try await EffectiveLimits.forUser(id, on: $0, logger: context.logger) }
+        let limits = try await EffectiveLimits.forUser(id, on: self.db, logger: context.logger)
         guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
         var reservations: [EffectiveLimits.Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
         let rows = try await self.db.query(

@@ -180,16 +180,9 @@ struct TaskController {
         let start = try body.dateTime("start_time", zone: self.env.zone)
         let end = try body.dateTime("end_time", zone: self.env.zone)
         let exclude = try body.optionalID("exclude_task_id")
-        let allocations = try await self.db.pool.withConnection { connection in
-            StatementCounter.current?.increment()
-            var result: [Timeline.Allocation] = []
-            try connection.ensureOpen()
-            let rows = try await connection.execute(
-                SchedulingStatement(start: start.sqlText, end: end.sqlText, exclude: exclude.map { Int32(truncatingIfNeeded: $0) }),
-                logger: context.logger)
-            for try await allocation in rows { result.append(allocation) }
-            return result
-        }
+        let allocations = try await self.db.run(
+            SchedulingStatement(start: start.sqlText, end: end.sqlText, exclude: exclude.map { Int32(truncatingIfNeeded: $0) }),
+            logger: context.logger)
         // Streamed in chunks (chunked transfer encoding): large windows produce tens of megabytes.
         let encoder = UnsafeTransfer(TimelineEncoder(allocations))
         let stream = ResponseBody { writer in

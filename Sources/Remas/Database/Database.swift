@@ -29,22 +29,12 @@ public struct Database: SQLExecutor {
 
     @discardableResult
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
-        StatementCounter.current?.increment()
-        return try await self.pool.withConnection { connection in
-            try connection.ensureOpen()
-            return try await connection.query(query, logger: logger).collect()
-        }
+        try await self.pool.withConnection { try await Transaction(connection: $0).query(query, logger: logger) }
     }
 
     @discardableResult
     public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
-        StatementCounter.current?.increment()
-        return try await self.pool.withConnection { connection in
-            try connection.ensureOpen()
-            var rows: [S.Row] = []
-            for try await row in try await connection.execute(statement, logger: logger) { rows.append(row) }
-            return rows
-        }
+        try await self.pool.withConnection { try await Transaction(connection: $0).run(statement, logger: logger) }
     }
 
     /// Runs `body` in one transaction on one connection; the body's own error is rethrown unchanged after ROLLBACK.
@@ -64,8 +54,9 @@ public struct Database: SQLExecutor {
     }
 }
 
-/// The statements of one leased connection, on its event loop (`ConnectionPool.withConnection`): inside
-/// `Database.transaction`, and the migrator's (which runs its own transactions under a lock).
+/// The statements of one leased connection, on its event loop (`ConnectionPool.withConnection`): the one place that
+/// counts, guards (`ensureOpen`) and runs a statement; `Database` runs its single statements through it too, as do
+/// `Database.transaction` and the migrator (which runs its own transactions under a lock).
 public struct Transaction: SQLExecutor {
     let connection: PostgresConnection
 

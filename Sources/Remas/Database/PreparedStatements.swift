@@ -33,15 +33,7 @@ extension JSONListStatement {
 extension Database {
     /// Runs a prepared JSON statement and returns the document of its first row.
     func json<S: JSONStatement>(_ statement: S, logger: Logger) async throws -> String? {
-        StatementCounter.current?.increment()
-        return try await self.pool.withConnection { connection in
-            try connection.ensureOpen()
-            var first: String??
-            for try await value in try await connection.execute(statement, logger: logger) where first == nil {
-                first = .some(value)
-            }
-            return first ?? nil
-        }
+        try await self.run(statement, logger: logger).first ?? nil
     }
 }
 

@@ -134,7 +134,7 @@ struct BookingService: Sendable {
     /// here (before any lock: in either scope a task larger than the limit is refused at once). Returns the limits of
     /// the request's pairs for the concurrent check.
     func checkLimits(_ request: Request, caller: CurrentUser, _ tx: Transaction, _ logger: Logger) async throws -> [Pair: EffectiveLimits.Limit] {
-        guard let limits = try await EffectiveLimits.forUser(caller.id, on: tx.connection, logger: logger) else {
+        guard let limits = try await EffectiveLimits.forUser(caller.id, on: tx, logger: logger) else {
             throw AppError.notFound("User with id \(caller.id) not found!")
         }
         var applying: [Pair: EffectiveLimits.Limit] = [:]

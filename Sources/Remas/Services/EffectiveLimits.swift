@@ -60,23 +60,21 @@ struct EffectiveLimits: Sendable {
     }
 
     /// Candidates of user `$1`, or nil when the user does not exist.
-    static func forUser(_ id: Int, on connection: PostgresConnection, logger: Logger) async throws -> EffectiveLimits? {
-        try await Self.load(UserCandidatesStatement(id: id), connection, logger)
+    static func forUser(_ id: Int, on db: some SQLExecutor, logger: Logger) async throws -> EffectiveLimits? {
+        try await Self.load(UserCandidatesStatement(id: id), db, logger)
     }
 
     /// Candidates of group `$1`, or nil when the group does not exist.
-    static func forGroup(_ id: Int, on connection: PostgresConnection, logger: Logger) async throws -> EffectiveLimits? {
-        try await Self.load(GroupCandidatesStatement(id: id), connection, logger)
+    static func forGroup(_ id: Int, on db: some SQLExecutor, logger: Logger) async throws -> EffectiveLimits? {
+        try await Self.load(GroupCandidatesStatement(id: id), db, logger)
     }
 
-    static func load<S: CandidatesStatement>(_ statement: S, _ connection: PostgresConnection, _ logger: Logger) async throws
+    static func load<S: CandidatesStatement>(_ statement: S, _ db: some SQLExecutor, _ logger: Logger) async throws
         -> EffectiveLimits?
     {
-        StatementCounter.current?.increment()
         var exists = false
         var candidates: [Limit] = []
-        try connection.ensureOpen()
-        for try await limit in try await connection.execute(statement, logger: logger) {
+        for limit in try await db.run(statement, logger: logger) {
             if limit.depth < 0 { exists = true } else { candidates.append(limit) }
         }
         return exists ? EffectiveLimits(candidates: candidates) : nil
