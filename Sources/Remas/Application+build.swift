@@ -18,6 +18,7 @@ public func buildApplication(
     configuration: AppConfiguration,
     grafana: (any GrafanaSync)? = nil,
     extraServices: [any Service] = [],
+    authListener: ListenerObserver? = nil,
     logger: Logger
 ) async throws -> some ApplicationProtocol {
     let pool = ConnectionPool(
@@ -57,12 +58,13 @@ public func buildApplication(
         logger: logger)
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.
     app.addServices(extraServices)
-    app.addServices(pool, hasher, TokenRevocation.Listener(revocation: revocation, connection: configuration.connectionConfiguration, logger: logger))
+    app.addServices(pool, hasher, TokenRevocation.Listener(
+        revocation: revocation, connection: configuration.connectionConfiguration, observer: authListener, logger: logger))
     if configuration.scheduler.enabled {
         let worker = configuration.grafana.enabled
             ? GrafanaSyncWorker(
                 settings: configuration.grafana, db: db, secretKey: configuration.secretKey,
-                lookAheadSeconds: configuration.scheduler.precisionSeconds, clock: WallClock(zone: configuration.timeZone),
+                clock: WallClock(zone: configuration.timeZone),
                 stats: grafanaStats, logger: logger)
             : nil
         app.addServices(

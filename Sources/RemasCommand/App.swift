@@ -169,7 +169,7 @@ struct GrafanaInit: AsyncParsableCommand {
         let started = ContinuousClock.now
         let result = try await withDatabase(configuration, logger: logger) { db in
             let worker = GrafanaSyncWorker(
-                settings: settings, db: db, secretKey: configuration.secretKey, lookAheadSeconds: configuration.scheduler.precisionSeconds,
+                settings: settings, db: db, secretKey: configuration.secretKey,
                 clock: WallClock(zone: configuration.timeZone), logger: logger)
             do {
                 let result = try await worker.syncEveryone(passwords: passwords)

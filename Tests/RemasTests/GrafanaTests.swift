@@ -145,7 +145,7 @@ import Testing
             #expect(try await t.book(token, start: "2030-01-01 11:00", end: "2030-01-01 12:00", [(n1, cpu, 2)]).status == .ok)
             let downTask = try #require(try await t.book(token, start: "2030-01-02 10:00", end: "2030-01-02 11:00", [(n2, cpu, 5)]).object["id"] as? Int)
             let clock = FixedClock("2030-01-01 09:00")
-            let worker = t.grafanaWorker(fake, clock: clock, lookAhead: 60)
+            let worker = t.grafanaWorker(fake, clock: clock)
             let outbox = GrafanaOutbox(db: t.db, secretKey: t.configuration.secretKey)
             /// (threshold, default label) of bob's rule on `node`.
             @Sendable func rule(_ node: Int) async throws -> (Double?, String?) {
@@ -157,6 +157,11 @@ import Testing
                 try await worker.runPass()
                 var seen = try await rule(n1)
                 #expect(seen.0 == 1)
+                // Within the precision of its start, a task has not started: nothing is queued (reminders may go early,
+                // thresholds never move before the instant).
+                clock.set("2030-01-01 09:59:30")
+                #expect(try await scheduler.runPass().usersWithChangedAllocations == [])
+                #expect(try await t.outboxCount() == 0)
                 // 10:00: the first task starts (the scheduler queues bob), the threshold on n1 becomes 3.
                 clock.set("2030-01-01 10:00")
                 #expect(try await scheduler.runPass().usersWithChangedAllocations == [user])

@@ -164,10 +164,18 @@ import Testing
                     for try await notification in notifications { received.withLock { $0.append(notification.payload) } }
                 }
             }
-            try await Task.sleep(for: .milliseconds(200))
+            // No fixed waits: a probe NOTIFY proves the LISTEN is in place, and a barrier NOTIFY sent after the booking
+            // committed arrives after anything the booking sent (notifications are delivered in commit order).
+            #expect(try await CrashTests.waitUntil(timeout: 10) {
+                try await t.db.execute("SELECT pg_notify(\(channel), 'probe')", logger: t.logger)
+                return received.withLock { $0.contains("probe") }
+            })
+            received.withLock { $0.removeAll() }
             #expect(try await t.book(token, start: "2030-01-01 10:00", end: "2030-01-01 11:00", [(n1, cpu, 1)]).status == .ok)
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(received.withLock { $0 }.isEmpty)
+            try await t.db.execute("SELECT pg_notify(\(channel), 'barrier')", logger: t.logger)
+            #expect(try await CrashTests.waitUntil(timeout: 10) { received.withLock { $0.contains("barrier") } })
+            #expect(received.withLock { $0 } == ["barrier"])
+            received.withLock { $0.removeAll() }
             let start = try await t.db.text("SELECT to_char(localtimestamp + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS')", logger: t.logger)!
             #expect(try await t.book(token, start: start, end: "2030-01-01 11:00", [(n1, cpu, 1)]).status == .ok)
             let due = try await t.db.text(
@@ -229,8 +237,11 @@ import Testing
                 let running = Task { try await scheduler.run() }
                 var messages = try await SMTPTestServer.waitForMessages(to: address, count: 1, timeout: 30)
                 #expect(messages.map { $0["subject"] as? String } == ["an hour before"])
-                // Idle now (next check in minutes). A booking whose reminder is due at once wakes it through NOTIFY.
-                try await Task.sleep(for: .milliseconds(300))
+                // Idle now (it plans to wake minutes from now). A booking whose reminder is due at once wakes it through NOTIFY.
+                #expect(try await CrashTests.waitUntil(timeout: 10) {
+                    let planned = scheduler.plannedWake.load(ordering: .relaxed)
+                    return planned != Int64.max && planned > scheduler.clock.now().microseconds + 60_000_000
+                })
                 let booked = Date()
                 var r = try await t.book(token, name: "now", start: try await startIn(seconds: 3600), end: try await startIn(seconds: 7200), [(n1, cpu, 1)])
                 #expect(r.status == .ok)

@@ -25,7 +25,8 @@ replica_connections() { local n=$(( (2 * $(nproc) + CLUSTER_REPLICAS - 1) / CLUS
 replica_start() {
     local listen=(SOCKET_PATH="$(replica_socket "$1")")
     if [ -n "${2:-}" ]; then listen=(HOST=127.0.0.1 PORT="$2" SOCKET_PATH=); echo "$2" >"$CLUSTER_DIR/replica-$1.port"; fi
-    env "${listen[@]}" SERVER_THREADS="${SERVER_THREADS:-$(replica_threads)}" \
+    # nginx reaches the replicas on their sockets: X-Forwarded-For from a socket peer names the client (login throttling).
+    env "${listen[@]}" TRUSTED_PROXIES="${TRUSTED_PROXIES:-unix}" SERVER_THREADS="${SERVER_THREADS:-$(replica_threads)}" \
         DB_MAX_CONNECTIONS="${DB_MAX_CONNECTIONS:-$(replica_connections)}" "$BIN" serve >>"$CLUSTER_DIR/replica-$1.log" 2>&1 &
     echo $! >"$CLUSTER_DIR/replica-$1.pid"
 }

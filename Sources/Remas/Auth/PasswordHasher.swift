@@ -3,6 +3,7 @@ import HummingbirdBcrypt
 import Logging
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -17,6 +18,9 @@ public final class PasswordHasher: Service, Sendable {
     let cost: UInt8
     /// A real hash to compare against when the user does not exist, so a wrong username costs as much as a wrong password.
     let dummyHash: String
+    private let verifications = Atomic<Int>(0)
+    /// Passwords checked so far (each a bcrypt run; `/metrics`).
+    public var checks: Int { self.verifications.load(ordering: .relaxed) }
 
     public init(cost: UInt8) {
         let threads = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
@@ -47,6 +51,7 @@ public final class PasswordHasher: Service, Sendable {
 
     /// Verifies `$2a$`, `$2b$` and `$2y$` hashes (`2y` is PHP's name for the same algorithm as `2b`).
     public func verify(_ password: String, hash: String?) async throws -> Bool {
+        self.verifications.add(1, ordering: .relaxed)
         let stored = hash ?? self.dummyHash
         let normalized = stored.hasPrefix("$2y$") ? "$2b$" + stored.dropFirst(4) : stored
         let ok = try await self.run { Bcrypt.verify(password, hash: normalized) }

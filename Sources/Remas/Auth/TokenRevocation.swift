@@ -3,24 +3,34 @@ import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// Refuses tokens whose user is gone, whose password changed since (the token's `epoch` is behind the user's
-/// `token_epoch`, migration 0004), or that claim admin rights the user no longer has. The original trusts a token
-/// until it expires: a deleted user kept reading everyone's e-mail address, a demoted admin kept admin rights.
+/// Refuses tokens whose user is gone, whose session ended (logout, another session changed the password, an admin set
+/// it: migration 0005), or that claim admin rights the user no longer has. A token without a session (issued before
+/// sessions existed) is refused once its `epoch` is behind the user's `token_epoch`. The original trusts a token until
+/// it expires: a deleted user kept reading everyone's e-mail address, a demoted admin kept admin rights.
 ///
-/// Each server keeps the (epoch, admin) of the users it saw in memory, so a request costs a dictionary lookup, and
-/// drops entries when the `remas_auth_…` NOTIFY of another replica (or its own) announces a change; a revoked token
-/// thus fails on every replica as soon as the notification arrives (milliseconds after the commit). While the LISTEN
-/// connection is down nothing is cached, every request reads the database, so a lost notification can never keep a
-/// revoked token alive. A read that overlaps an invalidation is not cached (generation check), so a stale row read
-/// just before a change cannot be stored just after it.
+/// Each server keeps what it read per user and session in memory, so a request costs a dictionary lookup, and drops
+/// a user's entries when the `remas_auth_…` NOTIFY of another replica (or its own) announces a change to the user or
+/// one of their sessions; a revoked token thus fails on every replica as soon as the notification arrives
+/// (milliseconds after the commit). While the LISTEN connection is down nothing is cached, every request reads the
+/// database, so a lost notification can never keep a revoked token alive. A read that overlaps an invalidation is not
+/// cached (generation check), so a stale row read just before a change cannot be stored just after it.
 public final class TokenRevocation: Sendable {
     struct UserState: Sendable, Equatable {
         let epoch: Int
         let isAdmin: Bool
+        /// The token's session exists and stands for the user's current epoch (false for a token without a session).
+        let sessionLive: Bool
+
+        func admits(session: Int64?, epoch: Int, claimsAdmin: Bool) -> Bool {
+            let current = session == nil ? self.epoch == epoch : self.sessionLive
+            return current && (self.isAdmin || !claimsAdmin)
+        }
     }
 
     private struct Cache {
-        var entries: [Int: UserState?] = [:]
+        /// user id → session id (0: none) → what the database said (nil: no such user).
+        var entries: [Int: [Int64: UserState?]] = [:]
+        var count = 0
         var generation: UInt64 = 0
         var listening = false
     }
@@ -36,31 +46,30 @@ public final class TokenRevocation: Sendable {
     }
 
     /// Throws the 401 of an invalid token when the token no longer stands for its user.
-    func check(userID: Int, epoch: Int, claimsAdmin: Bool) async throws {
-        let state = try await self.state(of: userID)
-        guard let state, state.epoch == epoch, state.isAdmin || !claimsAdmin else {
+    func check(userID: Int, session: Int64?, epoch: Int, claimsAdmin: Bool) async throws {
+        let state = try await self.state(of: userID, session: session)
+        guard let state, state.admits(session: session, epoch: epoch, claimsAdmin: claimsAdmin) else {
             throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
         }
     }
 
-    func state(of userID: Int) async throws -> UserState? {
+    func state(of userID: Int, session: Int64?) async throws -> UserState? {
+        let key = session ?? 0
         let (cached, generation) = self.cache.withLock { cache -> (UserState??, UInt64) in
-            (cache.listening ? cache.entries[userID] : nil, cache.generation)
+            (cache.listening ? cache.entries[userID]?[key] : nil, cache.generation)
         }
         if let cached { return cached }
         // Not one of the endpoint's statements (tests count those), and usually served from the cache anyway.
-        let rows = try await StatementCounter.$current.withValue(nil) {
-            try await self.db.query(
-                "SELECT u.token_epoch, \(unescaped: UserRepository.isAdminSQL) FROM users u WHERE u.id = \(userID)", logger: self.logger)
-        }
-        let state = try rows.first.map { row in
-            let (epoch, admin) = try row.decode((Int, Bool).self)
-            return UserState(epoch: epoch, isAdmin: admin)
+        let state = try await StatementCounter.$current.withValue(nil) {
+            try await SessionRepository(db: self.db).state(ofUser: userID, session: session, logger: self.logger)
         }
         self.cache.withLock { cache in
             guard cache.listening, cache.generation == generation else { return }
-            if cache.entries.count >= self.capacity { cache.entries.removeAll(keepingCapacity: true) }
-            cache.entries[userID] = .some(state)
+            if cache.count >= self.capacity {
+                cache.entries.removeAll(keepingCapacity: true)
+                cache.count = 0
+            }
+            if cache.entries[userID, default: [:]].updateValue(state, forKey: key) == nil { cache.count += 1 }
         }
         return state
     }
@@ -69,7 +78,12 @@ public final class TokenRevocation: Sendable {
     func invalidate(_ payload: String) {
         self.cache.withLock { cache in
             cache.generation &+= 1
-            if let id = Int(payload) { cache.entries.removeValue(forKey: id) } else { cache.entries.removeAll() }
+            if let id = Int(payload) {
+                cache.count -= cache.entries.removeValue(forKey: id)?.count ?? 0
+            } else {
+                cache.entries.removeAll()
+                cache.count = 0
+            }
         }
     }
 
@@ -78,6 +92,7 @@ public final class TokenRevocation: Sendable {
             cache.generation &+= 1
             cache.listening = listening
             cache.entries.removeAll()
+            cache.count = 0
         }
     }
 
@@ -85,6 +100,7 @@ public final class TokenRevocation: Sendable {
     struct Listener: Service {
         let revocation: TokenRevocation
         let connection: PostgresConnection.Configuration
+        let observer: ListenerObserver?
         let logger: Logger
 
         func run() async throws {
@@ -92,9 +108,18 @@ public final class TokenRevocation: Sendable {
             await cancelWhenGracefulShutdown {
                 await NotificationListener(connection: self.connection, prefix: "remas_auth", table: "users", logger: self.logger).run(
                     isStopping: { Task.isCancelled },
-                    listening: { self.revocation.setListening(true) },
-                    lost: { self.revocation.setListening(false) },
-                    received: { self.revocation.invalidate($0) })
+                    listening: {
+                        self.revocation.setListening(true)
+                        self.observer?.setListening(true)
+                    },
+                    lost: {
+                        self.revocation.setListening(false)
+                        self.observer?.setListening(false)
+                    },
+                    received: {
+                        self.revocation.invalidate($0)
+                        self.observer?.record($0)
+                    })
             }
         }
     }

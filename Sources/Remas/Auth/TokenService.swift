@@ -8,21 +8,26 @@ public struct CurrentUser: Sendable {
     public let id: Int
     public let username: String
     public let isAdmin: Bool
+    /// The session the token belongs to (nil for a token issued before sessions existed).
+    public var sessionID: Int64? = nil
 
     public func requireAdmin() throws {
         guard self.isAdmin else { throw AppError.forbidden() }
     }
 }
 
-/// The five claims of both REMAS tokens (spec §1.3).
+/// The five claims of both REMAS tokens (spec §1.3), and two of ours that remas-ui ignores.
 struct TokenPayload: JWTPayload {
     var user_id: Int
     var sub: SubjectClaim
     var is_admin: Bool
     var is_refresh_token: Bool
     var exp: ExpirationClaim
-    /// The user's `token_epoch` when the token was issued (ours; absent in tokens of the original, read as 0).
+    /// The user's `token_epoch` when the token was issued (ours; absent in tokens of the original, read as 0). Only
+    /// tokens without a session are checked against it.
     var epoch: Int?
+    /// The session (migration 0005) the token belongs to; kept by refreshes.
+    var sid: Int64?
 
     func verify(using algorithm: some JWTAlgorithm) throws {
         try self.exp.verifyNotExpired()
@@ -30,7 +35,7 @@ struct TokenPayload: JWTPayload {
 }
 
 /// Issues and verifies the access/refresh JWT pair; with a `TokenRevocation`, also that the token still stands for its
-/// user (not deleted, no password change since, admin claim still true).
+/// user (not deleted, its session not ended, admin claim still true).
 public struct TokenService: Sendable {
     let keys: JWTKeyCollection
     let algorithm: String
@@ -61,13 +66,13 @@ public struct TokenService: Sendable {
         public var json: String { "{\"access_token\":\(JSONText.quote(self.access)),\"refresh_token\":\(JSONText.quote(self.refresh))}" }
     }
 
-    public func issue(userID: Int, username: String, isAdmin: Bool, epoch: Int = 0) async throws -> Pair {
+    public func issue(userID: Int, username: String, isAdmin: Bool, epoch: Int = 0, session: Int64? = nil) async throws -> Pair {
         let now = Date().timeIntervalSince1970.rounded(.down)
         func payload(refresh: Bool) -> TokenPayload {
             let lifetime = Double(refresh ? self.refreshLifetime : self.accessLifetime)
             return TokenPayload(
                 user_id: userID, sub: SubjectClaim(value: username), is_admin: isAdmin, is_refresh_token: refresh,
-                exp: ExpirationClaim(value: Date(timeIntervalSince1970: now + lifetime)), epoch: epoch)
+                exp: ExpirationClaim(value: Date(timeIntervalSince1970: now + lifetime)), epoch: epoch, sid: session)
         }
         var header = JWTHeader()
         header.alg = self.algorithm
@@ -103,8 +108,9 @@ public struct TokenService: Sendable {
         if !payload.is_refresh_token && refresh {
             throw AppError.unauthorized("Access token was used instead of refresh token!", bearerChallenge: false)
         }
-        try await self.revocation?.check(userID: payload.user_id, epoch: payload.epoch ?? 0, claimsAdmin: payload.is_admin)
-        return CurrentUser(id: payload.user_id, username: payload.sub.value, isAdmin: payload.is_admin)
+        try await self.revocation?.check(
+            userID: payload.user_id, session: payload.sid, epoch: payload.epoch ?? 0, claimsAdmin: payload.is_admin)
+        return CurrentUser(id: payload.user_id, username: payload.sub.value, isAdmin: payload.is_admin, sessionID: payload.sid)
     }
 
     struct Header: Decodable { let alg: String? }

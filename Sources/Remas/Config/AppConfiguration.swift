@@ -38,10 +38,13 @@ import PostgresNIO
 /// | `REMAS_MIGRATIONS_PATH` | `Migrations` | folder of numbered `.sql` files |
 /// | `MAX_BODY_BYTES` | 1048576 | largest accepted request body |
 /// | `TASK_SCHEDULER_ENABLED` | true | run the event scheduler in this process |
-/// | `TASK_SCHEDULER_PRECISION_SECONDS` | 60 | how early a due event may be processed |
+/// | `TASK_SCHEDULER_PRECISION_SECONDS` | 0 | how early a due reminder may be sent (task starts and ends are always processed at their instant) |
 /// | `TASK_SCHEDULER_RETRY_LIMIT_SECONDS` | 120 | longest delay between two attempts of a failing event |
 /// | `TASK_SCHEDULER_MAX_ATTEMPTS` | 5 | attempts before a reminder is recorded as failed |
 /// | `TASK_SCHEDULER_WORKERS` | 4 | reminders sent in parallel (each with its own SMTP connection) |
+/// | `LOGIN_MAX_FAILURES_PER_USER` / `LOGIN_MAX_FAILURES_PER_ADDRESS` | 5 / 50 | failed logins from one client address (for one username / in all) before it is locked out |
+/// | `LOGIN_FAILURE_WINDOW_SECONDS` / `LOGIN_LOCKOUT_SECONDS` | 900 / 60 | window the failures are counted in; first lockout (doubling, at most 900) |
+/// | `TRUSTED_PROXIES` | — | peers whose `X-Forwarded-For` names the client (IPs, CIDRs, `unix`) |
 /// | `SMTP_ENABLED` … `SMTP_FROM_NAME`, `SMTP_STARTTLS_ENABLED` | spec §7 | mail transport |
 /// | `SMTP_VERIFY_CERTIFICATE` / `SMTP_CA_FILE` / `SMTP_TIMEOUT_SECONDS` | true / system store / 30 | TLS verification, send timeout |
 public struct AppConfiguration: Sendable {
@@ -76,6 +79,9 @@ public struct AppConfiguration: Sendable {
     public var serverThreads: Int
     public var scheduler: SchedulerSettings
     public var smtp: SMTPSettings
+    public var loginThrottle: LoginThrottleSettings
+    /// Peers whose `X-Forwarded-For` is believed when the client's address is needed (login throttling).
+    public var trustedProxies: TrustedProxies
 
     public enum JWTAlgorithmName: String, Sendable { case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512" }
 
@@ -172,10 +178,17 @@ public struct AppConfiguration: Sendable {
         self.limitScope = scope
         self.scheduler = SchedulerSettings(
             enabled: try bool("TASK_SCHEDULER_ENABLED", true),
-            precisionSeconds: try int("TASK_SCHEDULER_PRECISION_SECONDS", 60, range: 0...86_400),
+            precisionSeconds: try int("TASK_SCHEDULER_PRECISION_SECONDS", 0, range: 0...86_400),
             retryLimitSeconds: try int("TASK_SCHEDULER_RETRY_LIMIT_SECONDS", 120, range: 1...86_400),
             maxAttempts: try int("TASK_SCHEDULER_MAX_ATTEMPTS", 5, range: 1...1000),
             workers: try int("TASK_SCHEDULER_WORKERS", 4, range: 1...64))
+        var throttle = LoginThrottleSettings()
+        throttle.maxFailuresPerUser = try int("LOGIN_MAX_FAILURES_PER_USER", throttle.maxFailuresPerUser, range: 1...1000)
+        throttle.maxFailuresPerAddress = try int("LOGIN_MAX_FAILURES_PER_ADDRESS", throttle.maxFailuresPerAddress, range: 1...100_000)
+        throttle.windowSeconds = try int("LOGIN_FAILURE_WINDOW_SECONDS", throttle.windowSeconds, range: 1...86_400)
+        throttle.lockoutSeconds = try int("LOGIN_LOCKOUT_SECONDS", throttle.lockoutSeconds, range: 1...LoginThrottleSettings.maxLockoutSeconds)
+        self.loginThrottle = throttle
+        self.trustedProxies = try TrustedProxies(parsing: env["TRUSTED_PROXIES"] ?? "")
         let smtpUser = env["SMTP_USER"] ?? ""
         self.smtp = SMTPSettings(
             enabled: try bool("SMTP_ENABLED", false),

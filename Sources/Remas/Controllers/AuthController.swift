@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Logging
 import MultipartKit
@@ -14,33 +15,13 @@ struct AuthController {
         var grant_type: String?
     }
 
+    var sessions: SessionRepository { SessionRepository(db: self.env.db) }
+    var throttle: LoginThrottle { LoginThrottle(db: self.env.db, settings: self.env.configuration.loginThrottle) }
+
     func register(_ routes: RouteBuilder) {
         routes.post("/authentication/token", self.login)
-        routes.post("/authentication/refresh") { request, context in
-            let caller = try await self.env.tokens.authenticate(request, refresh: true)
-            guard let user = try await self.users.credentials(id: caller.id, logger: context.logger) else {
-                throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
-            }
-            let pair = try await self.env.tokens.issue(
-                userID: user.id, username: user.username, isAdmin: user.isAdmin, epoch: user.tokenEpoch)
-            return .json(pair.json)
-        }
-        routes.post("/authentication/change_password") { request, context in
-            let (body, caller) = try await self.env.bodyAndCaller(request)
-            let old = try body.string("old_password")
-            let new = try body.string("new_password")
-            let user = try await self.users.credentials(username: caller.username, logger: context.logger)
-            guard try await self.env.hasher.verify(old, hash: user?.passwordHash), let user else {
-                throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
-            }
-            guard new.unicodeScalars.count >= 8 else { throw AppError.badRequest("Password must be at least 8 characters long!") }
-            let hash = try await self.env.hasher.hash(new)
-            guard try await self.users.setPassword(id: user.id, hash: hash, logger: context.logger) else {
-                throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
-            }
-            await self.env.grafana.changed(.passwordChanged(userID: user.id, password: new), logger: context.logger)
-            return .message("Password changed successfully!")
-        }
+        routes.post("/authentication/refresh", self.refresh)
+        routes.post("/authentication/change_password", self.changePassword)
         routes.post("/authentication/set_password") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
             let userID = try body.id("user_id")
@@ -50,12 +31,41 @@ struct AuthController {
                 throw AppError.notFound("User with id \(userID) not found!")
             }
             let hash = try await self.env.hasher.hash(new)
+            // Every session of the user ends, the admin's own included when they set their own password.
             guard try await self.users.setPassword(id: userID, hash: hash, logger: context.logger) else {
                 throw AppError.notFound("User with id \(userID) not found!")
             }
             await self.env.grafana.changed(.passwordChanged(userID: userID, password: new), logger: context.logger)
             return .message("Password set successfully!")
         }
+        routes.post("/authentication/logout") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            if let session = caller.sessionID {
+                try await self.sessions.end(session, userID: caller.id, logger: context.logger)
+            }
+            return .message("Logged out successfully!")
+        }
+    }
+
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+
+    /// The client's address as the login throttle counts it.
+    func clientAddress(_ request: Request, _ context: AppRequestContext) -> String {
+        self.env.configuration.trustedProxies.clientAddress(
+            peer: context.remoteAddress, forwardedFor: request.headers[values: Self.forwardedFor])
+    }
+
+    /// Checks a password under the login throttle: counted before bcrypt runs (a locked-out client gets 429 and costs
+    /// no bcrypt), given back when it was right.
+    func verifyThrottled(
+        _ password: String, of username: String, request: Request, context: AppRequestContext
+    ) async throws -> UserRepository.Credentials? {
+        let address = self.clientAddress(request, context)
+        try await self.throttle.admit(address: address, username: username, logger: context.logger)
+        let user = try await self.users.credentials(username: username, logger: context.logger)
+        guard try await self.env.hasher.verify(password, hash: user?.passwordHash), let user else { return nil }
+        try await self.throttle.succeeded(address: address, username: username, logger: context.logger)
+        return user
     }
 
     @Sendable func login(_ request: Request, context: AppRequestContext) async throws -> Response {
@@ -68,12 +78,51 @@ struct AuthController {
         if let grant = form.grant_type, grant != "password" {
             throw AppError.unprocessable("String should match pattern '^password$': body.grant_type")
         }
-        let user = try await self.users.credentials(username: username, logger: context.logger)
-        guard try await self.env.hasher.verify(password, hash: user?.passwordHash), let user else {
+        guard let user = try await self.verifyThrottled(password, of: username, request: request, context: context),
+            let session = try await self.sessions.start(
+                userID: user.id, lifetimeSeconds: self.env.configuration.refreshTokenMinutes * 60, logger: context.logger)
+        else {
             throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
         }
-        let pair = try await self.env.tokens.issue(userID: user.id, username: user.username, isAdmin: user.isAdmin, epoch: user.tokenEpoch)
+        let pair = try await self.env.tokens.issue(
+            userID: user.id, username: user.username, isAdmin: user.isAdmin, epoch: user.tokenEpoch, session: session)
         return .json(pair.json)
+    }
+
+    /// A new pair for the refresh token's session (a token from before sessions existed gets a session of its own).
+    @Sendable func refresh(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let caller = try await self.env.tokens.authenticate(request, refresh: true)
+        guard let user = try await self.users.credentials(id: caller.id, logger: context.logger) else {
+            throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
+        }
+        let lifetime = self.env.configuration.refreshTokenMinutes * 60
+        let session: Int64?
+        if let current = caller.sessionID {
+            try await self.sessions.extend(current, userID: user.id, lifetimeSeconds: lifetime, logger: context.logger)
+            session = current
+        } else {
+            session = try await self.sessions.start(userID: user.id, lifetimeSeconds: lifetime, logger: context.logger)
+        }
+        let pair = try await self.env.tokens.issue(
+            userID: user.id, username: user.username, isAdmin: user.isAdmin, epoch: user.tokenEpoch, session: session)
+        return .json(pair.json)
+    }
+
+    /// The caller's own new password: their other sessions end, the calling one (its access and refresh tokens) goes on.
+    @Sendable func changePassword(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let (body, caller) = try await self.env.bodyAndCaller(request)
+        let old = try body.string("old_password")
+        let new = try body.string("new_password")
+        guard let user = try await self.verifyThrottled(old, of: caller.username, request: request, context: context) else {
+            throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
+        }
+        guard new.unicodeScalars.count >= 8 else { throw AppError.badRequest("Password must be at least 8 characters long!") }
+        let hash = try await self.env.hasher.hash(new)
+        guard try await self.users.setPassword(id: user.id, hash: hash, keeping: caller.sessionID, logger: context.logger) else {
+            throw AppError.unauthorized("Wrong username or password!", bearerChallenge: false)
+        }
+        await self.env.grafana.changed(.passwordChanged(userID: user.id, password: new), logger: context.logger)
+        return .message("Password changed successfully!")
     }
 
     /// Login accepts `application/x-www-form-urlencoded` and `multipart/form-data` (what the UI sends).

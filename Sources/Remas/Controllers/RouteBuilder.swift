@@ -1,6 +1,16 @@
 import Hummingbird
+import NIOCore
 
-public typealias AppRequestContext = BasicRequestContext
+/// Hummingbird's basic context plus the peer's address (the client, or the proxy in front of it: `TrustedProxies`).
+public struct AppRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
+    }
+}
 public typealias Handler = @Sendable (Request, AppRequestContext) async throws -> Response
 
 /// Registers routes on the router and in the `RouteTable` (for 405s and path-parameter 422s on unmatched requests).

@@ -56,10 +56,10 @@ struct TaskController {
         }
     }
 
-    /// The instant (microseconds of local wall-clock time) at which Grafana thresholds count allocations: now plus the
-    /// scheduler's precision, as the sync reads them (`GrafanaRepository.ruleSpecs`).
+    /// The instant (microseconds of local wall-clock time) at which Grafana thresholds count allocations: now, as the
+    /// sync reads them (`GrafanaRepository.ruleSpecs`).
     func allocationInstant() -> Int64 {
-        LocalDateTime.now(in: self.env.zone).adding(seconds: Int64(self.env.configuration.scheduler.precisionSeconds)).microseconds
+        LocalDateTime.now(in: self.env.zone).microseconds
     }
 
     /// T7: admin, owner, or a member of the owner's group when that group shares statistics.

@@ -1,5 +1,6 @@
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// LISTEN on one of this schema's channels on a connection of its own, reconnecting with backoff (1 s doubling to
 /// 30 s). Channel names carry a hash of the schema (`<prefix>_<16 hex>`, as the triggers compute them), so
@@ -74,4 +75,25 @@ struct NotificationListener: Sendable {
     }
 
     struct MissingTable: Error {}
+}
+
+/// Follows a listener from outside: whether LISTEN is in place and which payloads arrived (after the listener acted
+/// on them). Tests wait on it instead of sleeping a fixed time; `buildApplication` takes one for token revocation.
+public final class ListenerObserver: Sendable {
+    private let state = Mutex<(listening: Bool, losses: Int, received: [String])>((false, 0, []))
+
+    public init() {}
+
+    func setListening(_ listening: Bool) {
+        self.state.withLock { state in
+            if state.listening && !listening { state.losses += 1 }
+            state.listening = listening
+        }
+    }
+    func record(_ payload: String) { self.state.withLock { $0.received.append(payload) } }
+
+    public var isListening: Bool { self.state.withLock { $0.listening } }
+    /// How many times the LISTEN connection was lost.
+    public var losses: Int { self.state.withLock { $0.losses } }
+    public var received: [String] { self.state.withLock { $0.received } }
 }

@@ -35,8 +35,7 @@ struct PasswordSealer: Sendable {
 struct GrafanaReconciler: Sendable {
     let client: GrafanaClient
     let db: Database
-    /// The scheduler's precision: allocations are read as of now + this many seconds (now by `clock`).
-    let lookAhead: Int
+    /// Allocations are read as of the sync's own instant, by this clock.
     let clock: any SchedulerClock
     let sealer: PasswordSealer
     let logger: Logger
@@ -66,7 +65,7 @@ struct GrafanaReconciler: Sendable {
         let names = claims.map(\.username)
         let users = try await GrafanaRepository.users(named: names, on: self.db, logger: self.logger)
         let specs = try await GrafanaRepository.ruleSpecs(
-            forUsers: users.values.map(\.id), at: self.clock.now().adding(seconds: Int64(self.lookAhead)), on: self.db, logger: self.logger)
+            forUsers: users.values.map(\.id), at: self.clock.now(), on: self.db, logger: self.logger)
         let specsByUser = Dictionary(grouping: specs, by: \.userID)
         return await withTaskGroup(of: (String, GrafanaError?).self) { group in
             var results: [String: GrafanaError?] = [:]

@@ -40,14 +40,14 @@ public final class GrafanaSyncWorker: Sendable {
     static let idleRecheckSeconds = 30.0
 
     public init(
-        settings: GrafanaSettings, db: Database, secretKey: String, lookAheadSeconds: Int, clock: any SchedulerClock,
+        settings: GrafanaSettings, db: Database, secretKey: String, clock: any SchedulerClock,
         stats: GrafanaSyncStats = GrafanaSyncStats(), logger: Logger
     ) {
         var logger = logger
         logger[metadataKey: "service"] = "grafana-sync"
         self.client = GrafanaClient(settings: settings)
         self.reconciler = GrafanaReconciler(
-            client: self.client, db: db, lookAhead: lookAheadSeconds, clock: clock, sealer: PasswordSealer(secret: secretKey), logger: logger)
+            client: self.client, db: db, clock: clock, sealer: PasswordSealer(secret: secretKey), logger: logger)
         self.db = db
         self.settings = settings
         self.stats = stats

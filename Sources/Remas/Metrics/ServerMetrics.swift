@@ -71,6 +71,8 @@ public final class ServerMetrics: Sendable {
         out.sample("remas_grafana_users_synced_total", [], Double(env.grafanaStats.usersSynced))
         out.family("remas_grafana_sync_failures_total", "counter", "User syncs that failed and were rescheduled (this process).")
         out.sample("remas_grafana_sync_failures_total", [], Double(env.grafanaStats.syncFailures))
+        out.family("remas_password_checks_total", "counter", "Passwords checked with bcrypt: logins and password changes (this process).")
+        out.sample("remas_password_checks_total", [], Double(env.hasher.checks))
         let pool = env.db.pool.statistics
         out.family("remas_db_connections", "gauge", "Database connections of this process's pool by state.")
         out.sample("remas_db_connections", [("state", "in_use")], Double(pool.inUse))

@@ -267,14 +267,25 @@ public enum APIDocument {
 
         // Authentication
         .init(method: "post", path: "/authentication/token", tag: "authentication", summary: "Log in", access: .open,
-              body: .login, reply: .json(ref("TokenPair")), errors: [401],
-              description: "401 `Wrong username or password!`. The access token goes into `Authorization: Bearer …`"),
+              body: .login, reply: .json(ref("TokenPair")), errors: [401, 429],
+              description: "401 `Wrong username or password!`. The access token goes into `Authorization: Bearer …`. "
+                + "A login starts a session: both tokens carry its id (claim `sid`). After 5 failed logins for one "
+                + "username from one client address within 15 minutes, or 50 from one address, that client gets 429 with "
+                + "`Retry-After` (60 s, doubling with each further failure, at most 15 minutes; see the README)"),
         .init(method: "post", path: "/authentication/refresh", tag: "authentication", summary: "A new token pair",
-              access: .refreshToken, reply: .json(ref("TokenPair")), description: "Send the refresh token as the bearer token; no body"),
+              access: .refreshToken, reply: .json(ref("TokenPair")),
+              description: "Send the refresh token as the bearer token; no body. The new pair stays in the session"),
         .init(method: "post", path: "/authentication/change_password", tag: "authentication", summary: "Change the own password",
-              access: .user, body: .json("ChangePasswordRequest"), reply: .json(ref("Message")), errors: [400]),
+              access: .user, body: .json("ChangePasswordRequest"), reply: .json(ref("Message")), errors: [400, 429],
+              description: "Ends every other session of the user; the calling session (its access and refresh token) "
+                + "goes on. A wrong old password counts as a failed login"),
         .init(method: "post", path: "/authentication/set_password", tag: "authentication", summary: "Set a user's password",
-              access: .admin, body: .json("SetPasswordRequest"), reply: .json(ref("Message")), errors: [404]),
+              access: .admin, body: .json("SetPasswordRequest"), reply: .json(ref("Message")), errors: [404],
+              description: "Ends every session of the user"),
+        .init(method: "post", path: "/authentication/logout", tag: "authentication", summary: "End the calling session",
+              access: .user, reply: .json(ref("Message")),
+              description: "The session's access and refresh tokens stop working on every replica; the user's other "
+                + "sessions go on"),
 
         // Users
         .init(method: "get", path: "/user", tag: "users", summary: "All users", access: .user, reply: .json(array(ref("UserFull")))),
@@ -448,6 +459,7 @@ public enum APIDocument {
         400: "The request breaks a rule of the API", 401: "No valid token", 403: "Not allowed for the caller",
         404: "Something named in the request does not exist", 409: "Conflicts with stored data (names, capacity, limits, references)",
         413: "The body is larger than MAX_BODY_BYTES", 422: "A missing or malformed field, parameter or body",
+        429: "Too many failed logins from this client address; wait the seconds Retry-After names",
     ]
 
     // MARK: building
@@ -534,6 +546,9 @@ public enum APIDocument {
             ]
             if code == 401 && op.access != .open {
                 response["headers"] = ["WWW-Authenticate": ["schema": ["type": "string", "const": "Bearer"], "description": "When the token is missing or invalid"]]
+            }
+            if code == 429 {
+                response["headers"] = ["Retry-After": ["schema": ["type": "string", "pattern": "^[0-9]+$"], "description": "Seconds to wait"]]
             }
             responses[String(code)] = .object(response)
         }

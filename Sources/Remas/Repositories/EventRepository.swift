@@ -71,14 +71,12 @@ public enum EventRepository {
 
     /// Marks every due task start/end event done in one statement and returns the owners whose current allocations
     /// changed. Rows another scheduler holds are skipped (it reports them).
-    static func completeTaskEvents(dueBy horizon: LocalDateTime, at now: LocalDateTime, on executor: any SQLExecutor, logger: Logger)
-        async throws -> [Int]
-    {
+    static func completeTaskEvents(dueBy now: LocalDateTime, on executor: any SQLExecutor, logger: Logger) async throws -> [Int] {
         try await executor.query(
             """
             WITH due AS (
                 SELECT e.id FROM events e
-                WHERE e.state = 'pending' AND e.type IN ('task_start', 'task_end') AND COALESCE(e.retry_at, e.time) <= \(horizon.sqlText)::timestamp
+                WHERE e.state = 'pending' AND e.type IN ('task_start', 'task_end') AND COALESCE(e.retry_at, e.time) <= \(now.sqlText)::timestamp
                 FOR UPDATE SKIP LOCKED),
             done AS (
                 UPDATE events e SET state = 'done', attempts = e.attempts + 1, processed_at = \(now.sqlText)::timestamp

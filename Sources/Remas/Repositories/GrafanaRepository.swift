@@ -51,8 +51,8 @@ enum GrafanaRepository {
     }
 
     /// Every rule the users should have (spec §8.3/§8.4): per received Grafana notification and node providing its
-    /// resource, with the user's summed allocation there at `instant` (the sync passes now + the scheduler's precision:
-    /// start and end events are handled that much early, so a sync after a start already counts the task).
+    /// resource, with the user's summed allocation there at `instant` (the sync passes its own instant: start and end
+    /// events are processed at theirs, so a sync after a start counts the task and one after its end does not).
     static func ruleSpecs(forUsers ids: [Int], at instant: LocalDateTime, on executor: any SQLExecutor, logger: Logger) async throws -> [RuleSpec] {
         let binds = ids.map { Int32(truncatingIfNeeded: $0) }
         let rows = try await executor.query(

@@ -48,8 +48,17 @@ struct UserRepository: Sendable {
         return Credentials(id: id, username: name, passwordHash: hash, isAdmin: admin, tokenEpoch: epoch)
     }
 
-    func setPassword(id: Int, hash: String, logger: Logger) async throws -> Bool {
-        try await self.db.execute("UPDATE users SET password = \(hash) WHERE id = \(id) RETURNING id", logger: logger) > 0
+    /// Sets a password and ends the user's sessions (the trigger of migration 0004 moves the user's epoch on, which
+    /// also ends tokens without a session). With `keeping`, that one session is carried over to the new epoch: the
+    /// user's own change of password keeps the session that made it. False when the user does not exist.
+    func setPassword(id: Int, hash: String, keeping session: Int64? = nil, logger: Logger) async throws -> Bool {
+        try await self.db.execute(
+            """
+            WITH u AS (UPDATE users SET password = \(hash) WHERE id = \(id) RETURNING id, token_epoch),
+            kept AS (UPDATE sessions s SET token_epoch = u.token_epoch FROM u WHERE s.id = \(session ?? 0) AND s.user_id = u.id),
+            gone AS (DELETE FROM sessions s USING u WHERE s.user_id = u.id AND s.id <> \(session ?? 0))
+            SELECT id FROM u
+            """, logger: logger) > 0
     }
 
     func exists(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> Bool {

@@ -12,8 +12,11 @@ import Synchronization
 ///   minutes); a scheduler on any replica that planned to wake later wakes at once. At start it catches up.
 /// - It has its own small connection pool (workers + 1): a slow or hanging mail server never takes connections from
 ///   the HTTP requests.
-/// - Events due within `TASK_SCHEDULER_PRECISION_SECONDS` are processed in the same pass (spec Q-EARLY).
-/// - Task start/end events are completed in one statement and their owners queued for a Grafana sync.
+/// - Reminders due within `TASK_SCHEDULER_PRECISION_SECONDS` (default 0) are sent in the same pass (spec Q-EARLY):
+///   a site may trade punctuality for fewer passes. Task start/end events never are: they are processed at their
+///   instant, so Grafana thresholds hold from a task's start to its end, however short the task.
+/// - Task start/end events are completed in one statement and their owners queued for a Grafana sync, which reads
+///   allocations as of its own instant.
 ///   Task status itself is derived from the clock on every read, so it is never late, scheduler or not.
 /// - Reminders are sent by `workers` parallel workers. Each claims one due row with `FOR UPDATE SKIP LOCKED`, sends it
 ///   over its own reused SMTP connection while holding the row lock, and commits the outcome with the lock. So two
@@ -168,12 +171,12 @@ public final class Scheduler: Service, Sendable {
         public var nextDue: LocalDateTime?
     }
 
-    /// Processes everything due by now + precision and returns what happened.
+    /// Processes the task events due by now and the reminders due by now + precision; returns what happened.
     @discardableResult
     public func runPass() async throws -> PassResult {
         let now = self.clock.now()
         let horizon = now.adding(seconds: Int64(self.settings.precisionSeconds))
-        let owners = try await EventRepository.completeTaskEvents(dueBy: horizon, at: now, on: self.db, logger: self.logger)
+        let owners = try await EventRepository.completeTaskEvents(dueBy: now, on: self.db, logger: self.logger)
         if !owners.isEmpty {
             // Queued, not called: Grafana's trouble never holds back the event queue.
             await self.grafana.changed(.users(owners), logger: self.logger)

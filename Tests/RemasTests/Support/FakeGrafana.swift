@@ -132,11 +132,11 @@ struct GrafanaState {
 
 extension TestContext {
     /// A Grafana sync worker on this test's schema (driven pass by pass), against `fake`.
-    func grafanaWorker(_ fake: FakeGrafana, clock: any SchedulerClock = WallClock(zone: TimeZone(identifier: "Europe/Prague")!), lookAhead: Int = 0)
+    func grafanaWorker(_ fake: FakeGrafana, clock: any SchedulerClock = WallClock(zone: TimeZone(identifier: "Europe/Prague")!))
         -> GrafanaSyncWorker
     {
         GrafanaSyncWorker(
-            settings: fake.settings, db: self.db, secretKey: self.configuration.secretKey, lookAheadSeconds: lookAhead, clock: clock,
+            settings: fake.settings, db: self.db, secretKey: self.configuration.secretKey, clock: clock,
             logger: self.logger)
     }
 

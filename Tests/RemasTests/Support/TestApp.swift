@@ -90,6 +90,8 @@ struct TestContext: Sendable {
     let db: Database
     let tokens: TokenService
     let configuration: AppConfiguration
+    /// The token-revocation listeners of the live servers (`withTwoLiveServers`): tests wait on them, never a fixed time.
+    var authListeners: [ListenerObserver] = []
 
     var logger: Logger { TestDatabase.logger }
 
@@ -172,15 +174,21 @@ func withApp(
 }
 
 /// Two real servers on real sockets sharing one fresh schema (replicas); `body` gets a context on the first and the
-/// second's client.
-func withTwoLiveServers(_ body: @escaping @Sendable (TestContext, any TestClientProtocol) async throws -> Void) async throws {
-    try await TestDatabase.withSchema { _, configuration in
-        let first = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
-        let second = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
+/// second's client. It starts once both servers listen for token revocations.
+func withTwoLiveServers(
+    extra: [String: String] = [:], _ body: @escaping @Sendable (TestContext, any TestClientProtocol) async throws -> Void
+) async throws {
+    try await TestDatabase.withSchema(extra: extra) { _, configuration in
+        let listeners = [ListenerObserver(), ListenerObserver()]
+        let first = try await buildApplication(configuration: configuration, authListener: listeners[0], logger: TestDatabase.logger)
+        let second = try await buildApplication(configuration: configuration, authListener: listeners[1], logger: TestDatabase.logger)
         try await first.test(.live) { one in
             try await second.test(.live) { two in
                 try await withDatabase(configuration, logger: TestDatabase.logger) { db in
-                    let t = TestContext(client: one, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration)
+                    let t = TestContext(
+                        client: one, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration,
+                        authListeners: listeners)
+                    try #require(try await CrashTests.waitUntil(timeout: 10) { listeners.allSatisfy(\.isListening) })
                     try await body(t, two)
                 }
             }

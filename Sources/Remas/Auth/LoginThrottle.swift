@@ -1,0 +1,155 @@
+import Hummingbird
+import Logging
+import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How password guessing is slowed down (OWASP Authentication Cheat Sheet, "Login Throttling"): after
+/// `maxFailuresPerUser` failed logins for one username from one client address within `windowSeconds`, or
+/// `maxFailuresPerAddress` from one address, further attempts from there are refused with 429 before any bcrypt runs,
+/// for `lockoutSeconds`, doubling with every further failure, at most 15 minutes. The same username from another
+/// address is not locked out, so nobody can lock a user out of their own account from elsewhere.
+public struct LoginThrottleSettings: Sendable {
+    public var maxFailuresPerUser = 5
+    public var maxFailuresPerAddress = 50
+    public var windowSeconds = 900
+    public var lockoutSeconds = 60
+    static let maxLockoutSeconds = 900
+
+    public init() {}
+
+    /// The lockout after `failures` counted attempts: none below `limit`, then `lockoutSeconds`, doubling with each
+    /// further attempt, at most 15 minutes.
+    func lockout(failures: Int, limit: Int) -> Int {
+        guard failures >= limit else { return 0 }
+        return min(Self.maxLockoutSeconds, self.lockoutSeconds << min(failures - limit, 20))
+    }
+}
+
+/// Counts login attempts before their password is checked (`LoginThrottleRepository`): `admit` throws the 429 of a
+/// locked-out client, `succeeded` gives a correct password's count back.
+struct LoginThrottle: Sendable {
+    let repository: LoginThrottleRepository
+
+    init(db: Database, settings: LoginThrottleSettings) {
+        self.repository = LoginThrottleRepository(db: db, settings: settings)
+    }
+
+    func admit(address: String, username: String, logger: Logger) async throws {
+        guard let wait = try await self.repository.admit(address: address, username: username, logger: logger) else { return }
+        logger.notice("login throttled", metadata: ["address": "\(address)", "username": "\(username)", "retry_after_s": "\(wait)"])
+        throw AppError(
+            .tooManyRequests, "Too many failed login attempts, try again in \(wait) seconds",
+            headers: [.retryAfter: String(wait)])
+    }
+
+    func succeeded(address: String, username: String, logger: Logger) async throws {
+        try await self.repository.succeeded(address: address, username: username, logger: logger)
+    }
+}
+
+/// `TRUSTED_PROXIES`: the peers whose `X-Forwarded-For` is believed (IP addresses, CIDR networks, and `unix` for
+/// peers on a Unix domain socket such as a local nginx). Any other peer is the client itself, whatever it sends.
+public struct TrustedProxies: Sendable, Equatable {
+    struct Network: Sendable, Equatable {
+        let bytes: [UInt8]
+        let prefix: Int
+
+        func contains(_ address: [UInt8]) -> Bool {
+            guard address.count == self.bytes.count else { return false }
+            var left = self.prefix
+            for (a, b) in zip(address, self.bytes) {
+                guard left > 0 else { return true }
+                let mask: UInt8 = left >= 8 ? 0xFF : ~(0xFF >> UInt8(left))
+                if a & mask != b & mask { return false }
+                left -= 8
+            }
+            return true
+        }
+    }
+
+    var networks: [Network] = []
+    var unixSockets = false
+
+    public init() {}
+
+    /// A comma-separated list such as `127.0.0.1, 10.0.0.0/8, ::1, unix`.
+    public init(parsing text: String) throws {
+        for item in text.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
+            if item.lowercased() == "unix" {
+                self.unixSockets = true
+                continue
+            }
+            let parts = item.split(separator: "/", maxSplits: 1).map(String.init)
+            guard let bytes = Self.parseIP(parts[0]) else {
+                throw ConfigurationError("TRUSTED_PROXIES: '\(item)' is not an IP address, a CIDR network or 'unix'")
+            }
+            let prefix = parts.count == 2 ? Int(parts[1]) : bytes.count * 8
+            guard let prefix, (0...(bytes.count * 8)).contains(prefix) else {
+                throw ConfigurationError("TRUSTED_PROXIES: '\(item)' has a bad prefix length")
+            }
+            self.networks.append(Network(bytes: bytes, prefix: prefix))
+        }
+    }
+
+    func trusts(ip bytes: [UInt8]) -> Bool { self.networks.contains { $0.contains(bytes) } }
+
+    /// The client's address: the peer, or, when the peer is a trusted proxy, the rightmost `X-Forwarded-For` entry that
+    /// is not itself a trusted proxy (entries further left were written by the client and prove nothing).
+    func clientAddress(peer: SocketAddress?, forwardedFor: [String]) -> String {
+        var client: String
+        var trusted: Bool
+        switch peer {
+        case .v4(let a):
+            let bytes = Self.parseIP(a.host) ?? []
+            client = Self.format(bytes) ?? a.host
+            trusted = self.trusts(ip: bytes)
+        case .v6(let a):
+            let bytes = Self.parseIP(a.host) ?? []
+            client = Self.format(bytes) ?? a.host
+            trusted = self.trusts(ip: bytes)
+        case .unixDomainSocket:
+            client = "unix"
+            trusted = self.unixSockets
+        case nil:
+            client = "unknown"
+            trusted = false
+        }
+        guard trusted else { return client }
+        let hops = forwardedFor.flatMap { $0.split(separator: ",") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        for hop in hops.reversed() {
+            guard let bytes = Self.parseIP(Self.stripPort(hop)), let text = Self.format(bytes) else { return client }
+            client = text
+            if !self.trusts(ip: bytes) { return client }
+        }
+        return client
+    }
+
+    /// `[::1]:80` → `::1`, `1.2.3.4:80` → `1.2.3.4`; anything else unchanged.
+    static func stripPort(_ hop: String) -> String {
+        if hop.hasPrefix("["), let close = hop.firstIndex(of: "]") { return String(hop[hop.index(after: hop.startIndex)..<close]) }
+        if hop.filter({ $0 == ":" }).count == 1, let colon = hop.firstIndex(of: ":") { return String(hop[..<colon]) }
+        return hop
+    }
+
+    /// 4 or 16 bytes; an IPv4-mapped IPv6 address is read as its IPv4 address.
+    static func parseIP(_ text: String) -> [UInt8]? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: &v6) { Array($0) }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF { return Array(bytes[12...]) }
+        return bytes
+    }
+
+    static func format(_ bytes: [UInt8]) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = bytes.count == 4 ? AF_INET : AF_INET6
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        let ok = bytes.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &buffer, socklen_t(buffer.count)) != nil }
+        return ok ? String(cString: buffer) : nil
+    }
+}
