@@ -15,11 +15,18 @@ CREATE INDEX sessions_user_id_idx ON sessions (user_id);
 CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 
 -- The servers' revocation caches hold sessions by user, so a session's change announces its user id, like a user's.
+-- (Branches, not one CASE: PL/pgSQL resolves every field an expression names, and `users` rows have no user_id.)
 CREATE OR REPLACE FUNCTION remas_auth_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    payload text := '*';
 BEGIN
-    PERFORM pg_notify('remas_auth_' || left(md5(TG_TABLE_SCHEMA), 16),
-                      CASE TG_TABLE_NAME WHEN 'users' THEN OLD.id::text WHEN 'sessions' THEN OLD.user_id::text ELSE '*' END);
+    IF TG_TABLE_NAME = 'users' THEN
+        payload := OLD.id::text;
+    ELSIF TG_TABLE_NAME = 'sessions' THEN
+        payload := OLD.user_id::text;
+    END IF;
+    PERFORM pg_notify('remas_auth_' || left(md5(TG_TABLE_SCHEMA), 16), payload);
     RETURN NULL;
 END
 $$;

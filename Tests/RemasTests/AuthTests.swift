@@ -49,9 +49,10 @@ import Testing
             let refresh = Self.claims(r.object["refresh_token"] as! String)
             #expect(refresh["is_refresh_token"] as? Bool == true)
             #expect(abs((refresh["exp"] as? Int ?? 0) - (Int(Date().timeIntervalSince1970) + 120 * 60)) <= 2)
-            // The original's five claims, and ours: the user's token epoch (revocation, migration 0004).
-            #expect(Set(refresh.keys) == ["user_id", "sub", "is_admin", "is_refresh_token", "exp", "epoch"])
+            // The original's five claims, and ours: the user's token epoch (migration 0004) and the session (0005).
+            #expect(Set(refresh.keys) == ["user_id", "sub", "is_admin", "is_refresh_token", "exp", "epoch", "sid"])
             #expect(refresh["epoch"] as? Int == 0)
+            #expect(refresh["sid"] as? Int != nil && refresh["sid"] as? Int == access["sid"] as? Int)
         }
     }
 

@@ -102,13 +102,10 @@ public struct TrustedProxies: Sendable, Equatable {
         var client: String
         var trusted: Bool
         switch peer {
-        case .v4(let a):
-            let bytes = Self.parseIP(a.host) ?? []
-            client = Self.format(bytes) ?? a.host
-            trusted = self.trusts(ip: bytes)
-        case .v6(let a):
-            let bytes = Self.parseIP(a.host) ?? []
-            client = Self.format(bytes) ?? a.host
+        case .v4, .v6:
+            let text = peer?.ipAddress ?? "unknown"
+            let bytes = Self.parseIP(text) ?? []
+            client = Self.format(bytes) ?? text
             trusted = self.trusts(ip: bytes)
         case .unixDomainSocket:
             client = "unix"

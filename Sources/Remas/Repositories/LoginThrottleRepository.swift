@@ -20,7 +20,7 @@ struct LoginThrottleRepository: Sendable {
             let rows = try await tx.query(
                 """
                 INSERT INTO login_throttle (address, scope, username)
-                VALUES (\(address), 'address', ''), (\(address), 'user', left(\(username), \(Self.keyLength)))
+                VALUES (\(address), 'address', ''), (\(address), 'user', left(\(username), \(unescaped: String(Self.keyLength))))
                 ON CONFLICT (address, scope, username) DO UPDATE SET failures = login_throttle.failures
                 RETURNING scope = 'user', failures, extract(epoch FROM now() - last_attempt)::float8
                 """, logger: logger)
@@ -46,7 +46,7 @@ struct LoginThrottleRepository: Sendable {
                     window_start = CASE WHEN window_start <= now() - make_interval(secs => \(settings.windowSeconds)) THEN now() ELSE window_start END,
                     last_attempt = now()
                 WHERE address = \(address)
-                  AND ((scope = 'address' AND username = '') OR (scope = 'user' AND username = left(\(username), \(Self.keyLength))))
+                  AND ((scope = 'address' AND username = '') OR (scope = 'user' AND username = left(\(username), \(unescaped: String(Self.keyLength)))))
                 """, logger: logger)
             return nil
         }
@@ -58,7 +58,7 @@ struct LoginThrottleRepository: Sendable {
         try await self.db.query(
             """
             WITH mine AS (
-                DELETE FROM login_throttle WHERE address = \(address) AND scope = 'user' AND username = left(\(username), \(Self.keyLength)))
+                DELETE FROM login_throttle WHERE address = \(address) AND scope = 'user' AND username = left(\(username), \(unescaped: String(Self.keyLength))))
             UPDATE login_throttle SET failures = greatest(least(failures - 1, \(self.settings.maxFailuresPerAddress - 1)), 0)
             WHERE address = \(address) AND scope = 'address' AND username = ''
             """, logger: logger)
