@@ -59,7 +59,7 @@ import Testing
                 }
                 outcome.withLock { $0 = result }
             }
-            let answered = try await CrashTests.waitUntil(timeout: 10) { outcome.withLock { $0 } != nil }
+            let answered = try await waitUntil(timeout: 10) { outcome.withLock { $0 } != nil }
             #expect(answered, "the statement still waits 10 s after its connection closed")
             #expect(outcome.withLock { $0 } == "unavailable")
             guard answered else { return }  // the attempt holds the only connection

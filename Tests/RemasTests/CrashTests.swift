@@ -6,39 +6,6 @@ import Testing
 /// The `remas` binary as a separate process, stopped with SIGKILL or SIGTERM while it holds a claimed reminder (the
 /// SMTP test server keeps `hang-*` recipients waiting at RCPT, so the claim is held for as long as the test likes).
 @Suite struct CrashTests {
-    static func launch(_ t: TestContext, log: String, port: Int = 0, extra: [String: String] = [:]) throws -> Process {
-        let binary = try SMTPTestServer.require("REMAS_BINARY")
-        var env: [String: String] = [
-            "DATABASE_URL": TestDatabase.url, "DB_SEARCH_PATH": t.configuration.searchPath ?? "", "DB_PREWARM": "false",
-            "DB_MAX_CONNECTIONS": "4", "SECRET_KEY": "test-secret-key-test-secret-key-0123456789", "HOST": "127.0.0.1", "PORT": String(port),
-            "TZ": "Europe/Prague", "TASK_SCHEDULER_PRECISION_SECONDS": "0", "SMTP_ENABLED": "true", "SMTP_HOST": "localhost",
-            "SMTP_PORT": try SMTPTestServer.require("SMTP_TEST_STARTTLS_PORT"), "SMTP_STARTTLS_ENABLED": "true",
-            "SMTP_USER": try SMTPTestServer.require("SMTP_TEST_USER"), "SMTP_PASSWORD": try SMTPTestServer.require("SMTP_TEST_PASSWORD"),
-            "SMTP_FROM_ADDRESS": "remas@cluster.example", "SMTP_CA_FILE": try SMTPTestServer.require("SMTP_TEST_CA"),
-        ]
-        env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
-        env.merge(extra) { $1 }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["serve"]
-        process.environment = env
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
-        return process
-    }
-
-    static func waitUntil(timeout: Double, _ condition: () async throws -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try await condition() { return true }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        return try await condition()
-    }
-
     /// A user with a `hang-*` address and a reminder that is due now.
     static func dueReminder(_ t: TestContext) async throws -> (address: String, task: Int, notification: Int) {
         let cluster = try await t.cluster(nodes: 1, capacity: 10)
@@ -55,26 +22,26 @@ import Testing
         try await withApp { t in
             let (address, task, n) = try await Self.dueReminder(t)
             let log = NSTemporaryDirectory() + "remas-crash-\(UUID().uuidString).log"
-            let first = try Self.launch(t, log: log)
-            let claimed = try await Self.waitUntil(timeout: 30) { SMTPTestServer.isHanging(address) }
+            let first = try launchServer(t, log: log)
+            let claimed = try await waitUntil(timeout: 30) { SMTPTestServer.isHanging(address) }
             #expect(claimed, "the server never reached the SMTP server: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
             kill(first.processIdentifier, signal)
-            let exited = try await Self.waitUntil(timeout: 20) { !first.isRunning }
+            let exited = try await waitUntil(timeout: 20) { !first.isRunning }
             #expect(exited)
             if signal == SIGTERM { #expect(first.terminationStatus == 0) }
             // Released, not dropped and not counted as an attempt.
-            #expect(try await Self.waitUntil(timeout: 10) { try await t.reminder(task: task, notification: n)! == ("pending", 0) })
+            #expect(try await waitUntil(timeout: 10) { try await t.reminder(task: task, notification: n)! == ("pending", 0) })
             #expect(SMTPTestServer.messages(to: address).isEmpty)
             // After a restart the reminder goes out, once.
             SMTPTestServer.release(address)
-            let second = try Self.launch(t, log: log)
+            let second = try launchServer(t, log: log)
             let messages = try await SMTPTestServer.waitForMessages(to: address, count: 1, timeout: 30)
             #expect(messages.count == 1)
-            #expect(try await Self.waitUntil(timeout: 10) { try await t.reminder(task: task, notification: n)! == ("sent", 1) })
+            #expect(try await waitUntil(timeout: 10) { try await t.reminder(task: task, notification: n)! == ("sent", 1) })
             try await Task.sleep(for: .milliseconds(500))
             #expect(SMTPTestServer.messages(to: address).count == 1)
             second.terminate()
-            #expect(try await Self.waitUntil(timeout: 20) { !second.isRunning })
+            #expect(try await waitUntil(timeout: 20) { !second.isRunning })
             #expect(second.terminationStatus == 0)
             try? FileManager.default.removeItem(atPath: log)
         }
@@ -86,9 +53,9 @@ import Testing
         try await withApp { t in
             let socket = try ServerSocket()
             let log = NSTemporaryDirectory() + "remas-port-\(UUID().uuidString).log"
-            let process = try Self.launch(t, log: log, port: socket.port)
+            let process = try launchServer(t, log: log, port: socket.port)
             // Generous: at the start of a full parallel run the machine is saturated (a CI run once took over 20 s).
-            let exited = try await Self.waitUntil(timeout: 90) { !process.isRunning }
+            let exited = try await waitUntil(timeout: 90) { !process.isRunning }
             let serverLog = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             // If our listening socket was closed under us (a stray close of a reused descriptor number), the server
             // could bind the port and run on: say so instead of blaming the server.
@@ -117,9 +84,9 @@ import Testing
                 #expect(r.status == .ok)
             }
             let logs = (0..<2).map { _ in NSTemporaryDirectory() + "remas-replica-\(UUID().uuidString).log" }
-            let servers = try logs.map { try Self.launch(t, log: $0) }
+            let servers = try logs.map { try launchServer(t, log: $0) }
             let messages = try await SMTPTestServer.waitForMessages(to: address, count: 60, timeout: 60)
-            #expect(try await Self.waitUntil(timeout: 20) {
+            #expect(try await waitUntil(timeout: 20) {
                 try await t.count("SELECT count(*)::int FROM events WHERE notification_id = \(n) AND state = 'sent'") == 60
             })
             try await Task.sleep(for: .milliseconds(500))
@@ -128,7 +95,7 @@ import Testing
             #expect(try await t.count("SELECT count(*)::int FROM events WHERE notification_id = \(n) AND attempts <> 1") == 0)
             for server in servers { server.terminate() }
             for server in servers {
-                #expect(try await Self.waitUntil(timeout: 20) { !server.isRunning })
+                #expect(try await waitUntil(timeout: 20) { !server.isRunning })
             }
             for log in logs { try? FileManager.default.removeItem(atPath: log) }
         }

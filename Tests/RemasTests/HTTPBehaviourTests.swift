@@ -112,7 +112,7 @@ import Testing
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        let ended = try await CrashTests.waitUntil(timeout: 30) { !process.isRunning }
+        let ended = try await waitUntil(timeout: 30) { !process.isRunning }
         if !ended { process.terminate() }
         return String(decoding: FileManager.default.contents(atPath: out) ?? Data(), as: UTF8.self)
     }

@@ -73,7 +73,7 @@ import Testing
             #expect(try await Self.login(two, "victim", "password", forwardedFor: "198.51.100.20").status == 200)
             // After the wait the right password works (and the count starts afresh).
             var lastStatus = 0
-            let admitted = try await CrashTests.waitUntil(timeout: 20) {
+            let admitted = try await waitUntil(timeout: 20) {
                 lastStatus = try await Self.login(t.client, "victim", "password").status
                 return lastStatus != 429
             }

@@ -108,14 +108,14 @@ import Testing
             let cpu = try await t.makeResource("cpu")
             try await t.provide(node: node, resource: cpu, amount: 48)
             let name = try #require(try await t.db.text("SELECT name FROM nodes WHERE id = \(node)", logger: t.logger))
-            let server = try CrashTests.launch(t, log: NSTemporaryDirectory() + "remas-metrics-\(port).log", port: port)
+            let server = try launchServer(t, log: NSTemporaryDirectory() + "remas-metrics-\(port).log", port: port)
             defer { server.terminate() }
             let query = #"remas_node_resource_capacity{node="\#(name)",resource="cpu"}"#
             var request = HTTPClientRequest(
                 url: "\(prometheus)/api/v1/query?query=" + query.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)
             request.method = .GET
             var seen: String?
-            let found = try await CrashTests.waitUntil(timeout: 30) {
+            let found = try await waitUntil(timeout: 30) {
                 let response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
                 let body = try await response.body.collect(upTo: 1 << 20)
                 let json = try JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]

@@ -25,10 +25,10 @@ import Testing
                 if let delay {
                     try await Task.sleep(for: delay)
                 } else {
-                    #expect(try await CrashTests.waitUntil(timeout: 10) { heard.withLock { $0 } }, "never listened")
+                    #expect(try await waitUntil(timeout: 10) { heard.withLock { $0 } }, "never listened")
                 }
                 run.cancel()
-                return try await CrashTests.waitUntil(timeout: 5) { finished.withLock { $0 } }
+                return try await waitUntil(timeout: 5) { finished.withLock { $0 } }
             }
             // 0 to ~15 ms: before, during and after the connection, the channel query and the LISTEN (how far a run
             // gets in that time depends on the machine's load), then once while it listens.

@@ -41,7 +41,7 @@ import Testing
             }
             let messages = try await SMTPTestServer.waitForMessages(to: address, count: 50, timeout: 60)
             #expect(messages.count == 50)
-            #expect(try await CrashTests.waitUntil(timeout: 10) {
+            #expect(try await waitUntil(timeout: 10) {
                 try await t.count("SELECT count(*)::int FROM events WHERE notification_id = \(atStart) AND state = 'sent'") == 50
             })
             // Recorded at the scheduler's own clock when it claimed them: none before its due instant.
@@ -60,7 +60,7 @@ import Testing
             @Sendable func threshold() async throws -> Double? {
                 GrafanaState.threshold(try await fake.state().rule("eve", notification: notification, node: n1))
             }
-            #expect(try await CrashTests.waitUntil(timeout: 20) { try await threshold() == 1 })
+            #expect(try await waitUntil(timeout: 20) { try await threshold() == 1 })
             // An 8-second task, starting in 3 s (to the second, as the wire carries it).
             let start = try await Self.inSeconds(t, 3)
             let end = try await Self.inSeconds(t, 11)

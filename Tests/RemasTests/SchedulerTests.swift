@@ -166,14 +166,14 @@ import Testing
             }
             // No fixed waits: a probe NOTIFY proves the LISTEN is in place, and a barrier NOTIFY sent after the booking
             // committed arrives after anything the booking sent (notifications are delivered in commit order).
-            #expect(try await CrashTests.waitUntil(timeout: 10) {
+            #expect(try await waitUntil(timeout: 10) {
                 try await t.db.execute("SELECT pg_notify(\(channel), 'probe')", logger: t.logger)
                 return received.withLock { $0.contains("probe") }
             })
             received.withLock { $0.removeAll() }
             #expect(try await t.book(token, start: "2030-01-01 10:00", end: "2030-01-01 11:00", [(n1, cpu, 1)]).status == .ok)
             try await t.db.execute("SELECT pg_notify(\(channel), 'barrier')", logger: t.logger)
-            #expect(try await CrashTests.waitUntil(timeout: 10) { received.withLock { $0.contains("barrier") } })
+            #expect(try await waitUntil(timeout: 10) { received.withLock { $0.contains("barrier") } })
             #expect(received.withLock { $0 } == ["barrier"])
             received.withLock { $0.removeAll() }
             let start = try await t.db.text("SELECT to_char(localtimestamp + interval '1 hour', 'YYYY-MM-DD\"T\"HH24:MI:SS')", logger: t.logger)!
@@ -181,7 +181,7 @@ import Testing
             let due = try await t.db.text(
                 "SELECT to_char(time, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') FROM events WHERE notification_id = \(n) ORDER BY time LIMIT 1",
                 logger: t.logger)!
-            let arrived = try await CrashTests.waitUntil(timeout: 5) { !received.withLock { $0 }.isEmpty }
+            let arrived = try await waitUntil(timeout: 5) { !received.withLock { $0 }.isEmpty }
             #expect(arrived)
             #expect(received.withLock { $0 } == [due])
             listener.cancel()
@@ -238,7 +238,7 @@ import Testing
                 var messages = try await SMTPTestServer.waitForMessages(to: address, count: 1, timeout: 30)
                 #expect(messages.map { $0["subject"] as? String } == ["an hour before"])
                 // Idle now (it plans to wake minutes from now). A booking whose reminder is due at once wakes it through NOTIFY.
-                #expect(try await CrashTests.waitUntil(timeout: 10) {
+                #expect(try await waitUntil(timeout: 10) {
                     let planned = scheduler.plannedWake.load(ordering: .relaxed)
                     return planned != Int64.max && planned > scheduler.clock.now().microseconds + 60_000_000
                 })
@@ -259,7 +259,7 @@ import Testing
                 #expect(messages.count == 3)
                 #expect(Date().timeIntervalSince(scheduled) < 30)
                 // The mail arrives just before the claiming transaction commits: wait for the record first.
-                #expect(try await CrashTests.waitUntil(timeout: 10) { try await t.reminder(task: later, notification: hourBefore)?.0 == "sent" })
+                #expect(try await waitUntil(timeout: 10) { try await t.reminder(task: later, notification: hourBefore)?.0 == "sent" })
                 let early = try await t.count(
                     "SELECT count(*)::int FROM events WHERE task_id = \(later) AND notification_id = \(hourBefore) AND processed_at < time")
                 #expect(early == 0)

@@ -34,7 +34,7 @@ import Testing
         let about = { (payload: String) in payload == String(user) || payload == "*" }
         let before = t.authListeners.map { $0.received.filter(about).count }
         try await change()
-        let heard = try await CrashTests.waitUntil(timeout: 10) {
+        let heard = try await waitUntil(timeout: 10) {
             zip(t.authListeners, before).allSatisfy { listener, count in listener.received.filter(about).count > count }
         }
         #expect(heard, "a server did not hear the revocation of user \(user)")
@@ -213,7 +213,7 @@ import Testing
                 WHERE query LIKE 'LISTEN %' || 'remas_auth_' || left(md5(current_schema()), 16) || '%' AND datname = current_database()
                 """, logger: t.logger)
             #expect((cut ?? 0) >= 2)
-            #expect(try await CrashTests.waitUntil(timeout: 10) { zip(t.authListeners, losses).allSatisfy { $0.losses > $1 } })
+            #expect(try await waitUntil(timeout: 10) { zip(t.authListeners, losses).allSatisfy { $0.losses > $1 } })
             // Written behind the servers' back, while they cannot hear: the trigger's NOTIFY reaches nobody.
             try await t.db.execute("UPDATE users SET password = 'x' WHERE id = \(id)", logger: t.logger)
             #expect(try await Self.status(two, "/user/\(id)", token: access) == 401)

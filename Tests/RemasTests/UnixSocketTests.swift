@@ -13,7 +13,7 @@ import Testing
         process.arguments = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", "--unix-socket", socket, "http://localhost\(path)"]
         process.standardOutput = out
         try process.run()
-        _ = try await CrashTests.waitUntil(timeout: 10) { !process.isRunning }
+        _ = try await waitUntil(timeout: 10) { !process.isRunning }
         let code = Int(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)) ?? 0
         return code == 0 ? nil : code
     }
@@ -28,16 +28,16 @@ import Testing
             let socket = dir + "/remas.sock"
             let env = ["SOCKET_PATH": socket, "TASK_SCHEDULER_ENABLED": "false"]
 
-            let first = try CrashTests.launch(t, log: dir + "/1.log", extra: env)
-            let up = try await CrashTests.waitUntil(timeout: 30) { try await Self.curl(socket: socket, "/ready") == 200 }
+            let first = try launchServer(t, log: dir + "/1.log", extra: env)
+            let up = try await waitUntil(timeout: 30) { try await Self.curl(socket: socket, "/ready") == 200 }
             #expect(up, "no answer on the socket: \(Self.log(dir + "/1.log"))")
             #expect(try await Self.curl(socket: socket, "/user/me") == 401)
             let mode = try FileManager.default.attributesOfItem(atPath: socket)[.posixPermissions] as? Int
             #expect(mode == 0o666)
 
             // A second server on the same path while the first still accepts: refused, the first keeps serving.
-            let second = try CrashTests.launch(t, log: dir + "/2.log", extra: env)
-            _ = try await CrashTests.waitUntil(timeout: 30) { !second.isRunning }
+            let second = try launchServer(t, log: dir + "/2.log", extra: env)
+            _ = try await waitUntil(timeout: 30) { !second.isRunning }
             #expect(!second.isRunning && second.terminationStatus != 0)
             #expect(Self.log(dir + "/2.log").contains("another server is listening there"))
             #expect(try await Self.curl(socket: socket, "/ready") == 200)
@@ -47,9 +47,9 @@ import Testing
             first.waitUntilExit()
             #expect(FileManager.default.fileExists(atPath: socket))
             #expect(try await Self.curl(socket: socket, "/ready") == nil)
-            let third = try CrashTests.launch(t, log: dir + "/3.log", extra: env)
+            let third = try launchServer(t, log: dir + "/3.log", extra: env)
             defer { kill(third.processIdentifier, SIGKILL); third.waitUntilExit() }
-            let again = try await CrashTests.waitUntil(timeout: 30) { try await Self.curl(socket: socket, "/ready") == 200 }
+            let again = try await waitUntil(timeout: 30) { try await Self.curl(socket: socket, "/ready") == 200 }
             #expect(again, "the restart did not serve: \(Self.log(dir + "/3.log"))")
         }
     }

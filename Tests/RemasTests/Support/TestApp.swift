@@ -188,7 +188,7 @@ func withTwoLiveServers(
                     let t = TestContext(
                         client: one, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration,
                         authListeners: listeners)
-                    try #require(try await CrashTests.waitUntil(timeout: 10) { listeners.allSatisfy(\.isListening) })
+                    try #require(try await waitUntil(timeout: 10) { listeners.allSatisfy(\.isListening) })
                     try await body(t, two)
                 }
             }

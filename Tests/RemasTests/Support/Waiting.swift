@@ -1,0 +1,41 @@
+import Foundation
+import Testing
+
+@testable import Remas
+
+/// Polls `condition` every 50 ms until it holds or `timeout` seconds passed; the last answer is the result. Tests wait
+/// for a state they can observe with it, never for a fixed time.
+func waitUntil(timeout: Double, _ condition: () async throws -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}
+
+/// The `remas` binary (`REMAS_BINARY`, built by scripts/test) serving `t`'s schema as a separate process, its output
+/// in `log`.
+func launchServer(_ t: TestContext, log: String, port: Int = 0, extra: [String: String] = [:]) throws -> Process {
+    let binary = try SMTPTestServer.require("REMAS_BINARY")
+    var env: [String: String] = [
+        "DATABASE_URL": TestDatabase.url, "DB_SEARCH_PATH": t.configuration.searchPath ?? "", "DB_PREWARM": "false",
+        "DB_MAX_CONNECTIONS": "4", "SECRET_KEY": "test-secret-key-test-secret-key-0123456789", "HOST": "127.0.0.1", "PORT": String(port),
+        "TZ": "Europe/Prague", "TASK_SCHEDULER_PRECISION_SECONDS": "0", "SMTP_ENABLED": "true", "SMTP_HOST": "localhost",
+        "SMTP_PORT": try SMTPTestServer.require("SMTP_TEST_STARTTLS_PORT"), "SMTP_STARTTLS_ENABLED": "true",
+        "SMTP_USER": try SMTPTestServer.require("SMTP_TEST_USER"), "SMTP_PASSWORD": try SMTPTestServer.require("SMTP_TEST_PASSWORD"),
+        "SMTP_FROM_ADDRESS": "remas@cluster.example", "SMTP_CA_FILE": try SMTPTestServer.require("SMTP_TEST_CA"),
+    ]
+    env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
+    env.merge(extra) { $1 }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: binary)
+    process.arguments = ["serve"]
+    process.environment = env
+    FileManager.default.createFile(atPath: log, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    return process
+}
