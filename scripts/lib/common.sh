@@ -61,6 +61,25 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PY
 }
 
+# smtp_test_server_start DIR USER PASSWORD: the SMTP test server (scripts/smtp-test-server.py, aiosmtpd: STARTTLS and
+# implicit TLS, AUTH as USER/PASSWORD) with a certificate made for this run (DIR/smtp.crt, for SMTP_CA_FILE); mail lands
+# in DIR/mail. Sets SMTP_PID, SMTP_STARTTLS_PORT and SMTP_TLS_PORT; fails when the server does not come up.
+smtp_test_server_start() {
+    local dir="$1"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+        -keyout "$dir/smtp.key" -out "$dir/smtp.crt" 2>/dev/null
+    SMTP_STARTTLS_PORT="$(free_port)"
+    SMTP_TLS_PORT="$(free_port)"
+    mkdir -p "$dir/mail"
+    /usr/bin/python3 "$REPO_ROOT/scripts/smtp-test-server.py" "$dir/mail" "$SMTP_STARTTLS_PORT" "$SMTP_TLS_PORT" "$dir/smtp.crt" \
+        "$dir/smtp.key" "$2" "$3" >"$dir/smtp.log" 2>&1 &
+    SMTP_PID=$!
+    for _ in $(seq 1 100); do [ -f "$dir/mail/ready" ] && return 0; sleep 0.1; done
+    cat "$dir/smtp.log" >&2
+    echo "SMTP test server did not start" >&2
+    return 1
+}
+
 # pg_start DIR PORT [extra postgres -c settings...]: initialises DIR on first use and starts a server on 127.0.0.1:PORT
 # with trust authentication (loopback only) and a database and owner role named 'remas'.
 pg_start() {
