@@ -235,13 +235,3 @@ import Testing
         }
     }
 }
-
-extension TestContext {
-    func request(_ method: HTTPRequest.Method, _ uri: String, token: String? = nil, headers: HTTPFields = [:], body: String) async throws -> TestReply {
-        var fields = headers
-        if let token { fields[.authorization] = "Bearer \(token)" }
-        return try await self.client.execute(uri: uri, method: method, headers: fields, body: ByteBuffer(string: body)) {
-            TestReply(status: $0.status, headers: $0.headers, body: String(buffer: $0.body))
-        }
-    }
-}

@@ -4,50 +4,6 @@ import Testing
 
 @testable import Remas
 
-@Suite struct SQLSplitterTests {
-    @Test func splitsOnSemicolons() {
-        #expect(SQLSplitter.split("SELECT 1; SELECT 2;\n\n") == ["SELECT 1", "SELECT 2"])
-    }
-
-    @Test func ignoresSemicolonsInStringsIdentifiersAndComments() {
-        let sql = """
-            -- a comment; with a semicolon
-            INSERT INTO t VALUES ('a;b', 'it''s; fine', E'x\\';y');
-            /* block; /* nested; */ still comment; */
-            SELECT "weird;name" FROM t;
-            """
-        let parts = SQLSplitter.split(sql)
-        #expect(parts.count == 2)
-        #expect(parts[0].hasPrefix("INSERT INTO t VALUES ('a;b', 'it''s; fine', E'x\\';y')"))
-        #expect(parts[1] == "SELECT \"weird;name\" FROM t")
-    }
-
-    @Test func keepsDollarQuotedBodies() {
-        let sql = """
-            CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;
-            CREATE FUNCTION g() RETURNS int LANGUAGE plpgsql AS $body$ BEGIN RETURN 2; END; $body$;
-            SELECT $1;
-            """
-        let parts = SQLSplitter.split(sql)
-        #expect(parts.count == 3)
-        #expect(parts[0].hasSuffix("$$ SELECT 1; $$"))
-        #expect(parts[1].hasSuffix("$body$ BEGIN RETURN 2; END; $body$"))
-        #expect(parts[2] == "SELECT $1")
-    }
-
-    @Test func dropsCommentOnlyPieces() {
-        #expect(SQLSplitter.split("-- only a comment\n;\n/* x */;").isEmpty)
-    }
-
-    @Test func realMigrationsSplitCleanly() throws {
-        let migrator = try Migrator(directory: TestDatabase.migrationsPath)
-        #expect(!migrator.files.isEmpty)
-        for file in migrator.files {
-            #expect(!SQLSplitter.split(file.sql).isEmpty)
-        }
-    }
-}
-
 @Suite struct MigratorTests {
     let logger = TestDatabase.logger
 
@@ -124,56 +80,5 @@ import Testing
             #expect(results.map(\.count).sorted() == [0, migrator.files.count])
             try await TestDatabase.drop(other, configuration)
         }
-    }
-}
-
-@Suite struct ConfigurationTests {
-    let base = ["SECRET_KEY": String(repeating: "k", count: 32)]
-
-    @Test func defaultsFollowTheOriginal() throws {
-        let c = try AppConfiguration(environment: base)
-        #expect(c.port == 8000)
-        #expect(c.host == "0.0.0.0")
-        #expect(c.accessTokenMinutes == 30)
-        #expect(c.refreshTokenMinutes == 120)
-        #expect(c.corsOrigins == ["*"])
-        #expect(c.grafanaRedirectURL == "http://localhost:3000/")
-        #expect(c.database.port == 15432)
-        #expect(c.database.database == "remas_main_db")
-    }
-
-    @Test func missingSecretIsRefused() {
-        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: [:]) }
-        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: ["SECRET_KEY": "short"]) }
-        // The placeholder of docker/remas.env is refused however long it is.
-        #expect(throws: ConfigurationError.self) {
-            try AppConfiguration(environment: ["SECRET_KEY": "CHANGE-ME-run-openssl-rand-hex-32-and-paste-it-here"])
-        }
-    }
-
-    @Test func malformedValuesNameTheVariable() {
-        for (key, value) in [("PORT", "eighty"), ("TOKEN_ACCESS_EXPIRE_MINUTES", "-1"), ("DEBUG", "maybe"), ("ALGORITHM", "RS256"),
-            ("TZ", "Mars/Olympus"), ("DATABASE_URL", "mysql://x/y"), ("GRAFANA_URL", "not a url")]
-        {
-            var env = base
-            env[key] = value
-            do {
-                _ = try AppConfiguration(environment: env)
-                Issue.record("\(key)=\(value) was accepted")
-            } catch {
-                #expect("\(error)".contains(key))
-            }
-        }
-    }
-
-    @Test func databaseURLIsParsed() throws {
-        var env = base
-        env["DATABASE_URL"] = "postgresql://u%40x:p%2Fw@db.local:6543/remas"
-        let c = try AppConfiguration(environment: env)
-        #expect(c.database.username == "u@x")
-        #expect(c.database.password == "p/w")
-        #expect(c.database.host == "db.local")
-        #expect(c.database.port == 6543)
-        #expect(c.database.database == "remas")
     }
 }

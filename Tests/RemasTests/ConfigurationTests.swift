@@ -1,0 +1,56 @@
+import Foundation
+import PostgresNIO
+import Testing
+
+@testable import Remas
+
+@Suite struct ConfigurationTests {
+    let base = ["SECRET_KEY": String(repeating: "k", count: 32)]
+
+    @Test func defaultsFollowTheOriginal() throws {
+        let c = try AppConfiguration(environment: base)
+        #expect(c.port == 8000)
+        #expect(c.host == "0.0.0.0")
+        #expect(c.accessTokenMinutes == 30)
+        #expect(c.refreshTokenMinutes == 120)
+        #expect(c.corsOrigins == ["*"])
+        #expect(c.grafanaRedirectURL == "http://localhost:3000/")
+        #expect(c.database.port == 15432)
+        #expect(c.database.database == "remas_main_db")
+    }
+
+    @Test func missingSecretIsRefused() {
+        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try AppConfiguration(environment: ["SECRET_KEY": "short"]) }
+        // The placeholder of docker/remas.env is refused however long it is.
+        #expect(throws: ConfigurationError.self) {
+            try AppConfiguration(environment: ["SECRET_KEY": "CHANGE-ME-run-openssl-rand-hex-32-and-paste-it-here"])
+        }
+    }
+
+    @Test func malformedValuesNameTheVariable() {
+        for (key, value) in [("PORT", "eighty"), ("TOKEN_ACCESS_EXPIRE_MINUTES", "-1"), ("DEBUG", "maybe"), ("ALGORITHM", "RS256"),
+            ("TZ", "Mars/Olympus"), ("DATABASE_URL", "mysql://x/y"), ("GRAFANA_URL", "not a url")]
+        {
+            var env = base
+            env[key] = value
+            do {
+                _ = try AppConfiguration(environment: env)
+                Issue.record("\(key)=\(value) was accepted")
+            } catch {
+                #expect("\(error)".contains(key))
+            }
+        }
+    }
+
+    @Test func databaseURLIsParsed() throws {
+        var env = base
+        env["DATABASE_URL"] = "postgresql://u%40x:p%2Fw@db.local:6543/remas"
+        let c = try AppConfiguration(environment: env)
+        #expect(c.database.username == "u@x")
+        #expect(c.database.password == "p/w")
+        #expect(c.database.host == "db.local")
+        #expect(c.database.port == 6543)
+        #expect(c.database.database == "remas")
+    }
+}
