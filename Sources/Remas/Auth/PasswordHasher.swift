@@ -44,6 +44,14 @@ public final class PasswordHasher: Service, Sendable {
         #endif
     }
 
+    /// A password nobody chose (the seeded administrator's, a Grafana user's): letters and digits that cannot be
+    /// mistaken for each other, from the system's secure generator.
+    static func randomPassword(length: Int = 20) -> String {
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
+    }
+
     public func hash(_ password: String) async throws -> String {
         let cost = self.cost
         return try await self.run { Bcrypt.hash(password, cost: cost) }

@@ -60,13 +60,7 @@ public struct TokenService: Sendable {
         self.refreshLifetime = configuration.refreshTokenMinutes * 60
     }
 
-    public struct Pair: Sendable {
-        public let access: String
-        public let refresh: String
-        public var json: String { "{\"access_token\":\(JSONText.quote(self.access)),\"refresh_token\":\(JSONText.quote(self.refresh))}" }
-    }
-
-    public func issue(userID: Int, username: String, isAdmin: Bool, epoch: Int = 0, session: Int64? = nil) async throws -> Pair {
+    public func issue(userID: Int, username: String, isAdmin: Bool, epoch: Int = 0, session: Int64? = nil) async throws -> TokenPair {
         let now = Date().timeIntervalSince1970.rounded(.down)
         func payload(refresh: Bool) -> TokenPayload {
             let lifetime = Double(refresh ? self.refreshLifetime : self.accessLifetime)
@@ -79,7 +73,7 @@ public struct TokenService: Sendable {
         header.typ = "JWT"
         let access = try await self.keys.sign(payload(refresh: false), header: header)
         let refresh = try await self.keys.sign(payload(refresh: true), header: header)
-        return Pair(access: access, refresh: refresh)
+        return TokenPair(access: access, refresh: refresh)
     }
 
     /// Checks the `Authorization` header and the token kind, with the original's exact 401 texts.
@@ -153,4 +147,11 @@ final class VerifiedTokenCache: Sendable {
             entries[Substring(String(token))] = payload
         }
     }
+}
+
+/// The access and refresh token of one login or refresh, as `POST /authentication/token` answers them.
+public struct TokenPair: Sendable {
+    public let access: String
+    public let refresh: String
+    public var json: String { "{\"access_token\":\(JSONText.quote(self.access)),\"refresh_token\":\(JSONText.quote(self.refresh))}" }
 }

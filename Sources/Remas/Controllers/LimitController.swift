@@ -179,7 +179,7 @@ struct LimitController {
         guard start < end else { throw AppError.badRequest("The window's start must be before its end!") }
         let limits = try await EffectiveLimits.forUser(id, on: self.db, logger: context.logger)
         guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
-        var reservations: [EffectiveLimits.Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        var reservations: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
         let rows = try await self.db.query(
             """
             SELECT a.node_id, a.resource_id, a.amount,
@@ -190,7 +190,7 @@ struct LimitController {
             """, logger: context.logger)
         for row in rows {
             let (n, r, amount, s, e) = try row.decode((Int, Int, Int64, Int64, Int64).self)
-            reservations[.init(resource: r, node: n), default: []].append((s, e, amount))
+            reservations[NodeResource(node: n, resource: r), default: []].append((s, e, amount))
         }
         let entries = limits.winners.sorted { ($0.value.id, $0.key.node) < ($1.value.id, $1.key.node) }.map { pair, limit in
             let peak = BookingService.peakLoad(reservations[pair] ?? [], from: start.microseconds, to: end.microseconds)

@@ -116,7 +116,7 @@ struct TaskController {
         let start = try body.dateTime("start_time", zone: self.env.zone)
         let end = try body.dateTime("end_time", zone: self.env.zone)
         var allocations: [(node: Int, resource: Int, amount: Int64)] = []
-        var seen = Set<BookingService.Pair>()
+        var seen = Set<NodeResource>()
         for (index, item) in items.enumerated() {
             let node = try item.id("node_id")
             let resource = try item.id("resource_id")

@@ -22,7 +22,7 @@ public enum Seeder {
                 "SELECT setval(pg_get_serial_sequence('groups', 'id'), GREATEST((SELECT max(id) FROM groups), 3))", logger: logger)
             var created: String?
             if !(try await tx.exists("SELECT 1 FROM users WHERE id = 1", logger: logger)) {
-                let password = adminPassword.flatMap { $0.isEmpty ? nil : $0 } ?? Self.randomPassword()
+                let password = adminPassword.flatMap { $0.isEmpty ? nil : $0 } ?? PasswordHasher.randomPassword()
                 let hash = Bcrypt.hash(password, cost: bcryptCost)
                 let inserted = try await tx.execute(
                     """
@@ -38,11 +38,6 @@ public enum Seeder {
         }
     }
 
-    static func randomPassword() -> String {
-        let alphabet = Array("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<20).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
-    }
 }
 
 /// Operator helper behind `remas set-password`.

@@ -121,7 +121,7 @@ struct GrafanaReconciler: Sendable {
         } else {
             // A user queued without a password (created before Grafana was enabled, or whose creation was lost) gets a
             // random one: their alerts work at once, and their next password change or set reaches Grafana.
-            body["password"] = .string(password ?? Self.randomPassword())
+            body["password"] = .string(password ?? PasswordHasher.randomPassword(length: 32))
             if password == nil { self.logger.notice("grafana user created with a random password", metadata: ["username": "\(login)"]) }
             grafanaID = try await self.client.createUser(.object(body), login: login)
         }
@@ -246,11 +246,5 @@ struct GrafanaReconciler: Sendable {
             if let value = item[key], value != .null, value != .int(0), value != .string("") { out[key] = value }
         }
         return .object(out)
-    }
-
-    static func randomPassword() -> String {
-        var bytes = [UInt8](repeating: 0, count: 24)
-        for i in bytes.indices { bytes[i] = UInt8.random(in: 0...255) }
-        return Data(bytes).base64EncodedString()
     }
 }

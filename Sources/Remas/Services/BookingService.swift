@@ -16,11 +16,6 @@ struct BookingService: Sendable {
     let db: Database
     var limitScope: LimitScope = .concurrent
 
-    struct Pair: Hashable {
-        let node: Int
-        let resource: Int
-    }
-
     struct Triple: Hashable {
         let node: Int
         let resource: Int
@@ -103,14 +98,14 @@ struct BookingService: Sendable {
         if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
             throw AppError.notFound("Node with id \(missing.node) not found!")
         }
-        var capacity: [Pair: Int64] = [:]
+        var capacity: [NodeResource: Int64] = [:]
         for row in try await tx.query(
             "SELECT node_id, resource_id, amount FROM node_resources WHERE node_id = ANY(\(nodeBinds))", logger: logger)
         {
             let (n, r, a) = try row.decode((Int, Int, Int64).self)
-            capacity[Pair(node: n, resource: r)] = a
+            capacity[NodeResource(node: n, resource: r)] = a
         }
-        if let missing = request.allocations.first(where: { capacity[Pair(node: $0.node, resource: $0.resource)] == nil }) {
+        if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
             throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
         }
         try await self.checkOverlaps(
@@ -133,15 +128,15 @@ struct BookingService: Sendable {
     /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it
     /// here (before any lock: in either scope a task larger than the limit is refused at once). Returns the limits of
     /// the request's pairs for the concurrent check.
-    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: Transaction, _ logger: Logger) async throws -> [Pair: EffectiveLimits.Limit] {
+    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: Transaction, _ logger: Logger) async throws -> [NodeResource: EffectiveLimits.Limit] {
         guard let limits = try await EffectiveLimits.forUser(caller.id, on: tx, logger: logger) else {
             throw AppError.notFound("User with id \(caller.id) not found!")
         }
-        var applying: [Pair: EffectiveLimits.Limit] = [:]
+        var applying: [NodeResource: EffectiveLimits.Limit] = [:]
         for allocation in request.allocations {
-            guard let limit = limits.winners[.init(resource: allocation.resource, node: allocation.node)] else { continue }
+            guard let limit = limits.winners[NodeResource(node: allocation.node, resource: allocation.resource)] else { continue }
             if limit.amount < allocation.amount { throw Self.overLimit(limit) }
-            applying[Pair(node: allocation.node, resource: allocation.resource)] = limit
+            applying[NodeResource(node: allocation.node, resource: allocation.resource)] = limit
         }
         return applying
     }
@@ -156,13 +151,13 @@ struct BookingService: Sendable {
     /// with `LIMIT_SCOPE=concurrent`, the new amount plus the caller's own peak must fit the caller's limit; the new
     /// amount plus everyone's peak must fit the capacity.
     func checkOverlaps(
-        _ request: Request, excluding taskID: Int, capacity: [Pair: Int64], limits: [Pair: EffectiveLimits.Limit],
+        _ request: Request, excluding taskID: Int, capacity: [NodeResource: Int64], limits: [NodeResource: EffectiveLimits.Limit],
         caller: CurrentUser, nodes: [Int32], _ tx: Transaction, _ logger: Logger
     ) async throws {
         let start = request.start.sqlText
         let end = request.end.sqlText
-        var everyone: [Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
-        var own: [Pair: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        var everyone: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        var own: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
         let rows = try await tx.query(
             """
             SELECT a.node_id, a.resource_id, a.amount,
@@ -174,20 +169,20 @@ struct BookingService: Sendable {
             """, logger: logger)
         for row in rows {
             let (n, r, amount, s, e, mine) = try row.decode((Int, Int, Int64, Int64, Int64, Bool).self)
-            let pair = Pair(node: n, resource: r)
+            let pair = NodeResource(node: n, resource: r)
             everyone[pair, default: []].append((s, e, amount))
             if mine { own[pair, default: []].append((s, e, amount)) }
         }
         let from = request.start.microseconds, to = request.end.microseconds
         if self.limitScope == .concurrent {
             for allocation in request.allocations {
-                let pair = Pair(node: allocation.node, resource: allocation.resource)
+                let pair = NodeResource(node: allocation.node, resource: allocation.resource)
                 guard let limit = limits[pair] else { continue }
                 if allocation.amount + Self.peakLoad(own[pair] ?? [], from: from, to: to) > limit.amount { throw Self.overLimit(limit) }
             }
         }
         for allocation in request.allocations {
-            let pair = Pair(node: allocation.node, resource: allocation.resource)
+            let pair = NodeResource(node: allocation.node, resource: allocation.resource)
             if allocation.amount + Self.peakLoad(everyone[pair] ?? [], from: from, to: to) > capacity[pair] ?? 0 {
                 throw AppError.conflict("Not enough resources for the task!")
             }

@@ -20,19 +20,14 @@ struct EffectiveLimits: Sendable {
         let nodeIDs: [Int]
     }
 
-    struct Pair: Hashable, Sendable {
-        let resource: Int
-        let node: Int
-    }
-
     /// The winning limit of every (resource, node) that has one.
-    let winners: [Pair: Limit]
+    let winners: [NodeResource: Limit]
 
     init(candidates: [Limit]) {
-        var winners: [Pair: Limit] = [:]
+        var winners: [NodeResource: Limit] = [:]
         for limit in candidates {
             for node in limit.nodeIDs {
-                let pair = Pair(resource: limit.resourceID, node: node)
+                let pair = NodeResource(node: node, resource: limit.resourceID)
                 if let current = winners[pair] {
                     let closer = limit.depth < current.depth
                     let sameLevelBetter = limit.depth == current.depth
