@@ -105,13 +105,9 @@ public struct BodyFields: Sendable {
         let parsed: Int64?
         switch value {
         case .null: return .null
-        case .int(let v): parsed = v
-        case .double(let d): parsed = d.rounded() == d && abs(d) < 9.2e18 ? Int64(d) : nil
-        case .string(let s):
-            let t = s.trimmingCharacters(in: .whitespaces)
-            if t.isEmpty { return .blank }
-            parsed = Int64(t.hasPrefix("+") ? String(t.dropFirst()) : t)
-        default: parsed = nil
+        case .string(let s) where s.trimmingCharacters(in: .whitespaces).isEmpty: return .blank
+        case .bool: parsed = nil  // unlike the other integer fields
+        default: parsed = Self.integer(value) ?? nil
         }
         guard let parsed else {
             throw AppError.unprocessable("Input should be a valid integer, a numeric string or an empty string: \(self.path(key))")
