@@ -1,15 +1,15 @@
 import Hummingbird
 import Logging
 
-/// `/resource_alias` (spec api-core §9).
+/// `/resource_alias` (spec api-core §9): parse, authorize, `AliasRepository`, respond.
 struct AliasController {
     let env: AppEnvironment
-    var db: Database { self.env.db }
+    var aliases: AliasRepository { AliasRepository(db: self.env.db) }
 
     func register(_ routes: RouteBuilder) {
         routes.get("/resource_alias") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.db.json(AliasListStatement(), logger: context.logger) ?? "[]")
+            return .json(try await self.aliases.list(logger: context.logger))
         }
         routes.get("/resource_alias/:alias_id") { request, context in
             _ = try await self.env.tokens.authenticate(request)
@@ -20,10 +20,7 @@ struct AliasController {
             let name = try body.string("name")
             let description = try body.optionalString("description")
             try caller.requireAdmin()
-            let id = try await withConflictMapping("create", "resource alias") {
-                try await self.db.int(
-                    "INSERT INTO resource_aliases (name, description) VALUES (\(name), \(description)) RETURNING id", logger: context.logger)!
-            }
+            let id = try await self.aliases.create(name: name, description: description, logger: context.logger)
             return .json(try await self.aliasJSON(id, context.logger))
         }
         routes.put("/resource_alias") { request, context in
@@ -32,26 +29,23 @@ struct AliasController {
             let name = try body.string("name")
             let description = try body.optionalString("description")
             try caller.requireAdmin()
-            let updated = try await withConflictMapping("update", "resource alias") {
-                try await self.db.execute(
-                    "UPDATE resource_aliases SET name = \(name), description = \(description) WHERE id = \(id) RETURNING id",
-                    logger: context.logger)
-            }
-            guard let id, updated > 0 else { throw AppError.notFound("Resource alias with id \(idText(id)) not found!") }
+            let updated = try await self.aliases.update(id: id, name: name, description: description, logger: context.logger)
+            guard let id, updated else { throw AppError.notFound("Resource alias with id \(idText(id)) not found!") }
             return .json(try await self.aliasJSON(id, context.logger))
         }
         routes.delete("/resource_alias/:alias_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("alias_id")
             try caller.requireAdmin()
-            try await self.db.require("DELETE FROM resource_aliases WHERE id = \(id) RETURNING id",
-                else: .notFound("Resource alias with id \(id) not found!"), logger: context.logger)
+            guard try await self.aliases.delete(id: id, logger: context.logger) else {
+                throw AppError.notFound("Resource alias with id \(id) not found!")
+            }
             return .message("Resource alias deleted")
         }
     }
 
     func aliasJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.db.json(AliasStatement(id: id), logger: logger) else {
+        guard let json = try await self.aliases.json(id: id, logger: logger) else {
             throw AppError.notFound("Resource alias with id \(id) not found!")
         }
         return json
