@@ -9,7 +9,7 @@ struct GroupController {
     func register(_ routes: RouteBuilder) {
         routes.get("/group") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.env.db.json(GroupListStatement(), logger: context.logger) ?? "[]")
+            return .json(try await self.groups.list(logger: context.logger))
         }
         routes.get("/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -72,10 +72,7 @@ struct GroupController {
             guard try await self.groups.exists(id: groupID, logger: context.logger) else {
                 throw AppError.notFound("Group with id \(groupID) not found!")
             }
-            let moved = try await withConflictMapping("update", "user") {
-                try await self.env.db.execute("UPDATE users SET group_id = \(groupID) WHERE id = \(userID) RETURNING id", logger: context.logger)
-            }
-            guard moved > 0 else { throw AppError.notFound("User with id \(userID) not found!") }
+            guard try await UserRepository(db: self.env.db).move(userID, toGroup: groupID, logger: context.logger) else { throw AppError.notFound("User with id \(userID) not found!") }
             try await EventRepository.usersMoved([userID], db: self.env.db, logger: context.logger)
             await self.env.grafana.changed(.users([userID]), logger: context.logger)
             return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")

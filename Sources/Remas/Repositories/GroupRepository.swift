@@ -9,6 +9,11 @@ struct GroupRepository: Sendable {
         try await (executor ?? self.db).exists("SELECT 1 FROM groups WHERE id = \(id)", logger: logger)
     }
 
+    /// Every group, as `GET /group` answers them.
+    func list(logger: Logger) async throws -> String {
+        try await self.db.json(GroupListStatement(), logger: logger) ?? "[]"
+    }
+
     func json(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> String? {
         try await (executor ?? self.db).text("SELECT \(unescaped: JSONSQL.groupResponse("g"))::text FROM groups g WHERE g.id = \(id)", logger: logger)
     }

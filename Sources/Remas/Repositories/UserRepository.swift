@@ -65,6 +65,20 @@ struct UserRepository: Sendable {
         try await (executor ?? self.db).exists("SELECT 1 FROM users WHERE id = \(id)", logger: logger)
     }
 
+    /// Moves the user into the group; false when there is no such user.
+    func move(_ id: Int, toGroup groupID: Int, logger: Logger) async throws -> Bool {
+        try await withConflictMapping("update", "user") {
+            try await self.db.execute("UPDATE users SET group_id = \(groupID) WHERE id = \(id) RETURNING id", logger: logger) > 0
+        }
+    }
+
+    /// The user's group and whether its members share statistics; nil when there is no such user.
+    func membership(ofUser id: Int, logger: Logger) async throws -> (groupID: Int, sharesStatistics: Bool)? {
+        let rows = try await self.db.query(
+            "SELECT g.id, g.users_share_statistics FROM users u JOIN groups g ON g.id = u.group_id WHERE u.id = \(id)", logger: logger)
+        return try rows.first.map { try $0.decode((Int, Bool).self) }
+    }
+
     func groupID(ofUser id: Int, logger: Logger) async throws -> Int? {
         try await self.db.int("SELECT group_id FROM users WHERE id = \(id)", logger: logger)
     }

@@ -1,0 +1,51 @@
+import Logging
+import PostgresNIO
+
+/// Task tags (`task_tags`): every statement on them, and their wire documents.
+struct TaskTagRepository: Sendable {
+    let db: Database
+
+    func list(logger: Logger) async throws -> String {
+        try await self.db.json(TagListStatement(), logger: logger) ?? "[]"
+    }
+
+    /// The tags of one user.
+    func list(ofUser id: Int, logger: Logger) async throws -> String {
+        try await self.db.json(UserTagsStatement(id: id), logger: logger) ?? "[]"
+    }
+
+    /// The tags of a group's members.
+    func list(ofGroup id: Int, logger: Logger) async throws -> String {
+        try await self.db.json(GroupTagsStatement(id: id), logger: logger) ?? "[]"
+    }
+
+    /// One tag's document; nil when there is no such tag.
+    func json(id: Int, logger: Logger) async throws -> String? {
+        try await self.db.json(TagStatement(id: id), logger: logger)
+    }
+
+    /// The tag's owner; nil when there is no such tag.
+    func owner(ofTag id: Int, logger: Logger) async throws -> Int? {
+        try await self.db.int("SELECT user_id FROM task_tags WHERE id = \(id)", logger: logger)
+    }
+
+    /// A tag of `owner`; nil when the owner no longer exists.
+    func create(name: String, description: String?, owner: Int, logger: Logger) async throws -> Int? {
+        try await self.db.int(
+            """
+            INSERT INTO task_tags (name, description, user_id)
+            SELECT \(name), \(description), u.id FROM users u WHERE u.id = \(owner) RETURNING id
+            """, logger: logger)
+    }
+
+    /// False when there is no such tag.
+    func update(id: Int, name: String, description: String?, logger: Logger) async throws -> Bool {
+        try await self.db.exists(
+            "UPDATE task_tags SET name = \(name), description = \(description) WHERE id = \(id) RETURNING id", logger: logger)
+    }
+
+    /// False when there is no such tag.
+    func delete(id: Int, logger: Logger) async throws -> Bool {
+        try await self.db.exists("DELETE FROM task_tags WHERE id = \(id) RETURNING id", logger: logger)
+    }
+}
