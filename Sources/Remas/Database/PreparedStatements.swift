@@ -36,8 +36,3 @@ extension Database {
         try await self.run(statement, logger: logger).first ?? nil
     }
 }
-
-struct UserJSONStatement: JSONByIDStatement {
-    static let sql = "SELECT \(JSONSQL.userFull("u"))::text FROM users u WHERE u.id = $1"
-    let id: Int
-}

@@ -112,3 +112,7 @@ struct GroupRepository: Sendable {
         }
     }
 }
+
+struct GroupListStatement: JSONListStatement {
+    static let sql = JSONSQL.listDocument(JSONSQL.groupResponse("g"), table: "groups", alias: "g")
+}

@@ -49,3 +49,23 @@ struct TaskTagRepository: Sendable {
         try await self.db.exists("DELETE FROM task_tags WHERE id = \(id) RETURNING id", logger: logger)
     }
 }
+
+struct TagListStatement: JSONListStatement {
+    static let sql = JSONSQL.listDocument(JSONSQL.tagResponse("g"), table: "task_tags", alias: "g")
+}
+
+struct TagStatement: JSONByIDStatement {
+    static let sql = "SELECT \(JSONSQL.tagResponse("g"))::text FROM task_tags g WHERE g.id = $1"
+    let id: Int
+}
+
+struct UserTagsStatement: JSONByIDStatement {
+    static let sql = JSONSQL.listDocument(JSONSQL.tagResponse("g"), table: "task_tags", alias: "g", where: "WHERE g.user_id = $1")
+    let id: Int
+}
+
+struct GroupTagsStatement: JSONByIDStatement {
+    static let sql = JSONSQL.listDocument(
+        JSONSQL.tagResponse("g"), table: "task_tags", alias: "g", where: "WHERE g.user_id IN (SELECT id FROM users WHERE group_id = $1)")
+    let id: Int
+}

@@ -121,3 +121,12 @@ struct UserRepository: Sendable {
         try await self.db.execute("DELETE FROM users WHERE id = \(id) RETURNING id", logger: logger) > 0
     }
 }
+
+struct UserListStatement: JSONListStatement {
+    static let sql = JSONSQL.listDocument(JSONSQL.userFull("u"), table: "users", alias: "u")
+}
+
+struct UserJSONStatement: JSONByIDStatement {
+    static let sql = "SELECT \(JSONSQL.userFull("u"))::text FROM users u WHERE u.id = $1"
+    let id: Int
+}

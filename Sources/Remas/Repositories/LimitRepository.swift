@@ -1,0 +1,145 @@
+import Logging
+import PostgresNIO
+
+/// Limits and the nodes they apply to (`limits`, `limit_nodes`): every statement on them, and their wire documents.
+/// Effective limits (which limit wins where) are `EffectiveLimits`.
+struct LimitRepository: Sendable {
+    let db: Database
+
+    /// What a limit is made of, as `POST`/`PUT /limit` carry it.
+    struct Fields: Sendable {
+        let id: Int?
+        let name: String
+        let description: String?
+        let amount: Int64
+        let userID: Int?
+        let groupID: Int?
+        let resourceID: Int
+        let nodeIDs: [Int]
+    }
+
+    func list(logger: Logger) async throws -> String {
+        try await self.db.json(LimitListStatement(), logger: logger) ?? "[]"
+    }
+
+    /// The limits set on one user (not inherited ones).
+    func list(ofUser id: Int, logger: Logger) async throws -> String {
+        try await self.db.json(UserLimitsStatement(id: id), logger: logger) ?? "[]"
+    }
+
+    /// The limits set on one group (not inherited ones).
+    func list(ofGroup id: Int, logger: Logger) async throws -> String {
+        try await self.db.json(GroupLimitsStatement(id: id), logger: logger) ?? "[]"
+    }
+
+    /// One limit's document; nil when there is no such limit.
+    func json(id: Int, logger: Logger) async throws -> String? {
+        try await self.db.json(LimitStatement(id: id), logger: logger)
+    }
+
+    func exists(id: Int, logger: Logger) async throws -> Bool {
+        try await self.db.exists("SELECT 1 FROM limits WHERE id = \(id)", logger: logger)
+    }
+
+    /// Creates the limit with its nodes in one transaction; 404 for a user, group or resource that does not exist.
+    func create(_ limit: Fields, logger: Logger) async throws -> Int {
+        try await self.db.transaction(logger: logger) { tx in
+            try await self.checkReferences(limit, tx, logger)
+            let id = try await withConflictMapping("create", "limit") {
+                try await tx.int(
+                    """
+                    INSERT INTO limits (name, description, amount, user_id, group_id, resource_id)
+                    VALUES (\(limit.name), \(limit.description), \(limit.amount), \(limit.userID), \(limit.groupID), \(limit.resourceID))
+                    RETURNING id
+                    """, logger: logger)!
+            }
+            try await self.setNodes(id, limit.nodeIDs, tx, logger)
+            return id
+        }
+    }
+
+    /// Replaces the limit and its nodes in one transaction; 404 for the limit or a reference that does not exist.
+    func update(id: Int, _ limit: Fields, logger: Logger) async throws {
+        try await self.db.transaction(logger: logger) { tx in
+            try await self.checkReferences(limit, tx, logger)
+            let updated = try await withConflictMapping("update", "limit") {
+                try await tx.execute(
+                    """
+                    UPDATE limits SET name = \(limit.name), description = \(limit.description), amount = \(limit.amount),
+                        user_id = \(limit.userID), group_id = \(limit.groupID), resource_id = \(limit.resourceID)
+                    WHERE id = \(id) RETURNING id
+                    """, logger: logger)
+            }
+            guard updated > 0 else { throw AppError.notFound("Limit with id \(id) not found!") }
+            try await tx.query("DELETE FROM limit_nodes WHERE limit_id = \(id)", logger: logger)
+            try await self.setNodes(id, limit.nodeIDs, tx, logger)
+        }
+    }
+
+    /// False when there is no such limit.
+    func delete(id: Int, logger: Logger) async throws -> Bool {
+        try await self.db.exists("DELETE FROM limits WHERE id = \(id) RETURNING id", logger: logger)
+    }
+
+    /// The user's reservations that are not over, within the window, per node and resource (for `GET /limit/usage`).
+    func reservations(ofUser id: Int, from start: LocalDateTime, to end: LocalDateTime, logger: Logger) async throws
+        -> [NodeResource: [(start: Int64, end: Int64, amount: Int64)]]
+    {
+        var reservations: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+        let rows = try await self.db.query(
+            """
+            SELECT a.node_id, a.resource_id, a.amount,
+                   (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8
+            FROM allocations a JOIN tasks t ON t.id = a.task_id
+            WHERE t.owner_id = \(id) AND a.end_time > \(start.sqlText)::timestamp AND a.start_time < \(end.sqlText)::timestamp
+              AND a.end_time > localtimestamp
+            """, logger: logger)
+        for row in rows {
+            let (n, r, amount, s, e) = try row.decode((Int, Int, Int64, Int64, Int64).self)
+            reservations[NodeResource(node: n, resource: r), default: []].append((s, e, amount))
+        }
+        return reservations
+    }
+
+    /// The limit's user, group and resource exist (and stay while the transaction runs).
+    private func checkReferences(_ limit: Fields, _ tx: Transaction, _ logger: Logger) async throws {
+        if let user = limit.userID, !(try await tx.exists("SELECT 1 FROM users WHERE id = \(user) FOR SHARE", logger: logger)) {
+            throw AppError.notFound("User with id \(user) not found!")
+        }
+        if let group = limit.groupID, !(try await tx.exists("SELECT 1 FROM groups WHERE id = \(group) FOR SHARE", logger: logger)) {
+            throw AppError.notFound("Group with id \(group) not found!")
+        }
+        try await tx.require("SELECT 1 FROM resources WHERE id = \(limit.resourceID) FOR SHARE",
+            else: .notFound("Resource with id \(limit.resourceID) not found!"), logger: logger)
+    }
+
+    /// Unknown node ids are dropped silently and duplicates collapse (the original's behaviour).
+    private func setNodes(_ limitID: Int, _ nodeIDs: [Int], _ tx: Transaction, _ logger: Logger) async throws {
+        guard !nodeIDs.isEmpty else { return }
+        try await tx.query(
+            """
+            INSERT INTO limit_nodes (limit_id, node_id)
+            SELECT \(limitID), n.id FROM nodes n WHERE n.id = ANY(\(nodeIDs.map { Int32(truncatingIfNeeded: $0) }))
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+}
+
+struct LimitListStatement: JSONListStatement {
+    static let sql = JSONSQL.listDocument(JSONSQL.limitResponse("l"), table: "limits", alias: "l")
+}
+
+struct LimitStatement: JSONByIDStatement {
+    static let sql = "SELECT \(JSONSQL.limitResponse("l"))::text FROM limits l WHERE l.id = $1"
+    let id: Int
+}
+
+struct UserLimitsStatement: JSONByIDStatement {
+    static let sql = JSONSQL.listDocument(JSONSQL.limitResponse("l"), table: "limits", alias: "l", where: "WHERE l.user_id = $1")
+    let id: Int
+}
+
+struct GroupLimitsStatement: JSONByIDStatement {
+    static let sql = JSONSQL.listDocument(JSONSQL.limitResponse("l"), table: "limits", alias: "l", where: "WHERE l.group_id = $1")
+    let id: Int
+}
