@@ -9,13 +9,13 @@ struct UserController {
     func register(_ routes: RouteBuilder) {
         routes.get("/user") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.env.db.json(UserListStatement(), logger: context.logger) ?? "[]")
+            return .json(try await self.users.list(logger: context.logger))
         }
         routes.get("/user/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            guard let json = try await self.env.db.json(UserJSONStatement(id: id), logger: context.logger) else {
+            guard let json = try await self.users.json(id: id, logger: context.logger) else {
                 throw AppError.notFound("User with id \(id) not found!")
             }
             return .json(json)
@@ -78,7 +78,7 @@ struct UserController {
             throw AppError.notFound("User with id \(id) not found!")
         }
         await self.env.grafana.changed(.userUpdated(userID: id), logger: context.logger)
-        guard let json = try await self.users.json(id: id, on: self.env.db, logger: context.logger) else {
+        guard let json = try await self.users.json(id: id, logger: context.logger) else {
             throw AppError.notFound("User with id \(id) not found!")
         }
         return .json(json)

@@ -17,8 +17,14 @@ struct UserRepository: Sendable {
           SELECT 1 FROM chain WHERE chain.id = 2)
         """
 
-    func json(id: Int, on executor: any SQLExecutor, logger: Logger) async throws -> String? {
-        try await executor.text("SELECT \(unescaped: JSONSQL.userFull("u"))::text FROM users u WHERE u.id = \(id)", logger: logger)
+    /// Every user, as `GET /user` answers them.
+    func list(logger: Logger) async throws -> String {
+        try await self.db.json(UserListStatement(), logger: logger) ?? "[]"
+    }
+
+    /// One user's document (`GET`, `PUT` and `POST /user` answer the same); nil when there is no such user.
+    func json(id: Int, logger: Logger) async throws -> String? {
+        try await self.db.json(UserJSONStatement(id: id), logger: logger)
     }
 
     struct Credentials {
