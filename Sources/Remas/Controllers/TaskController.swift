@@ -2,21 +2,21 @@ import Hummingbird
 import Logging
 import PostgresNIO
 
-/// `/task` (spec api-tasks §2).
+/// `/task` (spec api-tasks §2): parse, authorize, `TaskRepository` / `BookingService`, respond.
 struct TaskController {
     let env: AppEnvironment
-    var db: Database { self.env.db }
+    var tasks: TaskRepository { TaskRepository(db: self.env.db) }
 
     func register(_ routes: RouteBuilder) {
         routes.get("/task") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.db.json(TaskListStatement(), logger: context.logger) ?? "[]")
+            return .json(try await self.tasks.list(logger: context.logger))
         }
         routes.get("/task/user/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            return .json(try await self.db.json(UserTaskListStatement(id: id), logger: context.logger) ?? "[]")
+            return .json(try await self.tasks.list(ofUser: id, logger: context.logger))
         }
         routes.post("/task/user/:user_id/active") { request, context in
             try await self.page(request, context, ownOnly: true) { UserActivePage(limit: $0, offset: $1, userID: $2) }
@@ -38,17 +38,13 @@ struct TaskController {
         routes.delete("/task/:task_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("task_id")
-            guard let owner = try await self.db.int("SELECT owner_id FROM tasks WHERE id = \(id)", logger: context.logger) else {
+            guard let owner = try await self.tasks.owner(ofTask: id, logger: context.logger) else {
                 throw AppError.notFound("Task with id \(id) not found!")
             }
             guard owner == caller.id else { throw AppError.forbidden("Can't remove task owned by another user!") }
-            let rows = try await self.db.query(
-                """
-                DELETE FROM tasks WHERE id = \(id) AND owner_id = \(caller.id)
-                RETURNING (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
-                """, logger: context.logger)
-            guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
-            let (start, end) = try row.decode((Int64, Int64).self)
+            guard let (start, end) = try await self.tasks.delete(id: id, owner: caller.id, logger: context.logger) else {
+                throw AppError.notFound("Task with id \(id) not found!")
+            }
             if start <= end, BookingService.Booked(id: id, changedWindows: [start...end]).changesAllocation(at: self.allocationInstant()) {
                 await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
             }
@@ -66,22 +62,15 @@ struct TaskController {
     @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
         let caller = try await self.env.tokens.authenticate(request)
         let id = try context.pathID("task_id")
-        let rows = try await self.db.query(
-            """
-            SELECT t.owner_id, o.group_id, c.group_id, cg.users_share_statistics
-            FROM tasks t JOIN users o ON o.id = t.owner_id
-            LEFT JOIN users c ON c.id = \(caller.id) LEFT JOIN groups cg ON cg.id = c.group_id
-            WHERE t.id = \(id)
-            """, logger: context.logger)
-        guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
-        let (owner, ownerGroup, callerGroup, shares) = try row.decode((Int, Int, Int?, Bool?).self)
+        guard let (owner, ownerGroup, callerGroup, shares) = try await self.tasks.visibility(ofTask: id, to: caller.id, logger: context.logger)
+        else { throw AppError.notFound("Task with id \(id) not found!") }
         guard callerGroup != nil else { throw AppError.notFound("User with id \(caller.id) not found!") }
         guard caller.isAdmin || owner == caller.id || (ownerGroup == callerGroup && shares == true) else { throw AppError.forbidden() }
         return .json(try await self.taskJSON(id, context.logger))
     }
 
     func taskJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.db.json(TaskStatement(id: id), logger: logger) else {
+        guard let json = try await self.tasks.json(id: id, logger: logger) else {
             throw AppError.notFound("Task with id \(id) not found!")
         }
         return json
@@ -102,7 +91,7 @@ struct TaskController {
         let (offset, overflow) = pageNumber.multipliedReportingOverflow(by: pageSize)
         guard !overflow else { throw AppError.unprocessable("page_number * page_size is too large: body.page_number") }
         if ownOnly { guard caller.isAdmin || caller.id == userID else { throw AppError.forbidden() } }
-        return .json(try await self.db.json(make(pageSize, offset, userID), logger: context.logger) ?? "[]")
+        return .json(try await self.tasks.page(make(pageSize, offset, userID), logger: context.logger))
     }
 
     /// T8: create (id null or 0) or update (spec api-tasks §2.3).
@@ -132,7 +121,7 @@ struct TaskController {
         }
         guard !allocations.isEmpty else { throw AppError.badRequest("Task must have at least one resource allocation!") }
         guard start < end else { throw AppError.badRequest("Task start time must be before its end time!") }
-        let booked = try await BookingService(db: self.db, limitScope: self.env.configuration.limitScope).book(
+        let booked = try await BookingService(db: self.env.db, limitScope: self.env.configuration.limitScope).book(
             .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end),
             caller: caller, logger: context.logger)
         // A current task created or changed moves the owner's Grafana thresholds now, not at the next start or end
@@ -149,27 +138,22 @@ struct TaskController {
         let taskID = try body.optionalID("task_id")
         let tagID = try body.optionalID("tag_id")
         let logger = context.logger
-        guard let tagID, let tagOwner = try await self.db.int("SELECT user_id FROM task_tags WHERE id = \(tagID)", logger: logger) else {
+        guard let tagID, let tagOwner = try await TaskTagRepository(db: self.env.db).owner(ofTag: tagID, logger: logger) else {
             throw AppError.notFound("Tag with id \(idText(tagID)) not found!")
         }
         guard tagOwner == caller.id else {
             throw AppError.forbidden(add ? "Can't add tag owned by another user!" : "Can't remove tag owned by another user!")
         }
-        guard let taskID, let taskOwner = try await self.db.int("SELECT owner_id FROM tasks WHERE id = \(taskID)", logger: logger) else {
+        guard let taskID, let taskOwner = try await self.tasks.owner(ofTask: taskID, logger: logger) else {
             throw AppError.notFound("Task with id \(idText(taskID)) not found!")
         }
         guard taskOwner == caller.id else {
             throw AppError.forbidden(add ? "Can't add tag to task owned by another user!" : "Can't remove tag from task owned by another user!")
         }
         if add {
-            let inserted = try await self.db.execute(
-                "INSERT INTO task_tag_links (task_id, tag_id) VALUES (\(taskID), \(tagID)) ON CONFLICT DO NOTHING RETURNING tag_id",
-                logger: logger)
-            guard inserted > 0 else { throw AppError.conflict("Tag is already assigned to the task!") }
+            guard try await self.tasks.addTag(tagID, to: taskID, logger: logger) else { throw AppError.conflict("Tag is already assigned to the task!") }
         } else {
-            let removed = try await self.db.execute(
-                "DELETE FROM task_tag_links WHERE task_id = \(taskID) AND tag_id = \(tagID) RETURNING tag_id", logger: logger)
-            guard removed > 0 else { throw AppError.notFound("Tag is not assigned to the task!") }
+            guard try await self.tasks.removeTag(tagID, from: taskID, logger: logger) else { throw AppError.notFound("Tag is not assigned to the task!") }
         }
         return .json(try await self.taskJSON(taskID, logger))
     }
@@ -180,9 +164,7 @@ struct TaskController {
         let start = try body.dateTime("start_time", zone: self.env.zone)
         let end = try body.dateTime("end_time", zone: self.env.zone)
         let exclude = try body.optionalID("exclude_task_id")
-        let allocations = try await self.db.run(
-            SchedulingStatement(start: start.sqlText, end: end.sqlText, exclude: exclude.map { Int32(truncatingIfNeeded: $0) }),
-            logger: context.logger)
+        let allocations = try await self.tasks.schedulingAllocations(from: start, to: end, excluding: exclude, logger: context.logger)
         // Streamed in chunks (chunked transfer encoding): large windows produce tens of megabytes.
         let encoder = UnsafeTransfer(TimelineEncoder(allocations))
         let stream = ResponseBody { writer in
@@ -195,40 +177,6 @@ struct TaskController {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: stream)
-    }
-}
-
-/// Allocations of every scheduled or running task touching the window (closed interval), with current capacities.
-struct SchedulingStatement: PostgresPreparedStatement {
-    typealias Row = Timeline.Allocation
-    static let sql = """
-        SELECT t.id, t.owner_id, (extract(epoch FROM t.start_time) * 1000000)::int8, (extract(epoch FROM t.end_time) * 1000000)::int8,
-               a.node_id, a.resource_id, a.amount, COALESCE(nr.amount, 0)
-        FROM tasks t
-        JOIN allocations a ON a.task_id = t.id
-        LEFT JOIN node_resources nr ON nr.node_id = a.node_id AND nr.resource_id = a.resource_id
-        WHERE t.end_time > localtimestamp AND t.end_time >= $1::timestamp AND t.start_time <= $2::timestamp
-          AND t.id IS DISTINCT FROM $3
-        ORDER BY t.start_time, t.id, a.node_id, a.resource_id
-        """
-    static var bindingDataTypes: [PostgresDataType] { [.text, .text, .int4] }
-
-    let start: String
-    let end: String
-    let exclude: Int32?
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 3)
-        bindings.append(self.start)
-        bindings.append(self.end)
-        bindings.append(self.exclude)
-        return bindings
-    }
-
-    func decodeRow(_ row: PostgresRow) throws -> Timeline.Allocation {
-        let (task, owner, start, end, node, resource, amount, capacity) = try row.decode((Int, Int, Int64, Int64, Int, Int, Int64, Int64).self)
-        return Timeline.Allocation(
-            taskID: task, ownerID: owner, start: start, end: end, nodeID: node, resourceID: resource, amount: amount, capacity: capacity)
     }
 }
 

@@ -13,7 +13,9 @@ struct LoginThrottleRepository: Sendable {
     /// Counts one attempt of `username` from `address` before its password is checked, unless the address, or the
     /// address with this username, is locked out: then nothing is counted and the result is the number of seconds to
     /// wait. Both rows are locked (address first, in every caller) for the decision, so parallel attempts on any
-    /// replica are counted one after the other and never more than the limit of them get past.
+    /// replica are counted one after the other and never more than the limit of them get past. Attempts are timed by
+    /// the clock when the row is held (`clock_timestamp()`), not by the transaction's start: a transaction that waited
+    /// for the lock started before the attempt it waited for.
     func admit(address: String, username: String, logger: Logger) async throws -> Int? {
         let settings = self.settings
         return try await self.db.transaction(logger: logger) { tx -> Int? in
@@ -22,13 +24,13 @@ struct LoginThrottleRepository: Sendable {
                 INSERT INTO login_throttle (address, scope, username)
                 VALUES (\(address), 'address', ''), (\(address), 'user', left(\(username), \(unescaped: String(Self.keyLength))))
                 ON CONFLICT (address, scope, username) DO UPDATE SET failures = login_throttle.failures
-                RETURNING scope = 'user', failures, extract(epoch FROM now() - last_attempt)::float8
+                RETURNING scope = 'user', failures, extract(epoch FROM clock_timestamp() - last_attempt)::float8
                 """, logger: logger)
             var wait = 0.0
             for row in rows {
                 let (perUser, failures, sinceLast) = try row.decode((Bool, Int, Double).self)
                 let lockout = settings.lockout(failures: failures, limit: perUser ? settings.maxFailuresPerUser : settings.maxFailuresPerAddress)
-                wait = max(wait, Double(lockout) - sinceLast)
+                wait = max(wait, Double(lockout) - max(0, sinceLast))
             }
             if wait > 0 { return max(1, Int(wait.rounded(.up))) }
             // A row whose window is over starts a new one (it is not locked, or the lockout would have answered). Rows
@@ -44,7 +46,7 @@ struct LoginThrottleRepository: Sendable {
                 UPDATE login_throttle SET
                     failures = CASE WHEN window_start <= now() - make_interval(secs => \(settings.windowSeconds)) THEN 1 ELSE failures + 1 END,
                     window_start = CASE WHEN window_start <= now() - make_interval(secs => \(settings.windowSeconds)) THEN now() ELSE window_start END,
-                    last_attempt = now()
+                    last_attempt = clock_timestamp()
                 WHERE address = \(address)
                   AND ((scope = 'address' AND username = '') OR (scope = 'user' AND username = left(\(username), \(unescaped: String(Self.keyLength)))))
                 """, logger: logger)
