@@ -95,14 +95,8 @@ struct NotificationController {
         let input = try NotificationInput(body)
         let logger = context.logger
         guard let id else { throw AppError.notFound("Notification with id None not found!") }
-        try await self.env.db.transaction(logger: logger) { tx in
-            guard let stored = try await self.notifications.load(id: id, forUpdate: true, in: tx, logger: logger) else {
-                throw AppError.notFound("Notification with id \(id) not found!")
-            }
-            guard caller.isAdmin || stored.ownerID == caller.id else {
-                throw AppError.forbidden("Can't update notification owned by another user!")
-            }
-            var fields = stored.fields
+        try await NotificationService(db: self.env.db).update(id: id, caller: caller, logger: logger) { stored in
+            var fields = stored
             fields.name = input.name
             fields.description = input.description
             fields.template = input.template
@@ -114,11 +108,7 @@ struct NotificationController {
                 fields.timeOffset = try input.timeOffset(for: fields.type)
             }
             try Self.check(fields, caller: caller)
-            try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
-            try await self.notifications.update(id: id, fields, in: tx, logger: logger)
-            // Offsets or the type may have changed: every receiver's reminders follow (created, moved or removed).
-            let users = try await self.notifications.receivers(of: id, on: tx, logger: logger)
-            try await EventRepository.reschedule(users: users, on: tx, logger: logger)
+            return fields
         }
         await self.env.grafana.changed(.notification(id), logger: logger)
         return .json(try await self.json(id, logger))
@@ -162,30 +152,8 @@ struct NotificationController {
             if userID != caller.id { throw AppError.forbidden("Can't assign/unassign notification to/from another user!") }
             if owner != caller.id { throw AppError.forbidden("Can't assign/unassign notification owned by another user!") }
         }
-        let affected = try await self.env.db.transaction(logger: logger) { tx -> [Int] in
-            try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
-            var affected: [Int] = []
-            if let userID {
-                guard try await UserRepository(db: self.env.db).exists(id: userID, on: tx, logger: logger) else {
-                    throw AppError.notFound("User with id \(userID) not found!")
-                }
-            }
-            if let groupID {
-                guard try await GroupRepository(db: self.env.db).exists(id: groupID, on: tx, logger: logger) else {
-                    throw AppError.notFound("Group with id \(groupID) not found!")
-                }
-            }
-            if let userID, try await self.notifications.link(notificationID, userID: userID, assign: assign, in: tx, logger: logger) {
-                affected.append(userID)
-            }
-            if let groupID, try await self.notifications.link(notificationID, groupID: groupID, assign: assign, in: tx, logger: logger) {
-                affected += try await GroupRepository(db: self.env.db).subtreeMembers(of: groupID, on: tx, logger: logger)
-            }
-            // Recomputed per user: an unassignment only removes reminders of users who no longer receive it otherwise.
-            let users = Array(Set(affected)).sorted()
-            try await EventRepository.reschedule(users: users, on: tx, logger: logger)
-            return users
-        }
+        let affected = try await NotificationService(db: self.env.db).assign(
+            notificationID, userID: userID, groupID: groupID, assign: assign, logger: logger)
         if !affected.isEmpty {
             await self.env.grafana.changed(.users(affected), logger: logger)
         }
