@@ -34,7 +34,7 @@ struct MiscController {
         let ready = ByteBuffer(string: #"{"status":"ready"}"#)
         routes.get("/ready") { _, context in
             do {
-                try await self.env.db.query("SELECT 1", logger: context.logger)
+                try await self.env.db.ping(logger: context.logger)
             } catch {
                 context.logger.warning("readiness: database unreachable", metadata: ["error": "\(String(reflecting: error))"])
                 throw AppError(.serviceUnavailable, "Database unreachable")

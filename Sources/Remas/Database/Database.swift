@@ -37,6 +37,11 @@ public struct Database: SQLExecutor {
         try await self.pool.withConnection { try await Transaction(connection: $0).run(statement, logger: logger) }
     }
 
+    /// One round trip to PostgreSQL (`/ready`): throws when it cannot be reached.
+    public func ping(logger: Logger) async throws {
+        try await self.query("SELECT 1", logger: logger)
+    }
+
     /// Runs `body` in one transaction on one connection; the body's own error is rethrown unchanged after ROLLBACK.
     public func transaction<T: Sendable>(logger: Logger, _ body: (Transaction) async throws -> T) async throws -> T {
         try await self.pool.withConnection { connection in
