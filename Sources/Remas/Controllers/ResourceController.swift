@@ -6,7 +6,6 @@ struct ResourceController {
     let env: AppEnvironment
     var resources: ResourceRepository { ResourceRepository(db: self.env.db) }
     var aliases: AliasRepository { AliasRepository(db: self.env.db) }
-    static let units: Set<String> = ["", "Bytes (SI)", "Bytes (IEC)"]
 
     func register(_ routes: RouteBuilder) {
         routes.get("/resource") { request, context in
@@ -78,7 +77,7 @@ struct ResourceController {
     }
 
     static func validate(_ unit: String?) throws -> String {
-        guard let unit, Self.units.contains(unit) else { throw AppError.badRequest("Unit \(unit ?? "None") is not supported!") }
+        guard let unit, ResourceUnit(rawValue: unit) != nil else { throw AppError.badRequest("Unit \(unit ?? "None") is not supported!") }
         return unit
     }
 

@@ -135,8 +135,6 @@ public struct RemasImporter: Sendable {
 
     // MARK: checking and writing
 
-    static let unitNames: [String: String] = ["NONE": "", "BYTES_SI": "Bytes (SI)", "BYTES_IEC": "Bytes (IEC)"]
-
     func write(_ data: [String: Rows], in tx: Transaction) async throws -> Report {
         var report = Report()
         func int(_ row: [String: JSONValue], _ key: String) -> Int? { row[key]?.intValue }
@@ -182,7 +180,7 @@ public struct RemasImporter: Sendable {
         var resourceRows: Rows = []
         for row in data["resources"] ?? [] {
             resources.read += 1
-            guard let label = row["unit"]?.stringValue, let unit = Self.unitNames[label] ?? (["", "Bytes (SI)", "Bytes (IEC)"].contains(label) ? label : nil)
+            guard let label = row["unit"]?.stringValue, let unit = ResourceUnit(wireOrOriginal: label)?.rawValue
             else {
                 resources.refused.append("resource \(int(row, "id") ?? 0): unknown unit \(row["unit"]?.text ?? "None")")
                 continue

@@ -82,11 +82,8 @@ public enum APIDocument {
         "description": "ISO 8601 date and time; without an offset it is local time of the server's TIME_ZONE",
     ]
     static let status: JSONValue = ["type": "string", "enum": ["scheduled", "running", "finished"]]
-    static let unit: JSONValue = ["type": "string", "enum": ["", "Bytes (SI)", "Bytes (IEC)"]]
-    static let notificationType: JSONValue = [
-        "type": "string",
-        "enum": ["task_start", "task_end", "grafana_resource_exceedance_task", "grafana_resource_exceedance_general", "other"],
-    ]
+    static let unit: JSONValue = ["type": "string", "enum": .array(ResourceUnit.allCases.map { .string($0.rawValue) })]
+    static let notificationType: JSONValue = ["type": "string", "enum": .array(NotificationType.allCases.map { .string($0.rawValue) })]
     /// The Notification body's lenient integers: a number, a numeric string, or `""` for a cleared form field.
     static let looseInteger: JSONValue = ["anyOf": [["type": "integer"], ["type": "string", "pattern": #"^\s*[+-]?\d*\s*$"#], ["type": "null"]]]
 

@@ -5,7 +5,7 @@ import PostgresNIO
 /// The SQL of the Grafana sync: who a change touches, what each user's Grafana should hold, and the outbox of users
 /// waiting for a sync (migration 0003).
 enum GrafanaRepository {
-    static let grafanaTypes = "('grafana_resource_exceedance_task', 'grafana_resource_exceedance_general')"
+    static let grafanaTypes = NotificationType.grafanaSQLList
 
     // MARK: who a change touches
 

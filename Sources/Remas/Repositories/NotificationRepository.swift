@@ -5,9 +5,9 @@ import PostgresNIO
 struct NotificationRepository: Sendable {
     let db: Database
 
-    static let types: Set<String> = ["task_start", "task_end", "grafana_resource_exceedance_task", "grafana_resource_exceedance_general", "other"]
-    static let taskTypes: Set<String> = ["task_start", "task_end"]
-    static let grafanaTypes: Set<String> = ["grafana_resource_exceedance_task", "grafana_resource_exceedance_general"]
+    static let types = NotificationType.all
+    static let taskTypes = NotificationType.taskReminders
+    static let grafanaTypes = NotificationType.grafana
 
     /// The stored, editable fields of a notification.
     struct Fields: Sendable {
