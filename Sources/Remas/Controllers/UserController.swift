@@ -26,7 +26,7 @@ struct UserController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             try caller.requireAdmin()
-            guard id != 1 else { throw AppError.forbidden("Cannot delete default user!") }
+            guard id != SeededUser.administratorID else { throw AppError.forbidden("Cannot delete default user!") }
             guard try await self.users.exists(id: id, logger: context.logger) else {
                 throw AppError.notFound("User with id \(id) not found!")
             }

@@ -12,28 +12,33 @@ public enum Seeder {
     public static func seed(db: Database, adminPassword: String?, bcryptCost: UInt8, logger: Logger) async throws -> Result {
         try await db.transaction(logger: logger) { tx in
             try await tx.query("SELECT pg_advisory_xact_lock(hashtext('remas.seed.' || current_schema()))", logger: logger)
+            for group in SeededGroup.allCases {
+                try await tx.query(
+                    """
+                    INSERT INTO groups (id, name, description, users_share_statistics, parent_id)
+                    VALUES (\(group.rawValue), \(group.name), NULL, true, \(group.parent?.rawValue))
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+            }
             try await tx.query(
-                """
-                INSERT INTO groups (id, name, description, users_share_statistics, parent_id) VALUES
-                    (1, 'Everyone', NULL, true, NULL), (2, 'Administrators', NULL, true, 1), (3, 'Users', NULL, true, 1)
-                ON CONFLICT DO NOTHING
-                """, logger: logger)
-            try await tx.query(
-                "SELECT setval(pg_get_serial_sequence('groups', 'id'), GREATEST((SELECT max(id) FROM groups), 3))", logger: logger)
+                "SELECT setval(pg_get_serial_sequence('groups', 'id'), GREATEST((SELECT max(id) FROM groups), \(SeededGroup.lastID)))",
+                logger: logger)
             var created: String?
-            if !(try await tx.exists("SELECT 1 FROM users WHERE id = 1", logger: logger)) {
+            let admin = SeededUser.administratorID
+            if !(try await tx.exists("SELECT 1 FROM users WHERE id = \(admin)", logger: logger)) {
                 let password = adminPassword.flatMap { $0.isEmpty ? nil : $0 } ?? PasswordHasher.randomPassword()
                 let hash = Bcrypt.hash(password, cost: bcryptCost)
                 let inserted = try await tx.execute(
                     """
                     INSERT INTO users (id, name, surname, uid, username, password, email, group_id)
-                    VALUES (1, 'System', 'Administrator', 0, 'administrator', \(hash), 'administrator@localhost', 2)
+                    VALUES (\(admin), 'System', 'Administrator', 0, 'administrator', \(hash), 'administrator@localhost',
+                            \(SeededGroup.administrators.rawValue))
                     ON CONFLICT DO NOTHING RETURNING id
                     """, logger: logger)
                 if inserted > 0 { created = password }
             }
             try await tx.query(
-                "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST((SELECT max(id) FROM users), 1))", logger: logger)
+                "SELECT setval(pg_get_serial_sequence('users', 'id'), GREATEST((SELECT max(id) FROM users), \(admin)))", logger: logger)
             return Result(createdAdminPassword: created)
         }
     }

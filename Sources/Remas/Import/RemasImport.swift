@@ -160,7 +160,7 @@ public struct RemasImporter: Sendable {
         let userRows = data["users"] ?? []
         users.read = userRows.count
         try await self.upsert(
-            userRows.map { $0["group_id"] == nil || $0["group_id"] == .null ? $0.merging(["group_id": 3]) { _, n in n } : $0 },
+            userRows.map { $0["group_id"] == nil || $0["group_id"] == .null ? $0.merging(["group_id": .int(Int64(SeededGroup.users.rawValue))]) { _, n in n } : $0 },
             into: "users", columns: "id int, name text, surname text, uid int, username text, password text, email text, group_id int",
             compared: ["name", "surname", "uid", "username", "password", "email", "group_id"], report: &users, in: tx)
         report.tables.append(users)

@@ -37,3 +37,31 @@ enum ResourceUnit: String, CaseIterable, Sendable {
         self = unit
     }
 }
+
+/// The groups every database is seeded with (`Seeder`); their ids are fixed and the API treats them specially.
+enum SeededGroup: Int, CaseIterable, Sendable {
+    /// The root: every group descends from it.
+    case everyone = 1
+    /// Members of this group or of a group below it are admins.
+    case administrators = 2
+    /// Where new and orphaned users go.
+    case users = 3
+
+    var name: String {
+        switch self {
+        case .everyone: "Everyone"
+        case .administrators: "Administrators"
+        case .users: "Users"
+        }
+    }
+
+    var parent: SeededGroup? { self == .everyone ? nil : .everyone }
+
+    /// The highest seeded id: groups above it are the site's own.
+    static let lastID = SeededGroup.users.rawValue
+}
+
+/// The administrator every database is seeded with; it cannot be deleted.
+enum SeededUser {
+    static let administratorID = 1
+}

@@ -82,7 +82,7 @@ struct GroupRepository: Sendable {
             else { return nil }
             let parentID = Int(parent)
             let affected = try await self.subtreeMembers(of: id, on: tx, logger: logger)
-            try await tx.query("UPDATE users SET group_id = \(parentID ?? 3) WHERE group_id = \(id)", logger: logger)
+            try await tx.query("UPDATE users SET group_id = \(parentID ?? SeededGroup.users.rawValue) WHERE group_id = \(id)", logger: logger)
             try await tx.query("UPDATE groups SET parent_id = \(parentID) WHERE parent_id = \(id)", logger: logger)
             try await tx.query("DELETE FROM groups WHERE id = \(id)", logger: logger)
             return affected
@@ -96,7 +96,7 @@ struct GroupRepository: Sendable {
             try await self.lockTree(tx, logger: logger)
             guard try await self.exists(id: groupID, on: tx, logger: logger) else { return .groupMissing }
             guard try await self.exists(id: parentID, on: tx, logger: logger) else { return .parentMissing }
-            guard groupID > 3 else { return .defaultGroup }
+            guard groupID > SeededGroup.lastID else { return .defaultGroup }
             // A cycle appears exactly when the group is an ancestor of (or is) the new parent.
             let cycle = try await tx.exists(
                 """

@@ -8,13 +8,13 @@ import PostgresNIO
 struct UserRepository: Sendable {
     let db: Database
 
-    /// Admin = the user's group is 2 or descends from it. The walk is bounded, so even a corrupt tree cannot hang it.
+    /// Admin = the user's group is Administrators or descends from it. The walk is bounded, so even a corrupt tree cannot hang it.
     static let isAdminSQL = """
         EXISTS (WITH RECURSIVE chain(id, parent_id, depth) AS (
             SELECT g.id, g.parent_id, 0 FROM groups g WHERE g.id = u.group_id
             UNION ALL
             SELECT g.id, g.parent_id, c.depth + 1 FROM groups g JOIN chain c ON g.id = c.parent_id WHERE c.depth < 256)
-          SELECT 1 FROM chain WHERE chain.id = 2)
+          SELECT 1 FROM chain WHERE chain.id = \(SeededGroup.administrators.rawValue))
         """
 
     /// Every user, as `GET /user` answers them.
