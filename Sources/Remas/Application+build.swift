@@ -12,7 +12,7 @@ public func configureEventLoops(_ configuration: AppConfiguration) {
 
 /// The composition root: builds every long-lived object once and wires the router.
 ///
-/// Migrations are not run here; `remas serve` runs them first with its own short-lived client (STYLE.md §5), so no
+/// Migrations are not run here; `remas serve` runs them first with its own short-lived client, so no
 /// service ever sees an old schema.
 public func buildApplication(
     configuration: AppConfiguration,

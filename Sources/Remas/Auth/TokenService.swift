@@ -16,7 +16,7 @@ public struct CurrentUser: Sendable {
     }
 }
 
-/// The five claims of both REMAS tokens (spec §1.3), and two of ours that remas-ui ignores.
+/// The five claims of both REMAS tokens, and two of ours that remas-ui ignores.
 struct TokenPayload: JWTPayload {
     var user_id: Int
     var sub: SubjectClaim

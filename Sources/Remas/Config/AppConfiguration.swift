@@ -5,7 +5,7 @@ import PostgresNIO
 /// Typed configuration, read once at startup from the environment.
 ///
 /// Variable names and defaults follow the original REMAS so existing deployments keep their settings
-/// (`../shared/spec/api-core.md` §1.1, `api-tasks-notifications.md` §9). We read the environment directly rather
+/// (README, "Configuration"). We read the environment directly rather
 /// than through swift-configuration: the original's names (`SECRET_KEY`, `DATABASE_URL`, …) are not dotted keys,
 /// and a plain dictionary keeps tests free to pass any set of values.
 ///
@@ -45,7 +45,7 @@ import PostgresNIO
 /// | `LOGIN_MAX_FAILURES_PER_USER` / `LOGIN_MAX_FAILURES_PER_ADDRESS` | 5 / 50 | failed logins from one client address (for one username / in all) before it is locked out |
 /// | `LOGIN_FAILURE_WINDOW_SECONDS` / `LOGIN_LOCKOUT_SECONDS` | 900 / 60 | window the failures are counted in; first lockout (doubling, at most 900) |
 /// | `TRUSTED_PROXIES` | — | peers whose `X-Forwarded-For` names the client (IPs, CIDRs, `unix`) |
-/// | `SMTP_ENABLED` … `SMTP_FROM_NAME`, `SMTP_STARTTLS_ENABLED` | spec §7 | mail transport |
+/// | `SMTP_ENABLED` … `SMTP_FROM_NAME`, `SMTP_STARTTLS_ENABLED` | README, "Configuration" | mail transport |
 /// | `SMTP_VERIFY_CERTIFICATE` / `SMTP_CA_FILE` / `SMTP_TIMEOUT_SECONDS` | true / system store / 30 | TLS verification, send timeout |
 public struct AppConfiguration: Sendable {
     public var database: DatabaseURL
@@ -227,7 +227,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// How this server reaches Grafana (spec §8.1) and how its sync outbox retries.
+/// How this server reaches Grafana and how its sync outbox retries.
 public struct GrafanaSettings: Sendable {
     public var enabled: Bool
     public var url: String
@@ -256,7 +256,7 @@ public struct GrafanaSettings: Sendable {
     }
 }
 
-/// The event scheduler's settings (spec §6.1, plus bounds on retries and parallel sends).
+/// The event scheduler's settings (plus bounds on retries and parallel sends).
 public struct SchedulerSettings: Sendable {
     public var enabled: Bool
     public var precisionSeconds: Int

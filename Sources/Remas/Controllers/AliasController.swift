@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/resource_alias` (spec api-core §9): parse, authorize, `AliasRepository`, respond.
+/// `/resource_alias`: parse, authorize, `AliasRepository`, respond.
 struct AliasController {
     let env: AppEnvironment
     var aliases: AliasRepository { AliasRepository(db: self.env.db) }

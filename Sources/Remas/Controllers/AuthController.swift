@@ -4,7 +4,7 @@ import Hummingbird
 import Logging
 import MultipartKit
 
-/// `/authentication/*` (spec api-core §1.7).
+/// `/authentication/*`.
 struct AuthController {
     let env: AppEnvironment
     var users: UserRepository { UserRepository(db: self.env.db) }

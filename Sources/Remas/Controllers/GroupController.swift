@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/group` (spec api-core §5).
+/// `/group`.
 struct GroupController {
     let env: AppEnvironment
     var groups: GroupRepository { GroupRepository(db: self.env.db) }

@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/limit` (spec api-core §6): parse, authorize, `LimitRepository` / `EffectiveLimits`, respond.
+/// `/limit`: parse, authorize, `LimitRepository` / `EffectiveLimits`, respond.
 struct LimitController {
     let env: AppEnvironment
     var db: Database { self.env.db }

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import Synchronization
 
-/// `GET /` and `GET /grafana-link` (spec api-core §3), the probes `GET /health` (the process answers) and
+/// `GET /` and `GET /grafana-link`, the probes `GET /health` (the process answers) and
 /// `GET /ready` (and reaches its database: load balancers and compose healthchecks route by it), and the API
 /// description `GET /openapi.json` with its page `GET /docs`.
 struct MiscController {

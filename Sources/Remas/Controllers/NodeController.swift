@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/node` (spec api-core §7): parse, authorize, `NodeRepository`, respond.
+/// `/node`: parse, authorize, `NodeRepository`, respond.
 struct NodeController {
     let env: AppEnvironment
     var nodes: NodeRepository { NodeRepository(db: self.env.db) }

@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/notification` (spec api-tasks §5): N1–N10.
+/// `/notification`: notifications, their receivers and their reminders.
 struct NotificationController {
     let env: AppEnvironment
     var notifications: NotificationRepository { NotificationRepository(db: self.env.db) }
@@ -75,7 +75,7 @@ struct NotificationController {
         return json
     }
 
-    /// N3. Admin-created notifications have no owner; anyone else owns what they create.
+    /// Admin-created notifications have no owner; anyone else owns what they create.
     @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (body, caller) = try await self.env.bodyAndCaller(request)
         let input = try NotificationInput(body)
@@ -88,7 +88,7 @@ struct NotificationController {
         return .json(json)
     }
 
-    /// N4: a full replacement of the editable fields; task-type fields or Grafana fields, by the new type.
+    /// A full replacement of the editable fields; task-type fields or Grafana fields, by the new type.
     @Sendable func update(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (body, caller) = try await self.env.bodyAndCaller(request)
         let id = try body.optionalID("id")
@@ -114,7 +114,7 @@ struct NotificationController {
         return .json(try await self.json(id, logger))
     }
 
-    /// The checks of create and update: Grafana alerts need an amount, a resource and a rule template (spec §5.3);
+    /// The checks of create and update: Grafana alerts need an amount, a resource and a rule template;
     /// task reminders need a mail template (a null one blocked the original's scheduler).
     /// A rule template must render to a JSON object: checked here, before anything is written, instead of after the
     /// commit as in the original (which then answered 400 with the change already saved).
@@ -134,7 +134,7 @@ struct NotificationController {
         }
     }
 
-    /// N6 / N7 with the check order of spec §5.4. Repeating an assignment or removing a missing one is a no-op.
+    /// With the original's check order. Repeating an assignment or removing a missing one is a no-op.
     func assign(_ request: Request, _ context: AppRequestContext, assign: Bool) async throws -> Response {
         let (body, caller) = try await self.env.bodyAndCaller(request)
         let notificationID = try body.id("notification_id")

@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/resource` (spec api-core §8): parse, authorize, `ResourceRepository`, respond.
+/// `/resource`: parse, authorize, `ResourceRepository`, respond.
 struct ResourceController {
     let env: AppEnvironment
     var resources: ResourceRepository { ResourceRepository(db: self.env.db) }

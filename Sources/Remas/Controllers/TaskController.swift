@@ -2,7 +2,7 @@ import Hummingbird
 import Logging
 import PostgresNIO
 
-/// `/task` (spec api-tasks §2): parse, authorize, `TaskRepository` / `BookingService`, respond.
+/// `/task`: parse, authorize, `TaskRepository` / `BookingService`, respond.
 struct TaskController {
     let env: AppEnvironment
     var tasks: TaskRepository { TaskRepository(db: self.env.db) }
@@ -58,7 +58,7 @@ struct TaskController {
         LocalDateTime.now(in: self.env.zone).microseconds
     }
 
-    /// T7: admin, owner, or a member of the owner's group when that group shares statistics.
+    /// Admin, owner, or a member of the owner's group when that group shares statistics.
     @Sendable func get(_ request: Request, context: AppRequestContext) async throws -> Response {
         let caller = try await self.env.tokens.authenticate(request)
         let id = try context.pathID("task_id")
@@ -94,7 +94,7 @@ struct TaskController {
         return .json(try await self.tasks.page(make(pageSize, offset, userID), logger: context.logger))
     }
 
-    /// T8: create (id null or 0) or update (spec api-tasks §2.3).
+    /// Create (id null or 0) or update.
     @Sendable func createOrUpdate(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (body, caller) = try await self.env.bodyAndCaller(request)
         let id = try body.requiredNullableID("id")
@@ -124,15 +124,15 @@ struct TaskController {
         let booked = try await BookingService(db: self.env.db, limitScope: self.env.configuration.limitScope).book(
             .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end),
             caller: caller, logger: context.logger)
-        // A current task created or changed moves the owner's Grafana thresholds now, not at the next start or end
-        // (Q-NOUPDATE-THR).
+        // A current task created or changed moves the owner's Grafana thresholds now (the original waited for the next
+        // start or end).
         if booked.changesAllocation(at: self.allocationInstant()) {
             await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
         }
         return .json(booked.json)
     }
 
-    /// T11 / T12, with the original's check order; admins get no bypass.
+    /// Adding or removing a tag, with the original's check order; admins get no bypass.
     func changeTag(_ request: Request, _ context: AppRequestContext, add: Bool) async throws -> Response {
         let (body, caller) = try await self.env.bodyAndCaller(request)
         let taskID = try body.optionalID("task_id")
@@ -158,7 +158,7 @@ struct TaskController {
         return .json(try await self.taskJSON(taskID, logger))
     }
 
-    /// T9: the availability timeline; one query, then the sweep of `Timeline`.
+    /// The availability timeline; one query, then the sweep of `Timeline`.
     @Sendable func scheduling(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (body, _) = try await self.env.bodyAndCaller(request)
         let start = try body.dateTime("start_time", zone: self.env.zone)

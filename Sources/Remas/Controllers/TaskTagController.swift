@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/task_tag` (spec api-core §10). Fixes the original's hole: only the stored owner (or an admin) may change a tag.
+/// `/task_tag`. Fixes the original's hole: only the stored owner (or an admin) may change a tag.
 struct TaskTagController {
     let env: AppEnvironment
     var tags: TaskTagRepository { TaskTagRepository(db: self.env.db) }

@@ -1,7 +1,7 @@
 import Hummingbird
 import Logging
 
-/// `/user` (spec api-core §4).
+/// `/user`.
 struct UserController {
     let env: AppEnvironment
     var users: UserRepository { UserRepository(db: self.env.db) }

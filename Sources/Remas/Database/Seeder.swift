@@ -2,7 +2,7 @@ import Foundation
 import HummingbirdBcrypt
 import Logging
 
-/// The initial data of spec api-core §11.1: groups 1/2/3 and the administrator (user 1). Idempotent.
+/// The initial data: the seeded groups (`SeededGroup`) and the administrator (`SeededUser`). Idempotent.
 public enum Seeder {
     public struct Result: Sendable {
         /// Set when the administrator was created now; the password to print once.

@@ -10,12 +10,12 @@ struct GrafanaUser: Sendable, Equatable {
     let email: String
     let isAdmin: Bool
 
-    /// `"<name> <surname>"`, a missing part printed `None` as the original does (spec §8.2).
+    /// `"<name> <surname>"`, a missing part printed `None` as the original does.
     var displayName: String { "\(self.name ?? "None") \(self.surname ?? "None")" }
     var contactPointName: String { "\(self.username) contact point" }
 }
 
-/// One alert rule a user should have: notification × node providing its resource (spec §8.3).
+/// One alert rule a user should have: notification × node providing its resource.
 struct RuleSpec: Sendable {
     let userID: Int
     let notificationID: Int
@@ -48,7 +48,7 @@ struct RuleKey: Hashable, Sendable {
     let resourceID: Int
 }
 
-/// Folder names per user (spec §8.5; the original's `${user_name}` there means the username).
+/// Folder names per user (the original's `${user_name}` there means the username).
 enum GrafanaFolders {
     static func task(_ username: String) -> String { "\(username)_task_alerts" }
     static func general(_ username: String) -> String { "\(username)_general_alerts" }
@@ -57,9 +57,9 @@ enum GrafanaFolders {
     static func all(_ username: String) -> [String] { [task(username), general(username), dashboards(username), user(username)] }
 }
 
-/// Renders a notification's rule template into the JSON Grafana's provisioning API takes (spec §8.3).
+/// Renders a notification's rule template into the JSON Grafana's provisioning API takes.
 ///
-/// Deliberate change from the original (Q-TPLRAW): string values are inserted JSON-escaped, so a quote or backslash
+/// Deliberate change from the original: string values are inserted JSON-escaped, so a quote or backslash
 /// in a node, resource or user name cannot break the rule or change its meaning; numbers stay bare, so
 /// `"params": [${allocation_amount}]` keeps working. A missing value prints `None`, as in the original.
 enum AlertRuleRenderer {
@@ -100,7 +100,7 @@ enum AlertRuleRenderer {
         return .object(rule)
     }
 
-    /// The 400 of spec §8.3 step 3, checked before anything is written: the template must be a JSON object once its
+    /// The 400 of a template that does not render, checked before anything is written: the template must be a JSON object once its
     /// variables are substituted. Escaped strings make the outcome independent of the actual names, so one trial
     /// rendering with sample values stands for every user and node.
     static func validate(template: String, notificationName: String, username: String) throws {

@@ -9,7 +9,7 @@ import NIOHTTP1
 ///
 /// Grafana answering with an error is a 502 for whoever asked, Grafana not answering at all a 503, never a bare 500.
 public struct GrafanaError: Error, CustomStringConvertible, Sendable {
-    /// The text of spec §8.6, e.g. `Failed to get folder list from Grafana!`.
+    /// The original's fixed text, e.g. `Failed to get folder list from Grafana!`.
     public let message: String
     /// Grafana's status, or nil when it could not be reached (refused, timed out, unreadable reply).
     public let grafanaStatus: Int?
@@ -23,7 +23,7 @@ public struct GrafanaError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Every Grafana call of spec §8.2, over one shared AsyncHTTPClient: Basic auth, JSON bodies, a timeout per call and a
+/// Every Grafana call remas makes, over one shared AsyncHTTPClient: Basic auth, JSON bodies, a timeout per call and a
 /// cap on the reply size. Replies are parsed into `JSONValue`; callers pick the fields they need.
 public final class GrafanaClient: Sendable {
     let http: HTTPClient

@@ -4,7 +4,7 @@ import Logging
 
 /// Grafana's state as listed once per pass: remas's alert rules (those carrying the `username`, `notification_id`,
 /// `node_id` and `resource_id` labels, grouped by username), every folder and every contact point. Rules without
-/// all four labels are someone else's and are never touched. A pass over 500 users makes these three list calls once, not per user and rule (Q-N+1).
+/// all four labels are someone else's and are never touched. A pass over 500 users makes these three list calls once, not per user and rule.
 struct GrafanaSnapshot: Sendable {
     var rulesByUser: [String: [JSONValue]] = [:]
     var folders: [String: String] = [:]
@@ -27,7 +27,7 @@ struct PasswordSealer: Sendable {
     }
 }
 
-/// Makes Grafana hold exactly what REMAS says for a set of users (spec §8.3–§8.5, with the defects of §10 fixed):
+/// Makes Grafana hold exactly what REMAS says for a set of users (with the original's defects fixed):
 /// the Grafana user (admin flag granted and revoked), the contact point, the four folders with the Editor permission
 /// on the user folder, and one alert rule per received Grafana notification × node providing its resource. A user
 /// REMAS no longer has is removed from Grafana. Every step is idempotent; a pass that fails half-way is simply
@@ -145,7 +145,7 @@ struct GrafanaReconciler: Sendable {
                 uid: existingPoint?["uid"]?.stringValue, sent, failure: "Failed to add or update contact point for user \(login) in Grafana!")
         }
 
-        // 3. The four folders, created when missing (the original failed with 500 instead, Q-FOLDERIDX).
+        // 3. The four folders, created when missing (the original failed with 500 instead).
         var folderUIDs: [String: String] = [:]
         for title in GrafanaFolders.all(login) {
             if let uid = snapshot.folders[title] {
@@ -193,7 +193,7 @@ struct GrafanaReconciler: Sendable {
             do {
                 if let current, let uid = current["uid"]?.stringValue {
                     if AlertRuleRenderer.matches(existing: current, desired: rule) { continue }
-                    // The spec's messages for create and update are swapped in the original (Q-SWAPMSG); ours say what failed.
+                    // The spec's messages for create and update are swapped in the original; ours say what failed.
                     try await self.client.updateRule(uid: uid, rule, failure: "Failed to update alert \(spec.notificationName) for user \(login) in Grafana!")
                 } else {
                     try await self.client.createRule(rule, failure: "Failed to create alert \(spec.notificationName) for user \(login) in Grafana!")

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 
-/// A change in the database that Grafana must follow (spec api-core §12, api-tasks §8.4/§8.5).
+/// A change in the database that Grafana must follow.
 public enum GrafanaChange: Sendable, Equatable {
     case userCreated(username: String, password: String)
     case userUpdated(userID: Int)
@@ -28,8 +28,7 @@ public struct GrafanaTouched: Sendable {
 
 /// The seam between the API and Grafana. Changes never call Grafana in the request: they are read (`touched`, before
 /// a delete loses the links that say who it touches), committed, then queued (`enqueue`) in the outbox that the
-/// scheduler works off. Grafana being slow or down thus never rolls back, fails or delays a request (Q-GRAFNOTX,
-/// Q-STUCK).
+/// scheduler works off. Grafana being slow or down thus never rolls back, fails or delays a request.
 public protocol GrafanaSync: Sendable {
     func touched(by change: GrafanaChange, logger: Logger) async throws -> GrafanaTouched
     func enqueue(_ touched: GrafanaTouched, logger: Logger) async throws

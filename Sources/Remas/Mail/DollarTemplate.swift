@@ -1,5 +1,5 @@
 /// `${name}` / `$name` substitution with the semantics of Python's `string.Template.safe_substitute`, which the
-/// original uses for mail bodies (spec §7) and Grafana rules (§8.3):
+/// original uses for mail bodies and Grafana rules:
 /// - `$$` is a literal `$`;
 /// - identifiers are ASCII `[_A-Za-z][_A-Za-z0-9]*`, looked up case-sensitively;
 /// - unknown names and malformed placeholders (`${x`, a lone `$`) are left verbatim.

@@ -2,7 +2,7 @@ import CCurl
 import Foundation
 import Synchronization
 
-/// How to reach the mail server (spec §7, plus certificate verification, which the original lacked).
+/// How to reach the mail server (plus certificate verification, which the original lacked).
 public struct SMTPSettings: Sendable {
     public var enabled: Bool
     public var host: String

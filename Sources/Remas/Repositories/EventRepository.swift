@@ -8,7 +8,7 @@ import PostgresNIO
 /// go out once: a claim takes a pending row under a row lock (`FOR UPDATE SKIP LOCKED`), and the outcome is committed
 /// with the lock still held, so a second scheduler never sees the row as pending again.
 public enum EventRepository {
-    /// Recomputes the reminder events (spec §5.5) of the given users' tasks, or of `tasks` only.
+    /// Recomputes the reminder events of the given users' tasks, or of `tasks` only.
     ///
     /// For every task and every `task_start`/`task_end` notification its owner receives (directly or through the group
     /// chain), the reminder is due at the task's start or end minus the offset:

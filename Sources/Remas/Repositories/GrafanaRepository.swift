@@ -50,7 +50,7 @@ enum GrafanaRepository {
         return users
     }
 
-    /// Every rule the users should have (spec §8.3/§8.4): per received Grafana notification and node providing its
+    /// Every rule the users should have: per received Grafana notification and node providing its
     /// resource, with the user's summed allocation there at `instant` (the sync passes its own instant: start and end
     /// events are processed at theirs, so a sync after a start counts the task and one after its end does not).
     static func ruleSpecs(forUsers ids: [Int], at instant: LocalDateTime, on executor: any SQLExecutor, logger: Logger) async throws -> [RuleSpec] {

@@ -76,7 +76,7 @@ struct TaskRepository: Sendable {
     }
 }
 
-/// Wire shapes of tasks (spec api-tasks §2.1), built by PostgreSQL.
+/// Wire shapes of tasks, built by PostgreSQL.
 enum TaskSQL {
     static func tags(_ t: String) -> String {
         JSONSQL.list(JSONSQL.tagFlat("ttg"), from: "task_tag_links ttl JOIN task_tags ttg ON ttg.id = ttl.tag_id WHERE ttl.task_id = \(t).id", orderBy: "ttg.id")

@@ -4,7 +4,7 @@ import PostgresNIO
 /// Users: raw SQL on `users`, wire objects built by PostgreSQL.
 ///
 /// A concrete struct, not a protocol plus implementation: our own SQL is only ever tested against PostgreSQL, so a
-/// second conformer would never exist (STYLE.md §4 suggests the protocol for swappable fakes).
+/// second conformer would never exist.
 struct UserRepository: Sendable {
     let db: Database
 

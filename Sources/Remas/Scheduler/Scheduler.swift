@@ -5,14 +5,14 @@ import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// The event scheduler (spec §6, with the defects of §10 fixed): a `Service` in the server's group.
+/// The event scheduler (with the original's defects fixed): a `Service` in the server's group.
 ///
 /// - It sleeps until the next pending event is due (or its retry time), not on a fixed poll, and at most 5 minutes.
 ///   A trigger on `events` sends NOTIFY with the earliest due time a statement created or moved (when due within 10
 ///   minutes); a scheduler on any replica that planned to wake later wakes at once. At start it catches up.
 /// - It has its own small connection pool (workers + 1): a slow or hanging mail server never takes connections from
 ///   the HTTP requests.
-/// - Reminders due within `TASK_SCHEDULER_PRECISION_SECONDS` (default 0) are sent in the same pass (spec Q-EARLY):
+/// - Reminders due within `TASK_SCHEDULER_PRECISION_SECONDS` (default 0) are sent in the same pass:
 ///   a site may trade punctuality for fewer passes. Task start/end events never are: they are processed at their
 ///   instant, so Grafana thresholds hold from a task's start to its end, however short the task.
 /// - Task start/end events are completed in one statement and their owners queued for a Grafana sync, which reads

@@ -1,13 +1,13 @@
 import Logging
 import PostgresNIO
 
-/// Creates and updates tasks: the checks of spec api-tasks §2.3 and §3 in one transaction, race-free.
+/// Creates and updates tasks: every check of a booking (times, nodes, capacity, limits) in one transaction, race-free.
 ///
 /// No overbooking across any number of replicas: the rows of the requested nodes are locked (in id order, so two
 /// bookings cannot deadlock) before the overlapping reservations are read, and held until the new allocations are
 /// committed. Bookings on different nodes never wait for each other.
 ///
-/// Limits (spec §6.3, issue 10) mean what REMAS's documentation says, "the most the user can allocate at once": with
+/// Limits (issue 10) mean what REMAS's documentation says, "the most the user can allocate at once": with
 /// `LIMIT_SCOPE=concurrent` (the default) the caller's own overlapping scheduled and running reservations of a
 /// (node, resource) count against the limit together with the new amount, at every instant; checked under the node
 /// locks, so concurrent bookings of one user cannot pass a limit together. `LIMIT_SCOPE=task` compares each task's own
@@ -247,7 +247,7 @@ struct BookingService: Sendable {
                         \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
                         \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
             """, logger: logger)
-        // Reminders of the notifications the owner receives follow the task's new times (spec §5.5).
+        // Reminders of the notifications the owner receives follow the task's new times.
         try await EventRepository.lockReceivers(shared: true, in: tx, logger: logger)
         try await EventRepository.reschedule(users: [owner], tasks: [taskID], on: tx, logger: logger)
         return taskID

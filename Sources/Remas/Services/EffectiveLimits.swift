@@ -1,7 +1,7 @@
 import Logging
 import PostgresNIO
 
-/// Effective limits (spec api-core §6.3): along the group chain from the root down to the user's (or a group's) own
+/// Effective limits: along the group chain from the root down to the user's (or a group's) own
 /// group, then the user's own limits, the closest level wins each (resource, node); within one level the largest
 /// amount wins (ties: the lowest id). A limit without nodes applies nowhere.
 ///

@@ -1,4 +1,4 @@
-/// Types and byte helpers of the availability timeline of `POST /task/get_scheduling` (spec api-tasks §4); the sweep
+/// Types and byte helpers of the availability timeline of `POST /task/get_scheduling`; the sweep
 /// itself is `TimelineEncoder`. Tests hold a plain reference implementation (`Timeline.periods`) to compare against.
 public struct Timeline: Sendable {
     public struct Allocation: Sendable {
