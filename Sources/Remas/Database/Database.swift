@@ -29,12 +29,12 @@ public struct Database: SQLExecutor {
 
     @discardableResult
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
-        try await self.pool.withConnection { try await Transaction(connection: $0).query(query, logger: logger) }
+        try await self.pool.withConnection { try await LeasedConnection(connection: $0).query(query, logger: logger) }
     }
 
     @discardableResult
     public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
-        try await self.pool.withConnection { try await Transaction(connection: $0).run(statement, logger: logger) }
+        try await self.pool.withConnection { try await LeasedConnection(connection: $0).run(statement, logger: logger) }
     }
 
     /// One round trip to PostgreSQL (`/ready`): throws when it cannot be reached.
@@ -43,9 +43,9 @@ public struct Database: SQLExecutor {
     }
 
     /// Runs `body` in one transaction on one connection; the body's own error is rethrown unchanged after ROLLBACK.
-    public func transaction<T: Sendable>(logger: Logger, _ body: (Transaction) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(logger: Logger, _ body: (LeasedConnection) async throws -> T) async throws -> T {
         try await self.pool.withConnection { connection in
-            let tx = Transaction(connection: connection)
+            let tx = LeasedConnection(connection: connection)
             try await tx.query("BEGIN", logger: logger)
             do {
                 let value = try await body(tx)
@@ -62,7 +62,7 @@ public struct Database: SQLExecutor {
 /// The statements of one leased connection, on its event loop (`ConnectionPool.withConnection`): the one place that
 /// counts, guards (`ensureOpen`) and runs a statement; `Database` runs its single statements through it too, as do
 /// `Database.transaction` and the migrator (which runs its own transactions under a lock).
-public struct Transaction: SQLExecutor {
+public struct LeasedConnection: SQLExecutor {
     let connection: PostgresConnection
 
     @discardableResult

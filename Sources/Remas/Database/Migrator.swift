@@ -60,7 +60,7 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(db: Database, logger: Logger) async throws -> [String] {
         try await db.pool.withConnection { connection in
-            let connection = Transaction(connection: connection)
+            let connection = LeasedConnection(connection: connection)
             // One lock per schema: replicas sharing a schema wait for each other, parallel test schemas do not.
             try await connection.query("SELECT pg_advisory_lock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
             do {
@@ -74,7 +74,7 @@ public struct Migrator: Sendable {
         }
     }
 
-    func run(connection: Transaction, logger: Logger) async throws -> [String] {
+    func run(connection: LeasedConnection, logger: Logger) async throws -> [String] {
         try await connection.query(
             """
             CREATE TABLE IF NOT EXISTS schema_migrations (

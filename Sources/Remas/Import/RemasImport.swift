@@ -135,7 +135,7 @@ public struct RemasImporter: Sendable {
 
     // MARK: checking and writing
 
-    func write(_ data: [String: Rows], in tx: Transaction) async throws -> Report {
+    func write(_ data: [String: Rows], in tx: LeasedConnection) async throws -> Report {
         var report = Report()
         func int(_ row: [String: JSONValue], _ key: String) -> Int? { row[key]?.intValue }
         func describe(_ row: [String: JSONValue]) -> String { String(decoding: JSONValue.object(row).jsonData, as: UTF8.self) }
@@ -353,7 +353,7 @@ public struct RemasImporter: Sendable {
     /// Upserts by `key`; a row is rewritten only when one of `compared` differs. Counts what happened.
     func upsert(
         _ rows: Rows, into table: String, columns: String, key: String = "id", compared: [String], report: inout TableReport,
-        in tx: Transaction
+        in tx: LeasedConnection
     ) async throws {
         guard !rows.isEmpty else { return }
         let list = Self.columnNames(columns)
@@ -377,7 +377,7 @@ public struct RemasImporter: Sendable {
     /// Inserts the link rows of source `table` that are missing (their whole row is the key), keeping only those whose
     /// `column` names a row that was taken (`ids`).
     func link(
-        _ data: [String: Rows], _ table: String, columns: String, keeping column: String, of ids: Set<Int>, in tx: Transaction
+        _ data: [String: Rows], _ table: String, columns: String, keeping column: String, of ids: Set<Int>, in tx: LeasedConnection
     ) async throws -> TableReport {
         var report = TableReport(table: table)
         let source = data[table] ?? []

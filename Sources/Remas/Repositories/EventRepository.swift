@@ -43,7 +43,7 @@ public enum EventRepository {
     ///
     /// The same round trip makes the rest of the transaction use generic plans: PostgreSQL otherwise re-plans the
     /// prepared reminder statement on every run (custom plans: about 1 ms, against 0.2 ms with the cached generic plan).
-    static func lockReceivers(shared: Bool, in tx: Transaction, logger: Logger) async throws {
+    static func lockReceivers(shared: Bool, in tx: LeasedConnection, logger: Logger) async throws {
         if shared {
             try await tx.query(
                 """
@@ -111,7 +111,7 @@ public enum EventRepository {
     }
 
     /// Claims the next due reminder, locking its row until the transaction ends; nil when none is due.
-    static func claimReminder(dueBy horizon: LocalDateTime, in tx: Transaction, logger: Logger) async throws -> Reminder? {
+    static func claimReminder(dueBy horizon: LocalDateTime, in tx: LeasedConnection, logger: Logger) async throws -> Reminder? {
         try await tx.run(ClaimReminderStatement(horizon: horizon.sqlText), logger: logger).first
     }
 
@@ -125,7 +125,7 @@ public enum EventRepository {
     /// Stores what happened to a claimed reminder (inside the claiming transaction). Absolute values, so a second call
     /// in the same transaction replaces the first: the scheduler records `.sent` before sending (leaving only the
     /// COMMIT between the mail server's "accepted" and the durable record) and overwrites it when the send failed.
-    static func record(_ outcome: Outcome, of reminder: Reminder, at now: LocalDateTime, in tx: Transaction, logger: Logger) async throws {
+    static func record(_ outcome: Outcome, of reminder: Reminder, at now: LocalDateTime, in tx: LeasedConnection, logger: Logger) async throws {
         // (state, counts as an attempt, retry time, error); a retry stays pending and is not processed yet.
         let (state, attempted, retryAt, error): (String, Bool, LocalDateTime?, String?) =
             switch outcome {

@@ -69,7 +69,7 @@ struct GroupRepository: Sendable {
     }
 
     /// Serialises every change of the group tree (re-parenting, deletion) across all replicas.
-    func lockTree(_ tx: Transaction, logger: Logger) async throws {
+    func lockTree(_ tx: LeasedConnection, logger: Logger) async throws {
         try await tx.query("SELECT pg_advisory_xact_lock(hashtext('remas.group-tree'))", logger: logger)
     }
 

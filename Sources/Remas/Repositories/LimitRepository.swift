@@ -102,7 +102,7 @@ struct LimitRepository: Sendable {
     }
 
     /// The limit's user, group and resource exist (and stay while the transaction runs).
-    private func checkReferences(_ limit: Fields, _ tx: Transaction, _ logger: Logger) async throws {
+    private func checkReferences(_ limit: Fields, _ tx: LeasedConnection, _ logger: Logger) async throws {
         if let user = limit.userID, !(try await tx.exists("SELECT 1 FROM users WHERE id = \(user) FOR SHARE", logger: logger)) {
             throw AppError.notFound("User with id \(user) not found!")
         }
@@ -114,7 +114,7 @@ struct LimitRepository: Sendable {
     }
 
     /// Unknown node ids are dropped silently and duplicates collapse (the original's behaviour).
-    private func setNodes(_ limitID: Int, _ nodeIDs: [Int], _ tx: Transaction, _ logger: Logger) async throws {
+    private func setNodes(_ limitID: Int, _ nodeIDs: [Int], _ tx: LeasedConnection, _ logger: Logger) async throws {
         guard !nodeIDs.isEmpty else { return }
         try await tx.query(
             """

@@ -41,7 +41,7 @@ struct NotificationRepository: Sendable {
         return try await self.byID(ownerID, sql, logger: logger) ?? "[]"
     }
 
-    func load(id: Int, forUpdate: Bool, in tx: Transaction, logger: Logger) async throws -> Stored? {
+    func load(id: Int, forUpdate: Bool, in tx: LeasedConnection, logger: Logger) async throws -> Stored? {
         let lock = forUpdate ? " FOR UPDATE" : ""
         let rows = try await tx.query(
             """
@@ -77,7 +77,7 @@ struct NotificationRepository: Sendable {
         }
     }
 
-    func update(id: Int, _ f: Fields, in tx: Transaction, logger: Logger) async throws {
+    func update(id: Int, _ f: Fields, in tx: LeasedConnection, logger: Logger) async throws {
         _ = try await withConflictMapping("update", "notification") {
             try await tx.query(
                 """
@@ -95,7 +95,7 @@ struct NotificationRepository: Sendable {
     // MARK: receivers
 
     /// Links or unlinks the notification and a user or group; returns whether a link changed.
-    func link(_ notificationID: Int, userID: Int? = nil, groupID: Int? = nil, assign: Bool, in tx: Transaction, logger: Logger) async throws
+    func link(_ notificationID: Int, userID: Int? = nil, groupID: Int? = nil, assign: Bool, in tx: LeasedConnection, logger: Logger) async throws
         -> Bool
     {
         switch (userID, groupID, assign) {

@@ -58,7 +58,7 @@ struct BookingService: Sendable {
         }
     }
 
-    private func store(_ request: Request, caller: CurrentUser, in tx: Transaction, logger: Logger) async throws -> Booked {
+    private func store(_ request: Request, caller: CurrentUser, in tx: LeasedConnection, logger: Logger) async throws -> Booked {
         let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
         var stored: (status: String, start: Int64, end: Int64)?
         if let id = updatingID {
@@ -128,7 +128,7 @@ struct BookingService: Sendable {
     /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it
     /// here (before any lock: in either scope a task larger than the limit is refused at once). Returns the limits of
     /// the request's pairs for the concurrent check.
-    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: Transaction, _ logger: Logger) async throws -> [NodeResource: EffectiveLimits.Limit] {
+    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: LeasedConnection, _ logger: Logger) async throws -> [NodeResource: EffectiveLimits.Limit] {
         guard let limits = try await EffectiveLimits.forUser(caller.id, on: tx, logger: logger) else {
             throw AppError.notFound("User with id \(caller.id) not found!")
         }
@@ -152,7 +152,7 @@ struct BookingService: Sendable {
     /// amount plus everyone's peak must fit the capacity.
     func checkOverlaps(
         _ request: Request, excluding taskID: Int, capacity: [NodeResource: Int64], limits: [NodeResource: EffectiveLimits.Limit],
-        caller: CurrentUser, nodes: [Int32], _ tx: Transaction, _ logger: Logger
+        caller: CurrentUser, nodes: [Int32], _ tx: LeasedConnection, _ logger: Logger
     ) async throws {
         let start = request.start.sqlText
         let end = request.end.sqlText
@@ -207,7 +207,7 @@ struct BookingService: Sendable {
         return peak
     }
 
-    func write(_ request: Request, updating id: Int?, owner: Int, _ tx: Transaction, _ logger: Logger) async throws -> Int {
+    func write(_ request: Request, updating id: Int?, owner: Int, _ tx: LeasedConnection, _ logger: Logger) async throws -> Int {
         let start = request.start.sqlText
         let end = request.end.sqlText
         let taskID: Int
