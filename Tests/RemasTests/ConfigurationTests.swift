@@ -7,6 +7,20 @@ import Testing
 @Suite struct ConfigurationTests {
     let base = ["SECRET_KEY": String(repeating: "k", count: 32)]
 
+    /// The README's table is the one list of settings: every variable the configuration reads is in it.
+    @Test func everyVariableReadIsDocumentedInTheReadme() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let source = try String(contentsOf: root.appendingPathComponent("Sources/Remas/Config/AppConfiguration.swift"), encoding: .utf8)
+        let section = readme.components(separatedBy: "## Configuration").dropFirst().first?.components(separatedBy: "\n## ").first ?? ""
+        let documented = Set(section.split(separator: "\n").filter { $0.hasPrefix("| `") }.flatMap { line in
+            line.split(separator: "|").first.map { cell in cell.split(separator: "`").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) } } ?? []
+        })
+        let read = Set(source.matches(of: /(?:env\[|int\(|bool\(|string\()"([A-Z][A-Z0-9_]+)"/).map { String($0.output.1) })
+        #expect(read.count > 40)
+        #expect(read.subtracting(documented).isEmpty, "read but not in the README's table: \(read.subtracting(documented).sorted())")
+    }
+
     @Test func defaultsFollowTheOriginal() throws {
         let c = try AppConfiguration(environment: base)
         #expect(c.port == 8000)

@@ -9,44 +9,8 @@ import PostgresNIO
 /// than through swift-configuration: the original's names (`SECRET_KEY`, `DATABASE_URL`, …) are not dotted keys,
 /// and a plain dictionary keeps tests free to pass any set of values.
 ///
-/// | Variable | Default | Meaning |
-/// |---|---|---|
-/// | `DATABASE_URL` | `postgresql://remas_main:test123@localhost:15432/remas_main_db` | PostgreSQL connection |
-/// | `DB_SEARCH_PATH` | unset | schema search path (tests use one schema each) |
-/// | `DB_PREWARM` | true | open every pool connection at startup |
-/// | `DB_MAX_CONNECTIONS` | 2 × cores (at least 4) | connection pool size |
-/// | `HOST` / `PORT` | `0.0.0.0` / `8000` | listen address |
-/// | `SECRET_KEY` | required, ≥ 32 bytes | HMAC key for JWTs |
-/// | `ALGORITHM` | `HS256` | `HS256`, `HS384` or `HS512` |
-/// | `TOKEN_ACCESS_EXPIRE_MINUTES` / `TOKEN_REFRESH_EXPIRE_MINUTES` | 30 / 120 | token lifetimes |
-/// | `CORS_ORIGINS` | `*` | comma-separated allowed origins |
-/// | `DEBUG` | false | debug logging |
-/// | `GRAFANA_URL` / `GRAFANA_REDIRECT_URL` | `http://localhost:3000/` / `GRAFANA_URL` | Grafana base and link |
-/// | `LIMIT_SCOPE` | `concurrent` | a limit bounds the user's overlapping reservations together (`task`: each task alone, as REMAS) |
-/// | `SOCKET_PATH` | — | serve on this Unix domain socket instead of `HOST`:`PORT` (replicas beside their nginx) |
-/// | `SERVER_THREADS` | cores | event-loop threads of `serve` (HTTP and database I/O, request handling); 1 per replica when several share a host |
-/// | `HTTP_IDLE_TIMEOUT_SECONDS` | 75 | close a client connection idle this long (longer than nginx's keepalive_timeout) |
-/// | `METRICS_ENABLED` | true | serve `GET /metrics` and record request metrics |
-/// | `GRAFANA_ENABLED` | true when `GRAFANA_URL` is set | keep Grafana users, folders and alert rules in step |
-/// | `GRAFANA_USERNAME` / `GRAFANA_PASSWORD` | `admin` / `admin` | Basic auth of a Grafana server admin |
-/// | `GRAFANA_TIMEOUT_SECONDS` | 10 | one Grafana call, connect to last byte |
-/// | `GRAFANA_SYNC_RETRY_LIMIT_SECONDS` | 300 | longest delay between two attempts of a failing user sync |
-/// | `GRAFANA_RESYNC_INTERVAL_SECONDS` | 3600 | every user is re-synced this often (0: only at startup) |
-/// | `TZ` | system zone | zone of the naive wall-clock times on the wire |
-/// | `BCRYPT_COST` | 12 | bcrypt cost for new hashes (4…31) |
-/// | `REMAS_AUTO_MIGRATE` | false | `serve` applies pending migrations first |
-/// | `REMAS_MIGRATIONS_PATH` | `Migrations` | folder of numbered `.sql` files |
-/// | `MAX_BODY_BYTES` | 1048576 | largest accepted request body |
-/// | `TASK_SCHEDULER_ENABLED` | true | run the event scheduler in this process |
-/// | `TASK_SCHEDULER_PRECISION_SECONDS` | 0 | how early a due reminder may be sent (task starts and ends are always processed at their instant) |
-/// | `TASK_SCHEDULER_RETRY_LIMIT_SECONDS` | 120 | longest delay between two attempts of a failing event |
-/// | `TASK_SCHEDULER_MAX_ATTEMPTS` | 5 | attempts before a reminder is recorded as failed |
-/// | `TASK_SCHEDULER_WORKERS` | 4 | reminders sent in parallel (each with its own SMTP connection) |
-/// | `LOGIN_MAX_FAILURES_PER_USER` / `LOGIN_MAX_FAILURES_PER_ADDRESS` | 5 / 50 | failed logins from one client address (for one username / in all) before it is locked out |
-/// | `LOGIN_FAILURE_WINDOW_SECONDS` / `LOGIN_LOCKOUT_SECONDS` | 900 / 60 | window the failures are counted in; first lockout (doubling, at most 900) |
-/// | `TRUSTED_PROXIES` | — | peers whose `X-Forwarded-For` names the client (IPs, CIDRs, `unix`) |
-/// | `SMTP_ENABLED` … `SMTP_FROM_NAME`, `SMTP_STARTTLS_ENABLED` | README, "Configuration" | mail transport |
-/// | `SMTP_VERIFY_CERTIFICATE` / `SMTP_CA_FILE` / `SMTP_TIMEOUT_SECONDS` | true / system store / 30 | TLS verification, send timeout |
+/// Every variable, its default and meaning: README, "Configuration" (the one table; `ConfigurationTests` reads
+/// each variable named there).
 public struct AppConfiguration: Sendable {
     public var database: DatabaseURL
     public var searchPath: String?
