@@ -38,14 +38,17 @@ CREATE TRIGGER sessions_auth_delete AFTER DELETE ON sessions FOR EACH ROW
     EXECUTE FUNCTION remas_auth_changed();
 
 -- Failed logins, counted per client address and username (scope 'user') and per client address alone (scope
--- 'address', username ''), shared by every replica. Each attempt is counted before the password is checked, and a
--- correct password gives its count back, so parallel guesses cannot slip past the limit while bcrypt runs.
+-- 'address', username ''), shared by every replica. An attempt is let in only while its failures and the attempts
+-- still checking their password (`pending`) stay below the limit, so parallel guesses cannot slip past it while
+-- bcrypt runs.
 CREATE TABLE login_throttle (
     address      text NOT NULL,
     scope        text NOT NULL CHECK (scope IN ('user', 'address')),
     username     text NOT NULL,
     failures     integer NOT NULL DEFAULT 0,
+    pending      integer NOT NULL DEFAULT 0,
     window_start timestamptz NOT NULL DEFAULT now(),
+    -- The last attempt let in or failed: a lockout runs from the last failure.
     last_attempt timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (address, scope, username)
 );

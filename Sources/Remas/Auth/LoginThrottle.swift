@@ -28,8 +28,8 @@ public struct LoginThrottleSettings: Sendable {
     }
 }
 
-/// Counts login attempts before their password is checked (`LoginThrottleRepository`): `admit` throws the 429 of a
-/// locked-out client, `succeeded` gives a correct password's count back.
+/// Counts login attempts around their password check (`LoginThrottleRepository`): `admit` before bcrypt (it throws
+/// the 429 of a locked-out client), then `failed` or `succeeded`.
 struct LoginThrottle: Sendable {
     let repository: LoginThrottleRepository
 
@@ -47,6 +47,10 @@ struct LoginThrottle: Sendable {
 
     func succeeded(address: String, username: String, logger: Logger) async throws {
         try await self.repository.succeeded(address: address, username: username, logger: logger)
+    }
+
+    func failed(address: String, username: String, logger: Logger) async throws {
+        try await self.repository.failed(address: address, username: username, logger: logger)
     }
 }
 

@@ -55,15 +55,18 @@ struct AuthController {
             peer: context.remoteAddress, forwardedFor: request.headers[values: Self.forwardedFor])
     }
 
-    /// Checks a password under the login throttle: counted before bcrypt runs (a locked-out client gets 429 and costs
-    /// no bcrypt), given back when it was right.
+    /// Checks a password under the login throttle: let in before bcrypt runs (a locked-out client gets 429 and costs
+    /// no bcrypt), then counted as a failure or a success.
     func verifyThrottled(
         _ password: String, of username: String, request: Request, context: AppRequestContext
     ) async throws -> UserRepository.Credentials? {
         let address = self.clientAddress(request, context)
         try await self.throttle.admit(address: address, username: username, logger: context.logger)
         let user = try await self.users.credentials(username: username, logger: context.logger)
-        guard try await self.env.hasher.verify(password, hash: user?.passwordHash), let user else { return nil }
+        guard try await self.env.hasher.verify(password, hash: user?.passwordHash), let user else {
+            try await self.throttle.failed(address: address, username: username, logger: context.logger)
+            return nil
+        }
         try await self.throttle.succeeded(address: address, username: username, logger: context.logger)
         return user
     }
