@@ -131,6 +131,18 @@ import Testing
         }
     }
 
+    /// A lockout a server answered is answered again from memory until it runs out.
+    @Test func lockoutsAreRememberedUntilTheyRunOut() throws {
+        let cache = LockoutCache()
+        let key = LockoutCache.key(address: "192.0.2.1", username: "someone")
+        #expect(cache.remaining(key) == nil)
+        cache.lock(key, seconds: 3)
+        #expect((1...3).contains(cache.remaining(key) ?? 0))
+        #expect(cache.remaining(LockoutCache.key(address: "192.0.2.1", username: "other")) == nil)
+        cache.lock(key, seconds: 0)
+        #expect(cache.remaining(key) == nil)
+    }
+
     @Test func trustedProxiesParseAndMatch() throws {
         let proxies = try TrustedProxies(parsing: "127.0.0.1, 10.0.0.0/8, fd00::/8, unix")
         let peer = try SocketAddress(ipAddress: "10.9.8.7", port: 1)

@@ -1,6 +1,7 @@
 import Hummingbird
 import Logging
 import NIOCore
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -32,17 +33,26 @@ public struct LoginThrottleSettings: Sendable {
 /// the 429 of a locked-out client), then `failed` or `succeeded`.
 struct LoginThrottle: Sendable {
     let repository: LoginThrottleRepository
+    let lockouts: LockoutCache
 
-    init(db: Database, settings: LoginThrottleSettings) {
+    init(db: Database, settings: LoginThrottleSettings, lockouts: LockoutCache) {
         self.repository = LoginThrottleRepository(db: db, settings: settings)
+        self.lockouts = lockouts
     }
 
     func admit(address: String, username: String, logger: Logger) async throws {
+        let key = LockoutCache.key(address: address, username: username)
+        // A lockout only ever ends with time, so one this server answered holds until then: a flood of guesses is
+        // answered from memory, without a transaction each.
+        if let wait = self.lockouts.remaining(key) { throw Self.refusal(wait) }
         guard let wait = try await self.repository.admit(address: address, username: username, logger: logger) else { return }
+        self.lockouts.lock(key, seconds: wait)
         logger.notice("login throttled", metadata: ["address": "\(address)", "username": "\(username)", "retry_after_s": "\(wait)"])
-        throw AppError(
-            .tooManyRequests, "Too many failed login attempts, try again in \(wait) seconds",
-            headers: [.retryAfter: String(wait)])
+        throw Self.refusal(wait)
+    }
+
+    static func refusal(_ wait: Int) -> AppError {
+        AppError(.tooManyRequests, "Too many failed login attempts, try again in \(wait) seconds", headers: [.retryAfter: String(wait)])
     }
 
     func succeeded(address: String, username: String, logger: Logger) async throws {
@@ -152,5 +162,35 @@ public struct TrustedProxies: Sendable, Equatable {
         guard bytes.count == 4 || bytes.count == 16 else { return nil }
         let ok = bytes.withUnsafeBytes { raw in inet_ntop(family, raw.baseAddress, &buffer, socklen_t(buffer.count)) != nil }
         return ok ? String(cString: buffer) : nil
+    }
+}
+
+/// The lockouts one server has answered, until they run out (bounded: emptied when full).
+final class LockoutCache: Sendable {
+    private let until = Mutex<[String: ContinuousClock.Instant]>([:])
+    let capacity = 100_000
+
+    static func key(address: String, username: String) -> String { address + "\u{0}" + username }
+
+    /// Whole seconds left of a lockout of `key` (at least 1), nil when none holds.
+    func remaining(_ key: String) -> Int? {
+        let now = ContinuousClock.now
+        return self.until.withLock { until -> Int? in
+            guard let end = until[key] else { return nil }
+            guard end > now else {
+                until.removeValue(forKey: key)
+                return nil
+            }
+            let left = end - now
+            return max(1, Int((Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18).rounded(.up)))
+        }
+    }
+
+    func lock(_ key: String, seconds: Int) {
+        let end = ContinuousClock.now + .seconds(seconds)
+        self.until.withLock { until in
+            if until.count >= self.capacity { until.removeAll(keepingCapacity: true) }
+            until[key] = end
+        }
     }
 }

@@ -15,6 +15,8 @@ public struct AppEnvironment: Sendable {
     public var grafanaStats = GrafanaSyncStats()
     /// This server's request metrics and the `/metrics` exposition.
     public var metrics = ServerMetrics()
+    /// Lockouts this server has already answered, so repeated guesses from a locked-out client cost no database work.
+    let lockouts = LockoutCache()
 
     var zone: TimeZone { self.configuration.timeZone }
 

@@ -16,7 +16,9 @@ struct AuthController {
     }
 
     var sessions: SessionRepository { SessionRepository(db: self.env.db) }
-    var throttle: LoginThrottle { LoginThrottle(db: self.env.db, settings: self.env.configuration.loginThrottle) }
+    var throttle: LoginThrottle {
+        LoginThrottle(db: self.env.db, settings: self.env.configuration.loginThrottle, lockouts: self.env.lockouts)
+    }
 
     func register(_ routes: RouteBuilder) {
         routes.post("/authentication/token", self.login)
