@@ -62,6 +62,10 @@ struct LoginThrottle: Sendable {
     func failed(address: String, username: String, logger: Logger) async throws {
         try await self.repository.failed(address: address, username: username, logger: logger)
     }
+
+    func abandoned(address: String, username: String, logger: Logger) async throws {
+        try await self.repository.abandoned(address: address, username: username, logger: logger)
+    }
 }
 
 /// `TRUSTED_PROXIES`: the peers whose `X-Forwarded-For` is believed (IP addresses, CIDR networks, and `unix` for

@@ -13,7 +13,8 @@ struct AliasController {
         }
         routes.get("/resource_alias/:alias_id") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.aliasJSON(try context.pathID("alias_id"), context.logger))
+            let id = try context.pathID("alias_id")
+            return .json(try await self.aliases.json(id: id, logger: context.logger).orNotFound("Resource alias", id))
         }
         routes.post("/resource_alias") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -21,7 +22,7 @@ struct AliasController {
             let description = try body.optionalString("description")
             try caller.requireAdmin()
             let id = try await self.aliases.create(name: name, description: description, logger: context.logger)
-            return .json(try await self.aliasJSON(id, context.logger))
+            return .json(try await self.aliases.json(id: id, logger: context.logger).orNotFound("Resource alias", id))
         }
         routes.put("/resource_alias") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -31,7 +32,7 @@ struct AliasController {
             try caller.requireAdmin()
             let updated = try await self.aliases.update(id: id, name: name, description: description, logger: context.logger)
             guard let id, updated else { throw AppError.notFound("Resource alias with id \(idText(id)) not found!") }
-            return .json(try await self.aliasJSON(id, context.logger))
+            return .json(try await self.aliases.json(id: id, logger: context.logger).orNotFound("Resource alias", id))
         }
         routes.delete("/resource_alias/:alias_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -42,12 +43,5 @@ struct AliasController {
             }
             return .message("Resource alias deleted")
         }
-    }
-
-    func aliasJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.aliases.json(id: id, logger: logger) else {
-            throw AppError.notFound("Resource alias with id \(id) not found!")
-        }
-        return json
     }
 }

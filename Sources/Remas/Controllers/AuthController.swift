@@ -64,8 +64,16 @@ struct AuthController {
     ) async throws -> UserRepository.Credentials? {
         let address = self.clientAddress(request, context)
         try await self.throttle.admit(address: address, username: username, logger: context.logger)
-        let user = try await self.users.credentials(username: username, logger: context.logger)
-        guard try await self.env.hasher.verify(password, hash: user?.passwordHash), let user else {
+        let user: UserRepository.Credentials?
+        let correct: Bool
+        do {
+            user = try await self.users.credentials(username: username, logger: context.logger)
+            correct = try await self.env.hasher.verify(password, hash: user?.passwordHash)
+        } catch {
+            try? await self.throttle.abandoned(address: address, username: username, logger: context.logger)
+            throw error
+        }
+        guard correct, let user else {
             try await self.throttle.failed(address: address, username: username, logger: context.logger)
             return nil
         }

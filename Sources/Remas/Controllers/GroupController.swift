@@ -20,9 +20,7 @@ struct GroupController {
                 }
                 guard own == id else { throw AppError.forbidden() }
             }
-            guard let json = try await self.groups.json(id: id, logger: context.logger) else {
-                throw AppError.notFound("Group with id \(id) not found!")
-            }
+            let json = try await self.groups.json(id: id, logger: context.logger).orNotFound("Group", id)
             return .json(json)
         }
         routes.post("/group") { request, context in

@@ -50,7 +50,7 @@ struct LimitController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("limit_id")
             try caller.requireAdmin()
-            return .json(try await self.limitJSON(id, context.logger))
+            return .json(try await self.limits.json(id: id, logger: context.logger).orNotFound("Limit", id))
         }
         routes.post("/limit") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -63,7 +63,7 @@ struct LimitController {
                 throw AppError.badRequest("Limit must have either user_id or group_id specified!")
             }
             let id = try await self.limits.create(limit, logger: context.logger)
-            return .json(try await self.limitJSON(id, context.logger))
+            return .json(try await self.limits.json(id: id, logger: context.logger).orNotFound("Limit", id))
         }
         routes.put("/limit") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -79,7 +79,7 @@ struct LimitController {
                 throw AppError.badRequest("Limit can't have both user_id and group_id specified at the same time!")
             }
             try await self.limits.update(id: id, limit, logger: context.logger)
-            return .json(try await self.limitJSON(id, context.logger))
+            return .json(try await self.limits.json(id: id, logger: context.logger).orNotFound("Limit", id))
         }
         routes.delete("/limit/:limit_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -118,13 +118,6 @@ struct LimitController {
                 """
         }
         return .json("[" + entries.joined(separator: ",") + "]")
-    }
-
-    func limitJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.limits.json(id: id, logger: logger) else {
-            throw AppError.notFound("Limit with id \(id) not found!")
-        }
-        return json
     }
 }
 

@@ -15,7 +15,7 @@ struct NodeController {
         routes.get("/node/:node_id") { request, context in
             _ = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("node_id")
-            return .json(try await self.nodeJSON(id, context.logger))
+            return .json(try await self.nodes.json(id: id, logger: context.logger).orNotFound("Node", id))
         }
         routes.post("/node") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -23,7 +23,7 @@ struct NodeController {
             let description = try body.optionalString("description")
             try caller.requireAdmin()
             let id = try await self.nodes.create(name: name, description: description, logger: context.logger)
-            return .json(try await self.nodeJSON(id, context.logger))
+            return .json(try await self.nodes.json(id: id, logger: context.logger).orNotFound("Node", id))
         }
         routes.put("/node") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -34,7 +34,7 @@ struct NodeController {
             let updated = try await self.nodes.update(id: id, name: name, description: description, logger: context.logger)
             guard let id, updated else { throw AppError.notFound("Node with id \(idText(id)) not found!") }
             await self.env.grafana.changed(.node(id), logger: context.logger)
-            return .json(try await self.nodeJSON(id, context.logger))
+            return .json(try await self.nodes.json(id: id, logger: context.logger).orNotFound("Node", id))
         }
         routes.delete("/node/:node_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -55,7 +55,7 @@ struct NodeController {
             }
             try await self.nodes.provide(node: nodeID, resource: resourceID, amount: amount, logger: context.logger)
             await self.env.grafana.changed(.resource(resourceID), logger: context.logger)
-            return .json(try await self.nodeJSON(nodeID, context.logger))
+            return .json(try await self.nodes.json(id: nodeID, logger: context.logger).orNotFound("Node", nodeID))
         }
         routes.post("/node/remove_resource") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -68,13 +68,8 @@ struct NodeController {
                 throw AppError.notFound("Node with id \(nodeID) doesn't have resource with id \(resourceID)!")
             }
             await self.env.grafana.changed(.resource(resourceID), logger: context.logger)
-            return .json(try await self.nodeJSON(nodeID, context.logger))
+            return .json(try await self.nodes.json(id: nodeID, logger: context.logger).orNotFound("Node", nodeID))
         }
-    }
-
-    func nodeJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.nodes.json(id: id, logger: logger) else { throw AppError.notFound("Node with id \(id) not found!") }
-        return json
     }
 
     func requireNodeAndResource(_ nodeID: Int, _ resourceID: Int, _ logger: Logger) async throws {

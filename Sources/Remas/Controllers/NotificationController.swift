@@ -18,9 +18,7 @@ struct NotificationController {
         routes.get("/notification/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
-            guard let json = try await self.notifications.forGroup(id, logger: context.logger) else {
-                throw AppError.notFound("Group with id \(id) not found!")
-            }
+            let json = try await self.notifications.forGroup(id, logger: context.logger).orNotFound("Group", id)
             if !caller.isAdmin {
                 let own = try await UserRepository(db: self.env.db).groupID(ofUser: caller.id, logger: context.logger)
                 guard own == id else { throw AppError.forbidden() }
@@ -30,9 +28,7 @@ struct NotificationController {
         routes.get("/notification/user/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
-            guard let json = try await self.notifications.forUser(id, logger: context.logger) else {
-                throw AppError.notFound("User with id \(id) not found!")
-            }
+            let json = try await self.notifications.forUser(id, logger: context.logger).orNotFound("User", id)
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
             return .json(json)
         }
@@ -49,7 +45,7 @@ struct NotificationController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("notification_id")
             try caller.requireAdmin()
-            return .json(try await self.json(id, context.logger))
+            return .json(try await self.notifications.json(id: id, logger: context.logger).orNotFound("Notification", id))
         }
         routes.delete("/notification/:notification_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -66,13 +62,6 @@ struct NotificationController {
             await self.env.grafana.enqueueLogged(touched, logger: context.logger)
             return .message("Notification deleted")
         }
-    }
-
-    func json(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.notifications.json(id: id, logger: logger) else {
-            throw AppError.notFound("Notification with id \(id) not found!")
-        }
-        return json
     }
 
     /// Admin-created notifications have no owner; anyone else owns what they create.
@@ -101,7 +90,7 @@ struct NotificationController {
             fields.description = input.description
             fields.template = input.template
             fields.type = try input.validatedType()
-            if NotificationRepository.grafanaTypes.contains(fields.type) {
+            if NotificationType.grafana.contains(fields.type) {
                 fields.defaultAmount = input.defaultAmount.number
                 fields.resourceID = input.resourceID.number.map { Int($0) }
             } else {
@@ -111,7 +100,7 @@ struct NotificationController {
             return fields
         }
         await self.env.grafana.changed(.notification(id), logger: logger)
-        return .json(try await self.json(id, logger))
+        return .json(try await self.notifications.json(id: id, logger: logger).orNotFound("Notification", id))
     }
 
     /// The checks of create and update: Grafana alerts need an amount, a resource and a rule template;
@@ -119,7 +108,7 @@ struct NotificationController {
     /// A rule template must render to a JSON object: checked here, before anything is written, instead of after the
     /// commit as in the original (which then answered 400 with the change already saved).
     static func check(_ f: NotificationRepository.Fields, caller: CurrentUser) throws {
-        if NotificationRepository.grafanaTypes.contains(f.type) {
+        if NotificationType.grafana.contains(f.type) {
             guard let amount = f.defaultAmount, amount != 0 else { throw AppError.badRequest("Default amount is required for grafana alerts!") }
             guard let resource = f.resourceID, resource != 0 else { throw AppError.badRequest("Resource must be set for grafana alerts!") }
             guard let template = f.template, !template.isEmpty else {
@@ -127,7 +116,7 @@ struct NotificationController {
             }
             try AlertRuleRenderer.validate(template: template, notificationName: f.name, username: caller.username)
         }
-        if NotificationRepository.taskTypes.contains(f.type) {
+        if NotificationType.taskReminders.contains(f.type) {
             guard let template = f.template, !template.isEmpty else {
                 throw AppError.badRequest("Notification template must be set for task notifications!")
             }
@@ -157,7 +146,7 @@ struct NotificationController {
         if !affected.isEmpty {
             await self.env.grafana.changed(.users(affected), logger: logger)
         }
-        return .json(try await self.json(notificationID, logger))
+        return .json(try await self.notifications.json(id: notificationID, logger: logger).orNotFound("Notification", notificationID))
     }
 }
 
@@ -186,7 +175,7 @@ struct NotificationInput {
     func validatedType() throws -> String {
         switch self.rawType {
         case nil, .null?: return "other"
-        case .string(let s)? where NotificationRepository.types.contains(s): return s
+        case .string(let s)? where NotificationType.all.contains(s): return s
         case .string(let s)?: throw AppError.badRequest("Invalid notification type \(s)!")
         case let other?: throw AppError.badRequest("Invalid notification type \(other.text)!")
         }
@@ -196,9 +185,9 @@ struct NotificationInput {
     func timeOffset(for type: String) throws -> Int? {
         switch self.rawTimeOffset {
         case .value(let v): return Int(v)
-        case .blank: return NotificationRepository.taskTypes.contains(type) ? 0 : nil
+        case .blank: return NotificationType.taskReminders.contains(type) ? 0 : nil
         case .absent, .null:
-            guard !NotificationRepository.taskTypes.contains(type) else {
+            guard !NotificationType.taskReminders.contains(type) else {
                 throw AppError.badRequest("Time offset must be set for task notifications!")
             }
             return nil

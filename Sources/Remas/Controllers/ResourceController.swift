@@ -14,7 +14,8 @@ struct ResourceController {
         }
         routes.get("/resource/:resource_id") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.resourceJSON(try context.pathID("resource_id"), context.logger))
+            let id = try context.pathID("resource_id")
+            return .json(try await self.resources.json(id: id, logger: context.logger).orNotFound("Resource", id))
         }
         routes.post("/resource") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -24,7 +25,7 @@ struct ResourceController {
             try caller.requireAdmin()
             let unitValue = try Self.validate(unit)
             let id = try await self.resources.create(name: name, description: description, unit: unitValue, logger: context.logger)
-            return .json(try await self.resourceJSON(id, context.logger))
+            return .json(try await self.resources.json(id: id, logger: context.logger).orNotFound("Resource", id))
         }
         routes.put("/resource") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -40,7 +41,7 @@ struct ResourceController {
             let updated = try await self.resources.update(id: id, name: name, description: description, unit: unitValue, logger: context.logger)
             guard updated else { throw AppError.notFound("Resource with id \(id) not found!") }
             await self.env.grafana.changed(.resource(id), logger: context.logger)
-            return .json(try await self.resourceJSON(id, context.logger))
+            return .json(try await self.resources.json(id: id, logger: context.logger).orNotFound("Resource", id))
         }
         routes.delete("/resource/:resource_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -57,7 +58,7 @@ struct ResourceController {
             try caller.requireAdmin()
             try await self.requireResourceAndAlias(resourceID, aliasID, context.logger)
             try await self.resources.addAlias(aliasID, to: resourceID, logger: context.logger)
-            return .json(try await self.resourceJSON(resourceID, context.logger))
+            return .json(try await self.resources.json(id: resourceID, logger: context.logger).orNotFound("Resource", resourceID))
         }
         routes.post("/resource/remove_alias") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -66,7 +67,7 @@ struct ResourceController {
             try caller.requireAdmin()
             try await self.requireResourceAndAlias(resourceID, aliasID, context.logger)
             guard try await self.resources.removeAlias(aliasID, from: resourceID, logger: context.logger) else { throw AppError.notFound("Resource with id \(resourceID) doesn't have alias with id \(aliasID)!") }
-            return .json(try await self.resourceJSON(resourceID, context.logger))
+            return .json(try await self.resources.json(id: resourceID, logger: context.logger).orNotFound("Resource", resourceID))
         }
     }
 
@@ -79,13 +80,6 @@ struct ResourceController {
     static func validate(_ unit: String?) throws -> String {
         guard let unit, ResourceUnit(rawValue: unit) != nil else { throw AppError.badRequest("Unit \(unit ?? "None") is not supported!") }
         return unit
-    }
-
-    func resourceJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.resources.json(id: id, logger: logger) else {
-            throw AppError.notFound("Resource with id \(id) not found!")
-        }
-        return json
     }
 
     func requireResourceAndAlias(_ resourceID: Int, _ aliasID: Int, _ logger: Logger) async throws {

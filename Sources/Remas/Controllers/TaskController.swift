@@ -66,14 +66,7 @@ struct TaskController {
         else { throw AppError.notFound("Task with id \(id) not found!") }
         guard callerGroup != nil else { throw AppError.notFound("User with id \(caller.id) not found!") }
         guard caller.isAdmin || owner == caller.id || (ownerGroup == callerGroup && shares == true) else { throw AppError.forbidden() }
-        return .json(try await self.taskJSON(id, context.logger))
-    }
-
-    func taskJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.tasks.json(id: id, logger: logger) else {
-            throw AppError.notFound("Task with id \(id) not found!")
-        }
-        return json
+        return .json(try await self.tasks.json(id: id, logger: context.logger).orNotFound("Task", id))
     }
 
     func page<S: TaskPage>(
@@ -155,7 +148,7 @@ struct TaskController {
         } else {
             guard try await self.tasks.removeTag(tagID, from: taskID, logger: logger) else { throw AppError.notFound("Tag is not assigned to the task!") }
         }
-        return .json(try await self.taskJSON(taskID, logger))
+        return .json(try await self.tasks.json(id: taskID, logger: logger).orNotFound("Task", taskID))
     }
 
     /// The availability timeline; one query, then the sweep of `Timeline`.

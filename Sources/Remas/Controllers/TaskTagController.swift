@@ -36,14 +36,14 @@ struct TaskTagController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("task_tag_id")
             try await self.requireOwnerOrAdmin(tag: id, caller: caller, context.logger)
-            return .json(try await self.tagJSON(id, context.logger))
+            return .json(try await self.tags.json(id: id, logger: context.logger).orNotFound("Tag", id))
         }
         routes.post("/task_tag") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
             let name = try body.string("name")
             let description = try body.optionalString("description")
             guard let id = try await self.tags.create(name: name, description: description, owner: caller.id, logger: context.logger) else { throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true) }
-            return .json(try await self.tagJSON(id, context.logger))
+            return .json(try await self.tags.json(id: id, logger: context.logger).orNotFound("Tag", id))
         }
         routes.put("/task_tag") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -55,7 +55,7 @@ struct TaskTagController {
             guard try await self.tags.update(id: id, name: name, description: description, logger: context.logger) else {
                 throw AppError.notFound("Tag with id \(id) not found!")
             }
-            return .json(try await self.tagJSON(id, context.logger))
+            return .json(try await self.tags.json(id: id, logger: context.logger).orNotFound("Tag", id))
         }
         routes.delete("/task_tag/:task_tag_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -72,12 +72,5 @@ struct TaskTagController {
             throw AppError.notFound("Tag with id \(id) not found!")
         }
         guard caller.isAdmin || owner == caller.id else { throw AppError.forbidden() }
-    }
-
-    func tagJSON(_ id: Int, _ logger: Logger) async throws -> String {
-        guard let json = try await self.tags.json(id: id, logger: logger) else {
-            throw AppError.notFound("Tag with id \(id) not found!")
-        }
-        return json
     }
 }

@@ -15,9 +15,7 @@ struct UserController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            guard let json = try await self.users.json(id: id, logger: context.logger) else {
-                throw AppError.notFound("User with id \(id) not found!")
-            }
+            let json = try await self.users.json(id: id, logger: context.logger).orNotFound("User", id)
             return .json(json)
         }
         routes.post("/user", self.create)
@@ -78,9 +76,7 @@ struct UserController {
             throw AppError.notFound("User with id \(id) not found!")
         }
         await self.env.grafana.changed(.userUpdated(userID: id), logger: context.logger)
-        guard let json = try await self.users.json(id: id, logger: context.logger) else {
-            throw AppError.notFound("User with id \(id) not found!")
-        }
+        let json = try await self.users.json(id: id, logger: context.logger).orNotFound("User", id)
         return .json(json)
     }
 }

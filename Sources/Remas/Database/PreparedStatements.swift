@@ -35,4 +35,9 @@ extension Database {
     func json<S: JSONStatement>(_ statement: S, logger: Logger) async throws -> String? {
         try await self.run(statement, logger: logger).first ?? nil
     }
+
+    /// A list document: the statement's array, `[]` when it selects nothing.
+    func jsonList<S: JSONStatement>(_ statement: S, logger: Logger) async throws -> String {
+        try await self.json(statement, logger: logger) ?? "[]"
+    }
 }

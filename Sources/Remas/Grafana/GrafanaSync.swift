@@ -80,7 +80,7 @@ public struct GrafanaOutbox: GrafanaSync {
     }
 
     public func touched(by change: GrafanaChange, logger: Logger) async throws -> GrafanaTouched {
-        let grafanaTypes = GrafanaRepository.grafanaTypes
+        let grafanaTypes = NotificationType.grafanaSQLList
         switch change {
         case .userCreated(let username, let password):
             return GrafanaTouched(usernames: [username], password: self.sealer.seal(password))

@@ -31,6 +31,15 @@ public struct AppError: HTTPResponseError, Sendable {
     public static let internalError = AppError(.internalServerError, "Internal Server Error")
 }
 
+extension Optional where Wrapped == String {
+    /// A document a repository read (repositories answer nil for "not found"), or the original's 404:
+    /// `<noun> with id <id> not found!`.
+    func orNotFound(_ noun: String, _ id: Int) throws -> String {
+        guard let self else { throw AppError.notFound("\(noun) with id \(id) not found!") }
+        return self
+    }
+}
+
 /// Small helpers for writing JSON text by hand (error bodies, fixed messages).
 public enum JSONText {
     public static func quote(_ string: String) -> String { "\"" + escape(string) + "\"" }

@@ -295,7 +295,7 @@ public struct RemasImporter: Sendable {
         var notificationRows: Rows = []
         for row in data["notifications"] ?? [] {
             notifications.read += 1
-            guard let type = row["type"]?.stringValue, NotificationRepository.types.contains(type) else {
+            guard let type = row["type"]?.stringValue, NotificationType.all.contains(type) else {
                 notifications.refused.append("notification \(int(row, "id") ?? 0): unknown type \(row["type"]?.text ?? "None")")
                 continue
             }

@@ -6,7 +6,7 @@ struct AliasRepository: Sendable {
     let db: Database
 
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(AliasListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(AliasListStatement(), logger: logger)
     }
 
     /// One alias's document; nil when there is no such alias.

@@ -5,7 +5,6 @@ import PostgresNIO
 /// The SQL of the Grafana sync: who a change touches, what each user's Grafana should hold, and the outbox of users
 /// waiting for a sync (migration 0003).
 enum GrafanaRepository {
-    static let grafanaTypes = NotificationType.grafanaSQLList
 
     // MARK: who a change touches
 
@@ -67,7 +66,7 @@ enum GrafanaRepository {
             SELECT r.user_id, n.id, n.name, n.type, n.notification_template, n.default_amount, o.username,
                    nd.id, nd.name, nd.description, res.id, res.name, res.description, nr.amount, h.amount
             FROM receives r
-            JOIN notifications n ON n.id = r.notification_id AND n.type IN \(Self.grafanaTypes)
+            JOIN notifications n ON n.id = r.notification_id AND n.type IN \(NotificationType.grafanaSQLList)
             JOIN resources res ON res.id = n.resource_id
             JOIN node_resources nr ON nr.resource_id = res.id
             JOIN nodes nd ON nd.id = nr.node_id

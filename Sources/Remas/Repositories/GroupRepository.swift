@@ -11,7 +11,7 @@ struct GroupRepository: Sendable {
 
     /// Every group, as `GET /group` answers them.
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(GroupListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(GroupListStatement(), logger: logger)
     }
 
     func json(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> String? {

@@ -19,17 +19,17 @@ struct LimitRepository: Sendable {
     }
 
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(LimitListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(LimitListStatement(), logger: logger)
     }
 
     /// The limits set on one user (not inherited ones).
     func list(ofUser id: Int, logger: Logger) async throws -> String {
-        try await self.db.json(UserLimitsStatement(id: id), logger: logger) ?? "[]"
+        try await self.db.jsonList(UserLimitsStatement(id: id), logger: logger)
     }
 
     /// The limits set on one group (not inherited ones).
     func list(ofGroup id: Int, logger: Logger) async throws -> String {
-        try await self.db.json(GroupLimitsStatement(id: id), logger: logger) ?? "[]"
+        try await self.db.jsonList(GroupLimitsStatement(id: id), logger: logger)
     }
 
     /// One limit's document; nil when there is no such limit.

@@ -8,7 +8,7 @@ struct LoginThrottleRepository: Sendable {
     let settings: LoginThrottleSettings
 
     /// Usernames are counted by their first 255 characters (an index entry must stay small; a longer name gains nothing).
-    static let keyLength = 255
+    static func key(_ username: String) -> String { String(username.prefix(255)) }
     /// An attempt still "checking its password" after this long belonged to a replica that died: it no longer counts.
     static let pendingSeconds = 30.0
 
@@ -20,7 +20,7 @@ struct LoginThrottleRepository: Sendable {
     /// start: a transaction that waited for the lock started before the attempt it waited for.
     func admit(address: String, username: String, logger: Logger) async throws -> Int? {
         let settings = self.settings
-        let key = String(username.prefix(Self.keyLength))
+        let key = Self.key(username)
         return try await self.db.transaction(logger: logger) { tx -> Int? in
             let rows = try await tx.query(
                 """
@@ -68,10 +68,21 @@ struct LoginThrottleRepository: Sendable {
 
     /// A wrong password: a failure for the address and for the username there (the lockout runs from now).
     func failed(address: String, username: String, logger: Logger) async throws {
+        try await self.finish(address: address, username: username, failed: true, logger: logger)
+    }
+
+    /// An attempt that ended without an answer (the database or the hasher failed): it no longer counts as in progress.
+    func abandoned(address: String, username: String, logger: Logger) async throws {
+        try await self.finish(address: address, username: username, failed: false, logger: logger)
+    }
+
+    private func finish(address: String, username: String, failed: Bool, logger: Logger) async throws {
         try await self.db.query(
             """
-            UPDATE login_throttle SET failures = failures + 1, pending = greatest(pending - 1, 0), last_attempt = clock_timestamp()
-            WHERE address = \(address) AND ((scope = 'address' AND username = '') OR (scope = 'user' AND username = \(String(username.prefix(Self.keyLength)))))
+            UPDATE login_throttle SET pending = greatest(pending - 1, 0),
+                failures = failures + \(failed ? 1 : 0),
+                last_attempt = CASE WHEN \(failed) THEN clock_timestamp() ELSE last_attempt END
+            WHERE address = \(address) AND ((scope = 'address' AND username = '') OR (scope = 'user' AND username = \(Self.key(username))))
             """, logger: logger)
     }
 
@@ -82,7 +93,7 @@ struct LoginThrottleRepository: Sendable {
             """
             WITH mine AS (
                 DELETE FROM login_throttle
-                WHERE address = \(address) AND scope = 'user' AND username = \(String(username.prefix(Self.keyLength))))
+                WHERE address = \(address) AND scope = 'user' AND username = \(Self.key(username)))
             UPDATE login_throttle SET pending = greatest(pending - 1, 0), failures = least(failures, \(self.settings.maxFailuresPerAddress - 1))
             WHERE address = \(address) AND scope = 'address' AND username = ''
             """, logger: logger)

@@ -7,7 +7,7 @@ struct NodeRepository: Sendable {
 
     /// The whole list, as `GET /node` answers it.
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(NodeListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(NodeListStatement(), logger: logger)
     }
 
     /// One node's document; nil when there is no such node.

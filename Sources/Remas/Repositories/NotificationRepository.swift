@@ -5,9 +5,6 @@ import PostgresNIO
 struct NotificationRepository: Sendable {
     let db: Database
 
-    static let types = NotificationType.all
-    static let taskTypes = NotificationType.taskReminders
-    static let grafanaTypes = NotificationType.grafana
 
     /// The stored, editable fields of a notification.
     struct Fields: Sendable {

@@ -7,7 +7,7 @@ struct ResourceRepository: Sendable {
     let db: Database
 
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(ResourceListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(ResourceListStatement(), logger: logger)
     }
 
     /// One resource's document; nil when there is no such resource.

@@ -8,17 +8,17 @@ struct TaskRepository: Sendable {
     let db: Database
 
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(TaskListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(TaskListStatement(), logger: logger)
     }
 
     /// The tasks of one owner.
     func list(ofUser id: Int, logger: Logger) async throws -> String {
-        try await self.db.json(UserTaskListStatement(id: id), logger: logger) ?? "[]"
+        try await self.db.jsonList(UserTaskListStatement(id: id), logger: logger)
     }
 
     /// One page of a paginated list.
     func page<S: TaskPage>(_ statement: S, logger: Logger) async throws -> String {
-        try await self.db.json(statement, logger: logger) ?? "[]"
+        try await self.db.jsonList(statement, logger: logger)
     }
 
     /// One task's document; nil when there is no such task.

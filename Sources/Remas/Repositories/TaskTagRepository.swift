@@ -6,17 +6,17 @@ struct TaskTagRepository: Sendable {
     let db: Database
 
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(TagListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(TagListStatement(), logger: logger)
     }
 
     /// The tags of one user.
     func list(ofUser id: Int, logger: Logger) async throws -> String {
-        try await self.db.json(UserTagsStatement(id: id), logger: logger) ?? "[]"
+        try await self.db.jsonList(UserTagsStatement(id: id), logger: logger)
     }
 
     /// The tags of a group's members.
     func list(ofGroup id: Int, logger: Logger) async throws -> String {
-        try await self.db.json(GroupTagsStatement(id: id), logger: logger) ?? "[]"
+        try await self.db.jsonList(GroupTagsStatement(id: id), logger: logger)
     }
 
     /// One tag's document; nil when there is no such tag.

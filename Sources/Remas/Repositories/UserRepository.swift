@@ -19,7 +19,7 @@ struct UserRepository: Sendable {
 
     /// Every user, as `GET /user` answers them.
     func list(logger: Logger) async throws -> String {
-        try await self.db.json(UserListStatement(), logger: logger) ?? "[]"
+        try await self.db.jsonList(UserListStatement(), logger: logger)
     }
 
     /// One user's document (`GET`, `PUT` and `POST /user` answer the same); nil when there is no such user.
