@@ -38,7 +38,9 @@ import Testing
     }
 
     @Test func guessesFromTwoServersAreCountedTogetherBeforeBcrypt() async throws {
-        try await withTwoLiveServers(extra: ["LOGIN_LOCKOUT_SECONDS": "6", "TRUSTED_PROXIES": "127.0.0.1"]) { t, two in
+        // The test client sends a server's requests one after another, so held-back refusals (the default 1 s each)
+        // would spread the 20 guesses past the 6-s lockout; this test is about counting, not holding back.
+        try await withTwoLiveServers(extra: ["LOGIN_LOCKOUT_SECONDS": "6", "TRUSTED_PROXIES": "127.0.0.1", "LOGIN_REFUSAL_DELAY_MS": "0"]) { t, two in
             _ = try await t.makeUser("victim")
             _ = try await t.makeUser("bystander")
             let before = try await Self.bcryptRuns(t.client) + Self.bcryptRuns(two)
@@ -128,6 +130,21 @@ import Testing
             for i in 1...8 { #expect(try await Self.login(two, "nobody\(i)", "x", forwardedFor: "192.0.2.1").status == 401) }
             #expect(try await Self.login(t.client, "target", "password", forwardedFor: "192.0.2.1").status == 429)
             #expect(try await Self.login(t.client, "target", "password", forwardedFor: "192.0.2.2").status == 200)
+        }
+    }
+
+    /// A refusal is held back (default 1 s), so a guesser's connection waits instead of asking again at once; the
+    /// answer is the same 429.
+    @Test func refusalsAreHeldBack() async throws {
+        try await withTwoLiveServers { t, _ in
+            _ = try await t.makeUser("patient")
+            for _ in 1...5 { #expect(try await Self.login(t.client, "patient", "nope").status == 401) }
+            for _ in 1...2 {  // decided by the database, then from the server's memory
+                let sent = ContinuousClock.now
+                let attempt = try await Self.login(t.client, "patient", "nope")
+                #expect(attempt.status == 429 && attempt.retryAfter != nil)
+                #expect(ContinuousClock.now - sent >= .seconds(1), "a refusal came back at once")
+            }
         }
     }
 

@@ -151,6 +151,7 @@ public struct AppConfiguration: Sendable {
         throttle.maxFailuresPerAddress = try int("LOGIN_MAX_FAILURES_PER_ADDRESS", throttle.maxFailuresPerAddress, range: 1...100_000)
         throttle.windowSeconds = try int("LOGIN_FAILURE_WINDOW_SECONDS", throttle.windowSeconds, range: 1...86_400)
         throttle.lockoutSeconds = try int("LOGIN_LOCKOUT_SECONDS", throttle.lockoutSeconds, range: 1...LoginThrottleSettings.maxLockoutSeconds)
+        throttle.refusalDelayMilliseconds = try int("LOGIN_REFUSAL_DELAY_MS", throttle.refusalDelayMilliseconds, range: 0...10_000)
         self.loginThrottle = throttle
         self.trustedProxies = try TrustedProxies(parsing: env["TRUSTED_PROXIES"] ?? "")
         let smtpUser = env["SMTP_USER"] ?? ""
