@@ -133,7 +133,7 @@ struct Events: AsyncParsableCommand {
         let logger = makeLogger(configuration)
         let limit = self.limit
         let rows = try await withDatabase(configuration, logger: logger) { db in
-            try await EventRepository.unfinished(limit: limit, on: db, logger: logger)
+            try await EventRepository(db: db).unfinished(limit: limit, logger: logger)
         }
         guard !rows.isEmpty else {
             print("no pending or failed events")

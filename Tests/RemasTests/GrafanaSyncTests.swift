@@ -50,7 +50,7 @@ import Testing
             #expect(state.calls["GET alert-rules"] == 1 && state.calls["GET folders"] == 1 && state.calls["GET contact-points"] == 1)
 
             // A second sync with nothing changed writes nothing.
-            try await GrafanaRepository.enqueue(["ann"], on: t.db, logger: t.logger)
+            try await GrafanaRepository(db: t.db).enqueue(["ann"], logger: t.logger)
             #expect(try await worker.runPass().synced == ["ann"])
             let again = try await fake.state()
             #expect(again.calls["POST alert-rules"] == 2 && again.calls["PUT alert-rules/{uid}"] == nil)
@@ -303,7 +303,7 @@ import Testing
                 foreign = .object(o)
             }
             try await client.createRule(foreign, failure: "rule")
-            try await GrafanaRepository.enqueue(["gus"], on: t.db, logger: t.logger)
+            try await GrafanaRepository(db: t.db).enqueue(["gus"], logger: t.logger)
             try await worker.runPass()
             #expect(try await fake.state().rules.count == 3)
             #expect(try await t.request(.delete, "/user/\(gus)", token: try await t.adminToken()).status == .ok)

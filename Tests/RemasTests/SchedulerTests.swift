@@ -134,7 +134,7 @@ import Testing
             let lastError = try await t.db.text("SELECT last_error FROM events WHERE task_id = \(badTask) AND notification_id = \(n)", logger: t.logger)
             #expect(lastError?.contains("550") == true)
             // The operator view (`remas events`) lists it with its attempts and error.
-            let unfinished = try await EventRepository.unfinished(limit: 10, on: t.db, logger: t.logger)
+            let unfinished = try await EventRepository(db: t.db).unfinished(limit: 10, logger: t.logger)
             let failed = try #require(unfinished.first { $0.taskID == badTask && $0.notificationID == n })
             #expect(failed.state == "failed" && failed.attempts == 3 && failed.notificationID == n)
             #expect(failed.lastError?.contains("550") == true)

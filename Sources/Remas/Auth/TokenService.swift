@@ -153,5 +153,5 @@ final class VerifiedTokenCache: Sendable {
 public struct TokenPair: Sendable {
     public let access: String
     public let refresh: String
-    public var json: String { "{\"access_token\":\(JSONText.quote(self.access)),\"refresh_token\":\(JSONText.quote(self.refresh))}" }
+    public var json: JSONValue { ["access_token": .string(self.access), "refresh_token": .string(self.refresh)] }
 }

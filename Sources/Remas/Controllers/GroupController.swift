@@ -5,6 +5,7 @@ import Logging
 struct GroupController {
     let env: AppEnvironment
     var groups: GroupRepository { GroupRepository(db: self.env.db) }
+    var events: EventRepository { EventRepository(db: self.env.db) }
 
     func register(_ routes: RouteBuilder) {
         routes.get("/group") { request, context in
@@ -58,7 +59,7 @@ struct GroupController {
             guard let affected = try await self.groups.delete(id: id, logger: context.logger) else {
                 throw AppError.notFound("Group with id \(id) not found!")
             }
-            try await EventRepository.usersMoved(affected, db: self.env.db, logger: context.logger)
+            try await self.events.usersMoved(affected, logger: context.logger)
             await self.env.grafana.changed(.users(affected), logger: context.logger)
             return .message("Group deleted")
         }
@@ -71,7 +72,7 @@ struct GroupController {
                 throw AppError.notFound("Group with id \(groupID) not found!")
             }
             guard try await UserRepository(db: self.env.db).move(userID, toGroup: groupID, logger: context.logger) else { throw AppError.notFound("User with id \(userID) not found!") }
-            try await EventRepository.usersMoved([userID], db: self.env.db, logger: context.logger)
+            try await self.events.usersMoved([userID], logger: context.logger)
             await self.env.grafana.changed(.users([userID]), logger: context.logger)
             return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")
         }
@@ -87,7 +88,7 @@ struct GroupController {
             case .defaultGroup: throw AppError.forbidden("Cannot change default groups!")
             case .cycle: throw AppError.badRequest("Cannot change group parent to its own subgroup!")
             case .ok(let affected):
-                try await EventRepository.usersMoved(affected, db: self.env.db, logger: context.logger)
+                try await self.events.usersMoved(affected, logger: context.logger)
                 await self.env.grafana.changed(.users(affected), logger: context.logger)
             }
             return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")

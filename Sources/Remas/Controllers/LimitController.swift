@@ -28,9 +28,9 @@ struct LimitController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            let limits = try await EffectiveLimits.forUser(id, on: self.db, logger: context.logger)
+            let limits = try await self.limits.effective(forUser: id, logger: context.logger)
             guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
-            return .json(limits.json)
+            return .json(limits.document)
         }
         routes.get("/limit/usage/:user_id", self.usage)
         routes.get("/limit/group_all/:group_id") { request, context in
@@ -42,9 +42,9 @@ struct LimitController {
                 }
                 guard own == id else { throw AppError.forbidden() }
             }
-            let limits = try await EffectiveLimits.forGroup(id, on: self.db, logger: context.logger)
+            let limits = try await self.limits.effective(forGroup: id, logger: context.logger)
             guard let limits else { throw AppError.notFound("Group with id \(id) not found!") }
-            return .json(limits.json)
+            return .json(limits.document)
         }
         routes.get("/limit/:limit_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -107,17 +107,17 @@ struct LimitController {
         let end = try time("end")
         guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
         guard start < end else { throw AppError.badRequest("The window's start must be before its end!") }
-        let limits = try await EffectiveLimits.forUser(id, on: self.db, logger: context.logger)
+        let limits = try await self.limits.effective(forUser: id, logger: context.logger)
         guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
         let reservations = try await self.limits.reservations(ofUser: id, from: start, to: end, logger: context.logger)
         let entries = limits.winners.sorted { ($0.value.id, $0.key.node) < ($1.value.id, $1.key.node) }.map { pair, limit in
             let peak = BookingService.peakLoad(reservations[pair] ?? [], from: start.microseconds, to: end.microseconds)
-            return """
-                {"limit_id":\(limit.id),"limit_name":\(JSONText.quote(limit.name)),"resource_id":\(pair.resource),"node_id":\(pair.node),\
-                "amount":\(limit.amount),"peak":\(peak),"available":\(limit.amount - peak)}
-                """
+            return [
+                "limit_id": .int(Int64(limit.id)), "limit_name": .string(limit.name), "resource_id": .int(Int64(pair.resource)),
+                "node_id": .int(Int64(pair.node)), "amount": .int(limit.amount), "peak": .int(peak), "available": .int(limit.amount - peak),
+            ] as JSONValue
         }
-        return .json("[" + entries.joined(separator: ",") + "]")
+        return .json(.array(entries))
     }
 }
 

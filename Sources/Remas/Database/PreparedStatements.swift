@@ -30,7 +30,7 @@ extension JSONListStatement {
     func makeBindings() throws -> PostgresBindings { PostgresBindings() }
 }
 
-extension Database {
+extension SQLExecutor {
     /// Runs a prepared JSON statement and returns the document of its first row.
     func json<S: JSONStatement>(_ statement: S, logger: Logger) async throws -> String? {
         try await self.run(statement, logger: logger).first ?? nil

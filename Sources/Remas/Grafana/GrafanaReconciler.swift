@@ -35,6 +35,8 @@ struct PasswordSealer: Sendable {
 struct GrafanaReconciler: Sendable {
     let client: GrafanaClient
     let db: Database
+    /// The sync queue and the rule inputs (`grafana_sync`, users, notifications).
+    var queue: GrafanaRepository { GrafanaRepository(db: self.db) }
     /// Allocations are read as of the sync's own instant, by this clock.
     let clock: any SchedulerClock
     let sealer: PasswordSealer
@@ -63,9 +65,9 @@ struct GrafanaReconciler: Sendable {
     /// Syncs (or removes) each named user; the result maps every name to its error, nil when Grafana took it all.
     func sync(_ claims: [GrafanaRepository.Claimed], snapshot: GrafanaSnapshot) async throws -> [String: GrafanaError?] {
         let names = claims.map(\.username)
-        let users = try await GrafanaRepository.users(named: names, on: self.db, logger: self.logger)
-        let specs = try await GrafanaRepository.ruleSpecs(
-            forUsers: users.values.map(\.id), at: self.clock.now(), on: self.db, logger: self.logger)
+        let users = try await self.queue.users(named: names, logger: self.logger)
+        let specs = try await self.queue.ruleSpecs(
+            forUsers: users.values.map(\.id), at: self.clock.now(), logger: self.logger)
         let specsByUser = Dictionary(grouping: specs, by: \.userID)
         return await withTaskGroup(of: (String, GrafanaError?).self) { group in
             var results: [String: GrafanaError?] = [:]

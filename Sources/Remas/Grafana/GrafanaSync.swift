@@ -72,6 +72,8 @@ public struct GrafanaSyncDisabled: GrafanaSync {
 /// replica; `GrafanaSyncWorker` syncs them.
 public struct GrafanaOutbox: GrafanaSync {
     let db: Database
+    /// The sync queue and the rule inputs (`grafana_sync`, users, notifications).
+    var queue: GrafanaRepository { GrafanaRepository(db: self.db) }
     let sealer: PasswordSealer
 
     public init(db: Database, secretKey: String) {
@@ -85,29 +87,29 @@ public struct GrafanaOutbox: GrafanaSync {
         case .userCreated(let username, let password):
             return GrafanaTouched(usernames: [username], password: self.sealer.seal(password))
         case .passwordChanged(let id, let password):
-            let names = try await GrafanaRepository.usernames(ofUsers: [id], on: self.db, logger: logger)
+            let names = try await self.queue.usernames(ofUsers: [id], logger: logger)
             return GrafanaTouched(usernames: names, password: self.sealer.seal(password))
         case .userUpdated(let id), .userDeleted(let id):
-            return GrafanaTouched(usernames: try await GrafanaRepository.usernames(ofUsers: [id], on: self.db, logger: logger))
+            return GrafanaTouched(usernames: try await self.queue.usernames(ofUsers: [id], logger: logger))
         case .users(let ids):
-            return GrafanaTouched(usernames: try await GrafanaRepository.usernames(ofUsers: ids, on: self.db, logger: logger))
+            return GrafanaTouched(usernames: try await self.queue.usernames(ofUsers: ids, logger: logger))
         case .notification(let id):
             return GrafanaTouched(
                 // Any type: a notification that stops being a Grafana one must take its rules with it.
-                usernames: try await GrafanaRepository.receivers(where: "n.id = \(id)", on: self.db, logger: logger))
+                usernames: try await self.queue.receivers(where: "n.id = \(id)", logger: logger))
         case .resource(let id):
             return GrafanaTouched(
-                usernames: try await GrafanaRepository.receivers(
-                    where: "n.resource_id = \(id) AND n.type IN \(unescaped: grafanaTypes)", on: self.db, logger: logger))
+                usernames: try await self.queue.receivers(
+                    where: "n.resource_id = \(id) AND n.type IN \(unescaped: grafanaTypes)", logger: logger))
         case .node(let id):
             return GrafanaTouched(
-                usernames: try await GrafanaRepository.receivers(
+                usernames: try await self.queue.receivers(
                     where: "n.resource_id IN (SELECT resource_id FROM node_resources WHERE node_id = \(id)) AND n.type IN \(unescaped: grafanaTypes)",
-                    on: self.db, logger: logger))
+                    logger: logger))
         }
     }
 
     public func enqueue(_ touched: GrafanaTouched, logger: Logger) async throws {
-        try await GrafanaRepository.enqueue(touched.usernames, password: touched.password, on: self.db, logger: logger)
+        try await self.queue.enqueue(touched.usernames, password: touched.password, logger: logger)
     }
 }

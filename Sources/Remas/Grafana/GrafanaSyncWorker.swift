@@ -28,6 +28,8 @@ public final class GrafanaSyncWorker: Sendable {
     let reconciler: GrafanaReconciler
     let client: GrafanaClient
     let db: Database
+    /// The sync queue and the rule inputs (`grafana_sync`, users, notifications).
+    var queue: GrafanaRepository { GrafanaRepository(db: self.db) }
     let settings: GrafanaSettings
     public let stats: GrafanaSyncStats
     let logger: Logger
@@ -62,7 +64,7 @@ public final class GrafanaSyncWorker: Sendable {
     /// One pass over every due user.
     @discardableResult
     public func runPass() async throws -> PassResult {
-        let claims = try await GrafanaRepository.claim(limit: Self.batch, leaseSeconds: Self.leaseSeconds, on: self.db, logger: self.logger)
+        let claims = try await self.queue.claim(limit: Self.batch, leaseSeconds: Self.leaseSeconds, logger: self.logger)
         guard !claims.isEmpty else { return PassResult() }
         var result = PassResult()
         var outcomes: [String: GrafanaError?]
@@ -75,8 +77,8 @@ public final class GrafanaSyncWorker: Sendable {
             let orphans = Set(snapshot.rulesByUser.keys).subtracting(claims.map(\.username))
             if !orphans.isEmpty {
                 // Rules of a username REMAS does not know (deleted while its queueing was lost): queue it for removal.
-                let unknown = try await GrafanaRepository.unknownUsernames(Array(orphans), on: self.db, logger: self.logger)
-                if !unknown.isEmpty { try await GrafanaRepository.enqueue(unknown, on: self.db, logger: self.logger) }
+                let unknown = try await self.queue.unknownUsernames(Array(orphans), logger: self.logger)
+                if !unknown.isEmpty { try await self.queue.enqueue(unknown, logger: self.logger) }
             }
         } catch let error as GrafanaError {
             outcomes = Dictionary(uniqueKeysWithValues: claims.map { ($0.username, .some(error)) })
@@ -84,10 +86,10 @@ public final class GrafanaSyncWorker: Sendable {
         for claim in claims {
             if let error = outcomes[claim.username] ?? nil {
                 let delay = self.settings.retryDelay(afterAttempts: claim.attempts)
-                try await GrafanaRepository.fail(claim, error: error.description, delaySeconds: delay, on: self.db, logger: self.logger)
+                try await self.queue.fail(claim, error: error.description, delaySeconds: delay, logger: self.logger)
                 result.failed[claim.username] = error.description
             } else {
-                try await GrafanaRepository.complete(claim, on: self.db, logger: self.logger)
+                try await self.queue.complete(claim, logger: self.logger)
                 result.synced.append(claim.username)
             }
         }
@@ -111,14 +113,14 @@ public final class GrafanaSyncWorker: Sendable {
     @discardableResult
     public func startFullResyncIfDue(force: Bool = false) async throws -> Bool {
         let interval = force ? 0 : (self.settings.resyncIntervalSeconds == 0 ? Int(Int32.max) : self.settings.resyncIntervalSeconds)
-        return try await GrafanaRepository.startFullResyncIfDue(interval: interval, on: self.db, logger: self.logger)
+        return try await self.queue.startFullResyncIfDue(interval: interval, logger: self.logger)
     }
 
     /// Syncs every user now (for `remas grafana-init`): queues them all, then runs passes until none is due; a user
     /// whose sync failed stays queued for the scheduler's retries. `passwords` go to those Grafana users.
     public func syncEveryone(passwords: [String: String] = [:]) async throws -> PassResult {
         for (username, password) in passwords {
-            try await GrafanaRepository.enqueue([username], password: self.reconciler.sealer.seal(password), on: self.db, logger: self.logger)
+            try await self.queue.enqueue([username], password: self.reconciler.sealer.seal(password), logger: self.logger)
         }
         try await self.startFullResyncIfDue(force: true)
         var total = PassResult()
@@ -152,7 +154,7 @@ public final class GrafanaSyncWorker: Sendable {
                     pass = try await self.runPass()
                 }
                 failures = 0
-                if let next = try await GrafanaRepository.secondsUntilNextDue(on: self.db, logger: self.logger) {
+                if let next = try await self.queue.secondsUntilNextDue(logger: self.logger) {
                     delay = min(delay, max(0.05, next))
                 }
             } catch {

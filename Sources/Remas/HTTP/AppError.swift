@@ -40,10 +40,9 @@ extension Optional where Wrapped == String {
     }
 }
 
-/// Small helpers for writing JSON text by hand (error bodies, fixed messages).
+/// JSON string escaping for text placed inside a JSON string literal of a template (Grafana rule templates), and the
+/// error envelope. Documents are built as `JSONValue` (or by PostgreSQL), never concatenated.
 public enum JSONText {
-    public static func quote(_ string: String) -> String { "\"" + escape(string) + "\"" }
-
     /// The body of a JSON string literal for `string`, without the quotes.
     public static func escape(_ string: String) -> String {
         var out = ""
@@ -67,7 +66,8 @@ public enum JSONText {
         return out
     }
 
-    public static func detail(_ text: String) -> String { "{\"detail\":\(quote(text))}" }
+    /// The REMAS envelope `{"detail": "<text>"}`.
+    public static func detail(_ text: String) -> String { JSONValue.object(["detail": .string(text)]).jsonText }
 }
 
 extension Response {
@@ -78,6 +78,11 @@ extension Response {
 
     public static func json(_ buffer: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+
+    /// A document built in Swift.
+    public static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        .json(value.jsonText, status: status)
     }
 
     public static func message(_ text: String, status: HTTPResponse.Status = .ok) -> Response {

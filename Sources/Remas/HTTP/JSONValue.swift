@@ -56,6 +56,9 @@ public enum JSONValue: Codable, Sendable, Equatable {
         return (try? encoder.encode(self)) ?? Data("null".utf8)
     }
 
+    /// The same as text: how every document built in Swift (not by PostgreSQL) goes on the wire.
+    public var jsonText: String { String(decoding: self.jsonData, as: UTF8.self) }
+
     public subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }
         return nil
@@ -89,6 +92,11 @@ public enum JSONValue: Codable, Sendable, Equatable {
 }
 
 extension JSONValue {
+    /// `.string`, or `.null` for nil.
+    static func orNull(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
+    /// `.int`, or `.null` for nil.
+    static func orNull(_ value: Int?) -> JSONValue { value.map { .int(Int64($0)) } ?? .null }
+
     /// A short rendering for messages.
     var text: String {
         switch self {
@@ -101,4 +109,18 @@ extension JSONValue {
         case .object: return "{…}"
         }
     }
+}
+
+/// Literals, for documents written in Swift (the OpenAPI document, computed answers, tests).
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral, ExpressibleByNilLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+    public init(nilLiteral: ()) { self = .null }
 }

@@ -329,7 +329,7 @@ public struct RemasImporter: Sendable {
             """, logger: self.logger)
         let owners = Array(Set(taskRows.compactMap { int($0, "owner_id") })).sorted()
         for chunk in stride(from: 0, to: owners.count, by: 500) {
-            try await EventRepository.reschedule(users: Array(owners[chunk..<min(chunk + 500, owners.count)]), on: tx, logger: self.logger)
+            try await EventRepository(db: self.target).reschedule(users: Array(owners[chunk..<min(chunk + 500, owners.count)]), in: tx, logger: self.logger)
         }
         try await tx.query(
             """

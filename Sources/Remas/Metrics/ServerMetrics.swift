@@ -40,7 +40,7 @@ public final class ServerMetrics: Sendable {
     /// The whole exposition: the registry's series, then the ones read now.
     func render(environment env: AppEnvironment, logger: Logger) async throws -> ByteBuffer {
         var text = self.registry.emitToString()
-        let state = try await MetricsRepository.snapshot(on: env.db, finished: self.finishedTasks, logger: logger)
+        let state = try await MetricsRepository(db: env.db).snapshot(finished: self.finishedTasks, logger: logger)
         var out = Exposition()
         out.family("remas_node_resource_capacity", "gauge", "Amount of a resource a node provides.")
         for row in state.capacity { out.sample("remas_node_resource_capacity", [("node", row.node), ("resource", row.resource)], Double(row.capacity)) }

@@ -4,13 +4,15 @@ import PostgresNIO
 
 /// The SQL of the Grafana sync: who a change touches, what each user's Grafana should hold, and the outbox of users
 /// waiting for a sync (migration 0003).
-enum GrafanaRepository {
+struct GrafanaRepository: Sendable {
+    let db: Database
+
 
     // MARK: who a change touches
 
     /// Usernames of every user receiving a notification that `filter` (a condition on `notifications n`) selects,
     /// directly or through a group or any group above theirs.
-    static func receivers(where filter: PostgresQuery, on executor: any SQLExecutor, logger: Logger) async throws -> [String] {
+    func receivers(where filter: PostgresQuery, logger: Logger) async throws -> [String] {
         var sql = PostgresQuery(unsafeSQL: "WITH RECURSIVE picked AS (SELECT n.id FROM notifications n WHERE ")
         sql.sql += filter.sql
         sql.binds = filter.binds
@@ -24,19 +26,19 @@ enum GrafanaRepository {
                OR u.id IN (SELECT nu.user_id FROM notification_users nu WHERE nu.notification_id IN (SELECT id FROM picked))
             ORDER BY 1
             """
-        return try await executor.query(sql, logger: logger).map { try $0.decode(String.self) }
+        return try await self.db.query(sql, logger: logger).map { try $0.decode(String.self) }
     }
 
-    static func usernames(ofUsers ids: [Int], on executor: any SQLExecutor, logger: Logger) async throws -> [String] {
+    func usernames(ofUsers ids: [Int], logger: Logger) async throws -> [String] {
         let binds = ids.map { Int32(truncatingIfNeeded: $0) }
-        return try await executor.query("SELECT username FROM users WHERE id = ANY(\(binds)) ORDER BY 1", logger: logger)
+        return try await self.db.query("SELECT username FROM users WHERE id = ANY(\(binds)) ORDER BY 1", logger: logger)
             .map { try $0.decode(String.self) }
     }
 
     // MARK: desired state
 
-    static func users(named names: [String], on executor: any SQLExecutor, logger: Logger) async throws -> [String: GrafanaUser] {
-        let rows = try await executor.query(
+    func users(named names: [String], logger: Logger) async throws -> [String: GrafanaUser] {
+        let rows = try await self.db.query(
             """
             SELECT u.id, u.username, u.name, u.surname, u.uid, u.email, \(unescaped: UserRepository.isAdminSQL)
             FROM users u WHERE u.username = ANY(\(names))
@@ -52,9 +54,9 @@ enum GrafanaRepository {
     /// Every rule the users should have: per received Grafana notification and node providing its
     /// resource, with the user's summed allocation there at `instant` (the sync passes its own instant: start and end
     /// events are processed at theirs, so a sync after a start counts the task and one after its end does not).
-    static func ruleSpecs(forUsers ids: [Int], at instant: LocalDateTime, on executor: any SQLExecutor, logger: Logger) async throws -> [RuleSpec] {
+    func ruleSpecs(forUsers ids: [Int], at instant: LocalDateTime, logger: Logger) async throws -> [RuleSpec] {
         let binds = ids.map { Int32(truncatingIfNeeded: $0) }
-        let rows = try await executor.query(
+        let rows = try await self.db.query(
             """
             WITH RECURSIVE \(NotificationRepository.receivesSQL),
             held AS (
@@ -90,9 +92,9 @@ enum GrafanaRepository {
     // MARK: the outbox
 
     /// Queues these users for a sync now; `password` (sealed) goes with the first name.
-    static func enqueue(_ names: [String], password: Data? = nil, on executor: any SQLExecutor, logger: Logger) async throws {
+    func enqueue(_ names: [String], password: Data? = nil, logger: Logger) async throws {
         guard !names.isEmpty else { return }
-        try await executor.query(
+        try await self.db.query(
             """
             INSERT INTO grafana_outbox (username, password)
             SELECT name, CASE WHEN ord = 1 THEN \(password)::bytea END FROM unnest(\(names)::text[]) WITH ORDINALITY AS q(name, ord)
@@ -111,8 +113,8 @@ enum GrafanaRepository {
     }
 
     /// Takes up to `limit` due users for this replica for `leaseSeconds`.
-    static func claim(limit: Int, leaseSeconds: Int, on executor: any SQLExecutor, logger: Logger) async throws -> [Claimed] {
-        try await executor.query(
+    func claim(limit: Int, leaseSeconds: Int, logger: Logger) async throws -> [Claimed] {
+        try await self.db.query(
             """
             UPDATE grafana_outbox o SET lease_until = localtimestamp + make_interval(secs => \(leaseSeconds)), attempts = o.attempts + 1
             WHERE o.username IN (
@@ -128,8 +130,8 @@ enum GrafanaRepository {
     }
 
     /// Done: the row goes, unless a newer change queued the user again meanwhile (then it is released for the next pass).
-    static func complete(_ claimed: Claimed, on executor: any SQLExecutor, logger: Logger) async throws {
-        try await executor.query(
+    func complete(_ claimed: Claimed, logger: Logger) async throws {
+        try await self.db.query(
             """
             WITH gone AS (DELETE FROM grafana_outbox WHERE username = \(claimed.username) AND generation = \(claimed.generation) RETURNING 1)
             UPDATE grafana_outbox SET lease_until = NULL, attempts = 0, last_error = NULL,
@@ -139,8 +141,8 @@ enum GrafanaRepository {
     }
 
     /// Failed: retried after `delaySeconds`, or at once when a newer change came in meanwhile.
-    static func fail(_ claimed: Claimed, error: String, delaySeconds: Int, on executor: any SQLExecutor, logger: Logger) async throws {
-        try await executor.query(
+    func fail(_ claimed: Claimed, error: String, delaySeconds: Int, logger: Logger) async throws {
+        try await self.db.query(
             """
             UPDATE grafana_outbox SET lease_until = NULL, last_error = \(error),
                 retry_at = CASE WHEN generation = \(claimed.generation)
@@ -157,8 +159,8 @@ enum GrafanaRepository {
     }
 
     /// Seconds until the next queued user is due (nil: none queued).
-    static func secondsUntilNextDue(on executor: any SQLExecutor, logger: Logger) async throws -> Double? {
-        try await executor.query(
+    func secondsUntilNextDue(logger: Logger) async throws -> Double? {
+        try await self.db.query(
             """
             SELECT extract(epoch FROM min(GREATEST(retry_at, COALESCE(lease_until, retry_at))) - localtimestamp)::float8
             FROM grafana_outbox
@@ -168,8 +170,8 @@ enum GrafanaRepository {
 
     /// Queues every user (and names Grafana holds rules for that no longer exist are queued by the pass that sees
     /// them) when the last full resync is older than `interval` seconds; one replica wins the row.
-    static func startFullResyncIfDue(interval: Int, on db: Database, logger: Logger) async throws -> Bool {
-        try await db.transaction(logger: logger) { tx in
+    func startFullResyncIfDue(interval: Int, logger: Logger) async throws -> Bool {
+        try await self.db.transaction(logger: logger) { tx in
             let won = try await tx.query(
                 """
                 UPDATE grafana_resync SET last_at = localtimestamp
@@ -187,8 +189,8 @@ enum GrafanaRepository {
     }
 
     /// Which of these names belong to no user (Grafana still holds rules for them).
-    static func unknownUsernames(_ names: [String], on executor: any SQLExecutor, logger: Logger) async throws -> [String] {
-        try await executor.query(
+    func unknownUsernames(_ names: [String], logger: Logger) async throws -> [String] {
+        try await self.db.query(
             "SELECT n FROM unnest(\(names)::text[]) AS q(n) WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.username = q.n)",
             logger: logger
         ).map { try $0.decode(String.self) }

@@ -2,7 +2,7 @@ import Logging
 import PostgresNIO
 
 /// Limits and the nodes they apply to (`limits`, `limit_nodes`): every statement on them, and their wire documents.
-/// Effective limits (which limit wins where) are `EffectiveLimits`.
+/// Which limit wins where is resolved by `EffectiveLimits` from the candidates read here.
 struct LimitRepository: Sendable {
     let db: Database
 
@@ -81,6 +81,27 @@ struct LimitRepository: Sendable {
         try await self.db.exists("DELETE FROM limits WHERE id = \(id) RETURNING id", logger: logger)
     }
 
+    /// The user's effective limits (candidates resolved by `EffectiveLimits`); nil when there is no such user.
+    func effective(forUser id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> EffectiveLimits? {
+        try await Self.effective(UserCandidatesStatement(id: id), executor ?? self.db, logger)
+    }
+
+    /// A group's effective limits (its own and its ancestors'); nil when there is no such group.
+    func effective(forGroup id: Int, logger: Logger) async throws -> EffectiveLimits? {
+        try await Self.effective(GroupCandidatesStatement(id: id), self.db, logger)
+    }
+
+    private static func effective<S: CandidatesStatement>(_ statement: S, _ executor: any SQLExecutor, _ logger: Logger) async throws
+        -> EffectiveLimits?
+    {
+        var exists = false
+        var candidates: [EffectiveLimits.Limit] = []
+        for limit in try await executor.run(statement, logger: logger) {
+            if limit.depth < 0 { exists = true } else { candidates.append(limit) }
+        }
+        return exists ? EffectiveLimits(candidates: candidates) : nil
+    }
+
     /// The user's reservations that are not over, within the window, per node and resource (for `GET /limit/usage`).
     func reservations(ofUser id: Int, from start: LocalDateTime, to end: LocalDateTime, logger: Logger) async throws
         -> [NodeResource: [(start: Int64, end: Int64, amount: Int64)]]
@@ -141,5 +162,56 @@ struct UserLimitsStatement: JSONByIDStatement {
 
 struct GroupLimitsStatement: JSONByIDStatement {
     static let sql = JSONSQL.listDocument(JSONSQL.limitResponse("l"), table: "limits", alias: "l", where: "WHERE l.group_id = $1")
+    let id: Int
+}
+
+// MARK: effective limits
+
+/// Rows: one sentinel with depth -1 when the subject exists, then every candidate limit with its depth.
+protocol CandidatesStatement: PostgresPreparedStatement where Row == EffectiveLimits.Limit {
+    var id: Int { get }
+}
+
+extension CandidatesStatement {
+    static var bindingDataTypes: [PostgresDataType] { [.int4] }
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(Int32(truncatingIfNeeded: self.id))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> EffectiveLimits.Limit {
+        let (id, name, description, amount, user, group, resource, depth, nodes) =
+            try row.decode((Int, String, String?, Int64, Int?, Int?, Int, Int, [Int32]).self)
+        return .init(
+            id: id, name: name, description: description, amount: amount, userID: user, groupID: group, resourceID: resource,
+            depth: depth, nodeIDs: nodes.map(Int.init))
+    }
+
+    static func candidates(chainSeed: String, sentinel: String, ownLimits: String?) -> String {
+        let columns = """
+            l.id, l.name, l.description, l.amount, l.user_id, l.group_id, l.resource_id
+            """
+        let nodes = "ARRAY(SELECT ln.node_id FROM limit_nodes ln WHERE ln.limit_id = l.id ORDER BY ln.node_id)"
+        var sql = """
+            WITH RECURSIVE \(GroupRepository.ancestorChain(seed: chainSeed))
+            SELECT 0, '', NULL::varchar, 0::int8, NULL::int4, NULL::int4, 0, -1, ARRAY[]::int4[] FROM \(sentinel)
+            UNION ALL
+            SELECT \(columns), c.depth, \(nodes) FROM chain c JOIN limits l ON l.group_id = c.group_id
+            """
+        if let ownLimits { sql += "\nUNION ALL\nSELECT \(columns), 0, \(nodes) FROM limits l WHERE \(ownLimits)" }
+        return sql
+    }
+}
+
+struct UserCandidatesStatement: CandidatesStatement {
+    static let sql = candidates(
+        chainSeed: "SELECT u.group_id, 1 FROM users u WHERE u.id = $1", sentinel: "users WHERE id = $1", ownLimits: "l.user_id = $1")
+    let id: Int
+}
+
+struct GroupCandidatesStatement: CandidatesStatement {
+    static let sql = candidates(chainSeed: "SELECT g.id, 1 FROM groups g WHERE g.id = $1", sentinel: "groups WHERE id = $1", ownLimits: nil)
     let id: Int
 }

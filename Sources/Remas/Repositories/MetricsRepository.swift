@@ -3,7 +3,9 @@ import PostgresNIO
 import Synchronization
 
 /// The database state `/metrics` reports, in one prepared statement (planning it took longer than running it).
-enum MetricsRepository {
+struct MetricsRepository: Sendable {
+    let db: Database
+
     struct Capacity: Sendable {
         let node: String
         let resource: String
@@ -22,16 +24,16 @@ enum MetricsRepository {
 
     /// The finished-task count is the one figure that grows without bound (a cluster keeps years of history) and costs
     /// a scan; it is read at most once a minute per process (`finished` keeps the last reading), the rest every scrape.
-    static func snapshot(on executor: any SQLExecutor, finished: FinishedTaskCount, logger: Logger) async throws -> Snapshot {
+    func snapshot(finished: FinishedTaskCount, logger: Logger) async throws -> Snapshot {
         var snapshot = Snapshot()
         let finishedCount: Int64
         if let cached = finished.fresh() {
             finishedCount = cached
         } else {
-            finishedCount = try await executor.int("SELECT count(*)::int8 FROM tasks WHERE end_time <= localtimestamp", logger: logger).map(Int64.init) ?? 0
+            finishedCount = try await self.db.int("SELECT count(*)::int8 FROM tasks WHERE end_time <= localtimestamp", logger: logger).map(Int64.init) ?? 0
             finished.store(finishedCount)
         }
-        for (kind, a, b, x, y, z) in try await executor.run(MetricsSnapshotStatement(), logger: logger) {
+        for (kind, a, b, x, y, z) in try await self.db.run(MetricsSnapshotStatement(), logger: logger) {
             switch kind {
             case 0: snapshot.capacity.append(Capacity(node: a, resource: b, capacity: x, reserved: y))
             case 1: snapshot.tasks = [("scheduled", x), ("running", y), ("finished", finishedCount)]

@@ -2,8 +2,8 @@ import Logging
 import PostgresNIO
 
 /// Tasks as documents and their tag links (`tasks`, `task_tag_links`): every read of the task endpoints and the
-/// statements behind them. Bookings (`tasks` and `allocations` written together under node locks) are
-/// `BookingService`'s.
+/// statements behind them. The statements of a booking (`tasks` and `allocations` written together under node locks)
+/// are in `TaskRepository+Booking.swift`; `BookingService` runs them in one transaction.
 struct TaskRepository: Sendable {
     let db: Database
 
@@ -22,8 +22,8 @@ struct TaskRepository: Sendable {
     }
 
     /// One task's document; nil when there is no such task.
-    func json(id: Int, logger: Logger) async throws -> String? {
-        try await self.db.json(TaskStatement(id: id), logger: logger)
+    func json(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> String? {
+        try await (executor ?? self.db).json(TaskStatement(id: id), logger: logger)
     }
 
     /// The task's owner; nil when there is no such task.

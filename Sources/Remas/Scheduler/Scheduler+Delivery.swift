@@ -12,16 +12,16 @@ extension Scheduler {
         while !self.isStopping {
             do {
                 let outcome = try await self.db.transaction(logger: self.logger) { tx -> EventRepository.Outcome? in
-                    guard let reminder = try await EventRepository.claimReminder(dueBy: horizon, in: tx, logger: self.logger) else {
+                    guard let reminder = try await self.events.claimReminder(dueBy: horizon, in: tx, logger: self.logger) else {
                         return nil
                     }
                     // Recorded as sent before the send, so that after the mail server's "accepted" only the COMMIT
                     // remains: the narrowest window a crash can fall into (see `Scheduler`). Any other outcome
                     // replaces the record; an aborted send rolls it back.
-                    try await EventRepository.record(.sent, of: reminder, at: self.clock.now(), in: tx, logger: self.logger)
+                    try await self.events.record(.sent, of: reminder, at: self.clock.now(), in: tx, logger: self.logger)
                     guard let outcome = await self.deliver(reminder, session: session) else { throw Released() }
                     if case .sent = outcome {} else {
-                        try await EventRepository.record(outcome, of: reminder, at: self.clock.now(), in: tx, logger: self.logger)
+                        try await self.events.record(outcome, of: reminder, at: self.clock.now(), in: tx, logger: self.logger)
                     }
                     return outcome
                 }

@@ -31,6 +31,8 @@ import Synchronization
 public final class Scheduler: Service, Sendable {
     let pool: ConnectionPool
     let db: Database
+    /// The work queue (`events`).
+    var events: EventRepository { EventRepository(db: self.db) }
     let connection: PostgresConnection.Configuration
     let settings: SchedulerSettings
     let smtp: SMTPSettings
@@ -176,13 +178,13 @@ public final class Scheduler: Service, Sendable {
     public func runPass() async throws -> PassResult {
         let now = self.clock.now()
         let horizon = now.adding(seconds: Int64(self.settings.precisionSeconds))
-        let owners = try await EventRepository.completeTaskEvents(dueBy: now, on: self.db, logger: self.logger)
+        let owners = try await self.events.completeTaskEvents(dueBy: now, logger: self.logger)
         if !owners.isEmpty {
             // Queued, not called: Grafana's trouble never holds back the event queue.
             await self.grafana.changed(.users(owners), logger: self.logger)
         }
         // As many workers as there are due reminders (at most `workers`): an idle pass costs one query.
-        let due = try await EventRepository.countDueReminders(dueBy: horizon, upTo: self.settings.workers, on: self.db, logger: self.logger)
+        let due = try await self.events.countDueReminders(dueBy: horizon, upTo: self.settings.workers, logger: self.logger)
         var result = await withTaskGroup(of: PassResult.self) { group in
             for _ in 0..<due {
                 group.addTask { await self.work(horizon: horizon) }
@@ -196,7 +198,7 @@ public final class Scheduler: Service, Sendable {
             }
         }
         result.usersWithChangedAllocations = owners
-        result.nextDue = try await EventRepository.nextDue(on: self.db, logger: self.logger)
+        result.nextDue = try await self.events.nextDue(logger: self.logger)
         return result
     }
 }

@@ -15,6 +15,7 @@ import PostgresNIO
 struct BookingService: Sendable {
     let db: Database
     var limitScope: LimitScope = .concurrent
+    var tasks: TaskRepository { TaskRepository(db: self.db) }
 
     struct Triple: Hashable {
         let node: Int
@@ -50,7 +51,7 @@ struct BookingService: Sendable {
     func book(_ request: Request, caller: CurrentUser, logger: Logger) async throws -> Booked {
         try await self.db.transaction(logger: logger) { tx in
             var booked = try await self.store(request, caller: caller, in: tx, logger: logger)
-            guard let json = try await tx.run(TaskStatement(id: booked.id), logger: logger).first ?? nil else {
+            guard let json = try await self.tasks.json(id: booked.id, on: tx, logger: logger) else {
                 throw AppError.notFound("Task with id \(booked.id) not found!")
             }
             booked.json = json
@@ -60,29 +61,18 @@ struct BookingService: Sendable {
 
     private func store(_ request: Request, caller: CurrentUser, in tx: LeasedConnection, logger: Logger) async throws -> Booked {
         let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
-        var stored: (status: String, start: Int64, end: Int64)?
+        var stored: TaskRepository.Locked?
         if let id = updatingID {
-            let rows = try await tx.query(
-                """
-                SELECT owner_id, remas_status(start_time, end_time),
-                       (extract(epoch FROM start_time) * 1000000)::int8, (extract(epoch FROM end_time) * 1000000)::int8
-                FROM tasks WHERE id = \(id) FOR UPDATE
-                """, logger: logger)
-            guard let row = rows.first else { throw AppError.notFound("Task with id \(id) not found!") }
-            let (owner, status, start, end) = try row.decode((Int, String, Int64, Int64).self)
-            guard owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
-            stored = (status, start, end)
+            guard let locked = try await self.tasks.lockForUpdate(id: id, in: tx, logger: logger) else {
+                throw AppError.notFound("Task with id \(id) not found!")
+            }
+            guard locked.owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
+            stored = locked
             // Same times and the same allocation set: only name and description change, whatever the status.
-            if start == request.start.microseconds, end == request.end.microseconds {
-                let current = try await tx.query(
-                    "SELECT node_id, resource_id, amount FROM allocations WHERE task_id = \(id)", logger: logger
-                ).map { row -> Triple in
-                    let (n, r, a) = try row.decode((Int, Int, Int64).self)
-                    return Triple(node: n, resource: r, amount: a)
-                }
+            if locked.start == request.start.microseconds, locked.end == request.end.microseconds {
+                let current = try await self.tasks.allocations(ofTask: id, in: tx, logger: logger)
                 if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
-                    try await tx.query(
-                        "UPDATE tasks SET name = \(request.name), description = \(request.description) WHERE id = \(id)", logger: logger)
+                    try await self.tasks.rename(id: id, name: request.name, description: request.description, in: tx, logger: logger)
                     return Booked(id: id, changedWindows: [])
                 }
             }
@@ -92,19 +82,11 @@ struct BookingService: Sendable {
         let limits = try await self.checkLimits(request, caller: caller, tx, logger)
 
         // Serialise bookings per node: every booking touching one of these nodes waits here.
-        let locked = try await tx.query(
-            "SELECT id FROM nodes WHERE id = ANY(\(nodeBinds)) ORDER BY id FOR NO KEY UPDATE", logger: logger
-        ).map { try $0.decode(Int.self) }
+        let locked = try await self.tasks.lockNodes(nodeBinds, in: tx, logger: logger)
         if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
             throw AppError.notFound("Node with id \(missing.node) not found!")
         }
-        var capacity: [NodeResource: Int64] = [:]
-        for row in try await tx.query(
-            "SELECT node_id, resource_id, amount FROM node_resources WHERE node_id = ANY(\(nodeBinds))", logger: logger)
-        {
-            let (n, r, a) = try row.decode((Int, Int, Int64).self)
-            capacity[NodeResource(node: n, resource: r)] = a
-        }
+        let capacity = try await self.tasks.capacities(ofNodes: nodeBinds, in: tx, logger: logger)
         if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
             throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
         }
@@ -119,7 +101,7 @@ struct BookingService: Sendable {
                 throw AppError.conflict("Task start time cannot be changed if task has already started!")
             }
         }
-        let id = try await self.write(request, updating: updatingID, owner: caller.id, tx, logger)
+        let id = try await self.tasks.write(request, updating: updatingID, owner: caller.id, in: tx, logger: logger)
         var windows = [request.start.microseconds...request.end.microseconds]
         if let stored { windows.append(stored.start...stored.end) }
         return Booked(id: id, changedWindows: windows)
@@ -129,7 +111,7 @@ struct BookingService: Sendable {
     /// here (before any lock: in either scope a task larger than the limit is refused at once). Returns the limits of
     /// the request's pairs for the concurrent check.
     func checkLimits(_ request: Request, caller: CurrentUser, _ tx: LeasedConnection, _ logger: Logger) async throws -> [NodeResource: EffectiveLimits.Limit] {
-        guard let limits = try await EffectiveLimits.forUser(caller.id, on: tx, logger: logger) else {
+        guard let limits = try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger) else {
             throw AppError.notFound("User with id \(caller.id) not found!")
         }
         var applying: [NodeResource: EffectiveLimits.Limit] = [:]
@@ -145,33 +127,20 @@ struct BookingService: Sendable {
         AppError.conflict("Task resource allocation exeeds user limits! Exceeded resource: \(limit.name), Limit: \(limit.amount)")
     }
 
-    /// Under the node locks, one indexed range scan of the reservations overlapping the new interval (scheduled and
-    /// running ones; the task itself excluded; touching intervals do not overlap), each row's owner looked up by primary
-    /// key (a join let the planner hash all tasks: +2 ms with 5,000 tasks), then per (node, resource):
-    /// with `LIMIT_SCOPE=concurrent`, the new amount plus the caller's own peak must fit the caller's limit; the new
-    /// amount plus everyone's peak must fit the capacity.
+    /// Under the node locks, the reservations overlapping the new interval, then per (node, resource): with
+    /// `LIMIT_SCOPE=concurrent`, the new amount plus the caller's own peak must fit the caller's limit; the new amount
+    /// plus everyone's peak must fit the capacity.
     func checkOverlaps(
         _ request: Request, excluding taskID: Int, capacity: [NodeResource: Int64], limits: [NodeResource: EffectiveLimits.Limit],
         caller: CurrentUser, nodes: [Int32], _ tx: LeasedConnection, _ logger: Logger
     ) async throws {
-        let start = request.start.sqlText
-        let end = request.end.sqlText
         var everyone: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
         var own: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
-        let rows = try await tx.query(
-            """
-            SELECT a.node_id, a.resource_id, a.amount,
-                   (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8,
-                   (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id) = \(caller.id)
-            FROM allocations a
-            WHERE a.node_id = ANY(\(nodes)) AND a.end_time > \(start)::timestamp AND a.start_time < \(end)::timestamp
-              AND a.end_time > localtimestamp AND a.task_id <> \(taskID)
-            """, logger: logger)
-        for row in rows {
-            let (n, r, amount, s, e, mine) = try row.decode((Int, Int, Int64, Int64, Int64, Bool).self)
-            let pair = NodeResource(node: n, resource: r)
-            everyone[pair, default: []].append((s, e, amount))
-            if mine { own[pair, default: []].append((s, e, amount)) }
+        let overlaps = try await self.tasks.overlapping(
+            nodes: nodes, from: request.start, to: request.end, excluding: taskID, caller: caller.id, in: tx, logger: logger)
+        for o in overlaps {
+            everyone[o.pair, default: []].append((o.start, o.end, o.amount))
+            if o.ownedByCaller { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
         }
         let from = request.start.microseconds, to = request.end.microseconds
         if self.limitScope == .concurrent {
@@ -205,51 +174,5 @@ struct BookingService: Sendable {
             peak = max(peak, load)
         }
         return peak
-    }
-
-    func write(_ request: Request, updating id: Int?, owner: Int, _ tx: LeasedConnection, _ logger: Logger) async throws -> Int {
-        let start = request.start.sqlText
-        let end = request.end.sqlText
-        let taskID: Int
-        if let id {
-            try await tx.query(
-                """
-                UPDATE tasks SET name = \(request.name), description = \(request.description),
-                    start_time = \(start)::timestamp, end_time = \(end)::timestamp WHERE id = \(id)
-                """, logger: logger)
-            try await tx.query("DELETE FROM allocations WHERE task_id = \(id)", logger: logger)
-            // Existing start/end events move with the task (their names stay as they were); one that moved is due again.
-            try await tx.query(
-                """
-                UPDATE events SET time = x.at, state = 'pending', attempts = 0, retry_at = NULL, processed_at = NULL, last_error = NULL
-                FROM (VALUES ('task_start', \(start)::timestamp), ('task_end', \(end)::timestamp)) AS x(type, at)
-                WHERE events.task_id = \(id) AND events.type = x.type AND events.time IS DISTINCT FROM x.at
-                """, logger: logger)
-            taskID = id
-        } else {
-            taskID = try await tx.int(
-                """
-                INSERT INTO tasks (name, description, start_time, end_time, owner_id)
-                VALUES (\(request.name), \(request.description), \(start)::timestamp, \(end)::timestamp, \(owner)) RETURNING id
-                """, logger: logger)!
-            try await tx.query(
-                """
-                INSERT INTO events (name, description, time, type, task_id) VALUES
-                    (\(request.name + " start"), \("Start of " + request.name), \(start)::timestamp, 'task_start', \(taskID)),
-                    (\(request.name + " end"), \("End of " + request.name), \(end)::timestamp, 'task_end', \(taskID))
-                """, logger: logger)
-        }
-        try await tx.query(
-            """
-            INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-            SELECT \(taskID), x.n, x.r, x.a, \(start)::timestamp, \(end)::timestamp
-            FROM unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
-                        \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
-                        \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
-            """, logger: logger)
-        // Reminders of the notifications the owner receives follow the task's new times.
-        try await EventRepository.lockReceivers(shared: true, in: tx, logger: logger)
-        try await EventRepository.reschedule(users: [owner], tasks: [taskID], on: tx, logger: logger)
-        return taskID
     }
 }

@@ -5,6 +5,7 @@ import Logging
 struct NotificationService: Sendable {
     let db: Database
     var notifications: NotificationRepository { NotificationRepository(db: self.db) }
+    var events: EventRepository { EventRepository(db: self.db) }
 
     /// A full replacement of the editable fields: `change` maps the stored fields to the new ones (and may refuse
     /// them); only an admin or the owner may update. 404 for a notification that does not exist.
@@ -19,11 +20,11 @@ struct NotificationService: Sendable {
                 throw AppError.forbidden("Can't update notification owned by another user!")
             }
             let fields = try change(stored.fields)
-            try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
+            try await self.events.lockReceivers(shared: false, in: tx, logger: logger)
             try await self.notifications.update(id: id, fields, in: tx, logger: logger)
             // Offsets or the type may have changed: every receiver's reminders follow (created, moved or removed).
             let users = try await self.notifications.receivers(of: id, on: tx, logger: logger)
-            try await EventRepository.reschedule(users: users, on: tx, logger: logger)
+            try await self.events.reschedule(users: users, in: tx, logger: logger)
         }
     }
 
@@ -32,7 +33,7 @@ struct NotificationService: Sendable {
     /// it otherwise). Repeating an assignment or removing a missing one changes nothing.
     func assign(_ notificationID: Int, userID: Int?, groupID: Int?, assign: Bool, logger: Logger) async throws -> [Int] {
         try await self.db.transaction(logger: logger) { tx -> [Int] in
-            try await EventRepository.lockReceivers(shared: false, in: tx, logger: logger)
+            try await self.events.lockReceivers(shared: false, in: tx, logger: logger)
             var affected: [Int] = []
             if let userID {
                 guard try await UserRepository(db: self.db).exists(id: userID, on: tx, logger: logger) else {
@@ -51,7 +52,7 @@ struct NotificationService: Sendable {
                 affected += try await GroupRepository(db: self.db).subtreeMembers(of: groupID, on: tx, logger: logger)
             }
             let users = Array(Set(affected)).sorted()
-            try await EventRepository.reschedule(users: users, on: tx, logger: logger)
+            try await self.events.reschedule(users: users, in: tx, logger: logger)
             return users
         }
     }

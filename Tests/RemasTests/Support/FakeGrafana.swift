@@ -155,7 +155,10 @@ extension TestContext {
         let text = try template ?? Self.ruleTemplate("CPU_Notificaion_template.json")
         let r = try await self.request(
             .post, "/notification", token: try await self.adminToken(),
-            json: #"{"name":\#(JSONText.quote(name)),"type":"\#(type)","resource_id":\#(resource),"default_amount":\#(defaultAmount),"notification_template":\#(JSONText.quote(text))}"#)
+            json: JSONValue.object([
+                "name": .string(name), "type": .string(type), "resource_id": .int(Int64(resource)), "default_amount": .int(defaultAmount),
+                "notification_template": .string(text),
+            ]).jsonText)
         guard r.status == .ok, let id = r.object["id"] as? Int else { throw TestFailure("notification not created: \(r.status) \(r.body)") }
         return id
     }
