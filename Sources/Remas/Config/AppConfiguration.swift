@@ -236,7 +236,7 @@ public struct SchedulerSettings: Sendable {
     }
 }
 
-/// What a limit bounds (issue 10): everything the user holds at once, or each task alone (the original's behaviour).
+/// What a limit bounds (README "Limits"): everything the user holds at once, or each task alone (the original's behaviour).
 public enum LimitScope: String, Sendable {
     case concurrent, task
 }

@@ -6,6 +6,7 @@ struct GroupController {
     let env: AppEnvironment
     var groups: GroupRepository { GroupRepository(db: self.env.db) }
     var events: EventRepository { EventRepository(db: self.env.db) }
+    var users: UserRepository { UserRepository(db: self.env.db) }
 
     func register(_ routes: RouteBuilder) {
         routes.get("/group") { request, context in
@@ -15,12 +16,7 @@ struct GroupController {
         routes.get("/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
-            if !caller.isAdmin {
-                guard let own = try await UserRepository(db: self.env.db).groupID(ofUser: caller.id, logger: context.logger) else {
-                    throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
-                }
-                guard own == id else { throw AppError.forbidden() }
-            }
+            try await caller.requireMember(ofGroup: id, users: self.users, logger: context.logger)
             let json = try await self.groups.json(id: id, logger: context.logger).orNotFound("Group", id)
             return .json(json)
         }

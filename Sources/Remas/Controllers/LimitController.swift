@@ -4,7 +4,6 @@ import Logging
 /// `/limit`: parse, authorize, `LimitRepository` / `EffectiveLimits`, respond.
 struct LimitController {
     let env: AppEnvironment
-    var db: Database { self.env.db }
     var limits: LimitRepository { LimitRepository(db: self.env.db) }
 
     func register(_ routes: RouteBuilder) {
@@ -36,12 +35,7 @@ struct LimitController {
         routes.get("/limit/group_all/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
-            if !caller.isAdmin {
-                guard let own = try await UserRepository(db: self.db).groupID(ofUser: caller.id, logger: context.logger) else {
-                    throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
-                }
-                guard own == id else { throw AppError.forbidden() }
-            }
+            try await caller.requireMember(ofGroup: id, users: UserRepository(db: self.env.db), logger: context.logger)
             let limits = try await self.limits.effective(forGroup: id, logger: context.logger)
             guard let limits else { throw AppError.notFound("Group with id \(id) not found!") }
             return .json(limits.document)
@@ -90,7 +84,7 @@ struct LimitController {
         }
     }
 
-    /// `GET /limit/usage/{user_id}?start=&end=` (issue 10): per effective limit and node, the peak of the user's
+    /// `GET /limit/usage/{user_id}?start=&end=` (README "Limits"): per effective limit and node, the peak of the user's
     /// scheduled and running reservations within the window next to the limit, so users see how much is left. The
     /// user themself or an admin.
     @Sendable func usage(_ request: Request, context: AppRequestContext) async throws -> Response {

@@ -18,11 +18,9 @@ struct NotificationController {
         routes.get("/notification/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
+            // The original answers 404 for an unknown group before it checks membership.
             let json = try await self.notifications.forGroup(id, logger: context.logger).orNotFound("Group", id)
-            if !caller.isAdmin {
-                let own = try await UserRepository(db: self.env.db).groupID(ofUser: caller.id, logger: context.logger)
-                guard own == id else { throw AppError.forbidden() }
-            }
+            try await caller.requireMember(ofGroup: id, users: UserRepository(db: self.env.db), logger: context.logger)
             return .json(json)
         }
         routes.get("/notification/user/:user_id") { request, context in

@@ -20,15 +20,9 @@ struct TaskTagController {
         routes.get("/task_tag/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
-            if caller.isAdmin {
-                guard try await GroupRepository(db: self.env.db).exists(id: id, logger: context.logger) else {
-                    throw AppError.notFound("Group with id \(id) not found!")
-                }
-            } else {
-                guard let membership = try await UserRepository(db: self.env.db).membership(ofUser: caller.id, logger: context.logger) else {
-                    throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)
-                }
-                guard membership.groupID == id, membership.sharesStatistics else { throw AppError.forbidden() }
+            try await caller.requireMember(ofGroup: id, sharingStatistics: true, users: UserRepository(db: self.env.db), logger: context.logger)
+            guard try await GroupRepository(db: self.env.db).exists(id: id, logger: context.logger) else {
+                throw AppError.notFound("Group with id \(id) not found!")
             }
             return .json(try await self.tags.list(ofGroup: id, logger: context.logger))
         }

@@ -116,7 +116,9 @@ extension PSQLError {
 }
 
 /// Maps constraint violations to the original's 409 text: `Failed to <action> <entity> in database due to
-/// conflict:\n` followed by PostgreSQL's own message and detail (they name the column and value).
+/// conflict:\n` followed by PostgreSQL's own message and detail (they name the column and value). Repositories name
+/// the action and entity of their writes here; a violation no repository mapped gets the same text from
+/// `ErrorMiddleware`, with the action taken from the HTTP method and the entity from the table.
 public func withConflictMapping<T>(_ action: String, _ entity: String, _ body: () async throws -> T) async throws -> T {
     do {
         return try await body()
@@ -125,16 +127,25 @@ public func withConflictMapping<T>(_ action: String, _ entity: String, _ body: (
     }
 }
 
-func mapConstraintError(_ error: PSQLError, action: String, entity: String) -> AppError? {
+/// The client's-input errors of PostgreSQL: integrity violations (class 23) → 409, data exceptions (class 22) → 422;
+/// nil for anything else.
+func mapConstraintError(_ error: PSQLError, action: String, entity: String? = nil) -> AppError? {
     guard let state = error.sqlState else { return nil }
-    switch state {
-    case "23505", "23503", "23502", "23514":
+    if state.hasPrefix("23") {
         var cause = "ERROR:  \(error.serverInfo?[.message] ?? "constraint violated")\n"
         if let detail = error.serverInfo?[.detail] { cause += "DETAIL:  \(detail)\n" }
+        let entity = entity ?? error.serverInfo?[.tableName].map(entityName(ofTable:)) ?? "row"
         return AppError.conflict("Failed to \(action) \(entity) in database due to conflict:\n\(cause)")
-    case "22003":
-        return AppError.unprocessable("A number is out of range")
-    default:
-        return nil
     }
+    if state == "22003" { return AppError.unprocessable("A number is out of range") }
+    if state.hasPrefix("22") { return AppError.unprocessable("Invalid value: \(error.serverInfo?[.message] ?? "invalid value")") }
+    return nil
+}
+
+/// What a table holds, as conflict texts name it: `resource_aliases` → `resource alias`, `nodes` → `node`.
+func entityName(ofTable table: String) -> String {
+    let words = table.split(separator: "_").map(String.init)
+    guard let last = words.last else { return table }
+    let singular = last.hasSuffix("ases") ? String(last.dropLast(2)) : last.hasSuffix("s") ? String(last.dropLast()) : last
+    return (words.dropLast() + [singular]).joined(separator: " ")
 }

@@ -5,7 +5,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// A Grafana call that did not succeed: the spec's fixed text (§8.6) and what went wrong underneath.
+/// A Grafana call that did not succeed: the original's fixed text (README "Grafana") and what went wrong underneath.
 ///
 /// Grafana answering with an error is a 502 for whoever asked, Grafana not answering at all a 503, never a bare 500.
 public struct GrafanaError: Error, CustomStringConvertible, Sendable {

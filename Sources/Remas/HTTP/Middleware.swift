@@ -17,14 +17,12 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
                 context.logger.error("request failed", metadata: ["detail": "\(error.detail)"])
             }
             return error.response
-        } catch let error as PSQLError where error.sqlState?.hasPrefix("22") == true || error.sqlState?.hasPrefix("23") == true {
-            // Data exceptions (class 22) and integrity violations (class 23) that no handler mapped are still the
-            // client's input, not a server fault: never a 500. The transaction was rolled back, nothing is written.
+        } catch let error as PSQLError where mapConstraintError(error, action: Self.action(request.method)) != nil {
+            // Data exceptions and integrity violations that no repository mapped are still the client's input, not a
+            // server fault: never a 500, and the same text a repository's mapping gives. The transaction was rolled
+            // back, nothing is written.
             context.logger.info("database refused input", metadata: ["error": "\(String(reflecting: error))"])
-            let message = error.serverInfo?[.message] ?? "invalid value"
-            return error.sqlState!.hasPrefix("22")
-                ? AppError.unprocessable("Invalid value: \(message)").response
-                : AppError.conflict("Conflict: \(message)").response
+            return mapConstraintError(error, action: Self.action(request.method))!.response
         } catch let error where Self.databaseUnavailable(error) {
             // PostgreSQL down, restarting or unreachable: a 503 the client may retry, at once and with a detail. The
             // pool replaces broken connections by itself, so the next request after PostgreSQL is back succeeds.
@@ -39,6 +37,16 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             context.logger.error("unhandled error", metadata: ["error": "\(String(reflecting: error))"])
             return AppError.internalError.response
+        }
+    }
+
+    /// The verb of a conflict text for a write the route did not name.
+    static func action(_ method: HTTPRequest.Method) -> String {
+        switch method {
+        case .post: "create"
+        case .put, .patch: "update"
+        case .delete: "delete"
+        default: "write"
         }
     }
 

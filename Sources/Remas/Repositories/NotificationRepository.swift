@@ -148,7 +148,7 @@ struct NotificationRepository: Sendable {
         ).map { try $0.decode(Int.self) }
     }
 
-    // MARK: lists by receiver (N8, N9)
+    // MARK: lists by receiver (/notification/group, /notification/user)
 
     static func groupEntry(_ g: String) -> String {
         """

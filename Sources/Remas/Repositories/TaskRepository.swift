@@ -132,7 +132,7 @@ struct UserTaskListStatement: JSONByIDStatement {
     let id: Int
 }
 
-/// One page of T3–T6. Orders carry the id as a tie-breaker, so pages never overlap or skip rows.
+/// One page of `/task/user/{id}/active|finished` and `/task/active|finished`. Orders carry the id as a tie-breaker, so pages never overlap or skip rows.
 protocol TaskPage: JSONStatement {
     var limit: Int64 { get }
     var offset: Int64 { get }

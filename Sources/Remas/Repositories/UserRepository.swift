@@ -85,10 +85,6 @@ struct UserRepository: Sendable {
         return try rows.first.map { try $0.decode((Int, Bool).self) }
     }
 
-    func groupID(ofUser id: Int, logger: Logger) async throws -> Int? {
-        try await self.db.int("SELECT group_id FROM users WHERE id = \(id)", logger: logger)
-    }
-
     struct NewUser {
         var name: String?
         var surname: String?

@@ -7,7 +7,7 @@ import PostgresNIO
 /// bookings cannot deadlock) before the overlapping reservations are read, and held until the new allocations are
 /// committed. Bookings on different nodes never wait for each other.
 ///
-/// Limits (issue 10) mean what REMAS's documentation says, "the most the user can allocate at once": with
+/// Limits (README "Limits") mean what REMAS's documentation says, "the most the user can allocate at once": with
 /// `LIMIT_SCOPE=concurrent` (the default) the caller's own overlapping scheduled and running reservations of a
 /// (node, resource) count against the limit together with the new amount, at every instant; checked under the node
 /// locks, so concurrent bookings of one user cannot pass a limit together. `LIMIT_SCOPE=task` compares each task's own

@@ -1,5 +1,5 @@
--- A small database in the schema of the original REMAS (written from the spec's table descriptions, api-core §11 and
--- api-tasks-notifications §1), with rows the original let in that remas refuses. Loaded into a schema of its own by
+-- A small database in the schema of the original REMAS (written from its documented table descriptions), with rows
+-- the original let in that remas refuses. Loaded into a schema of its own by
 -- ImportTests; user passwords are set by the test (bcrypt hashes made there).
 CREATE TYPE unit AS ENUM ('NONE', 'BYTES_SI', 'BYTES_IEC');
 CREATE TYPE taskstatus AS ENUM ('scheduled', 'running', 'finished');

@@ -15,8 +15,7 @@ final class FakeGrafana: Sendable {
 
     static var scriptPath: String {
         if let path = ProcessInfo.processInfo.environment["FAKE_GRAFANA_SCRIPT"] { return path }
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("scripts/fake-grafana.py").path
+        return RepositoryFiles.url("scripts/fake-grafana.py").path
     }
 
     init() throws {
@@ -142,8 +141,7 @@ extension TestContext {
 
     /// The shipped rule template `name` (from `grafana_templates/`).
     static func ruleTemplate(_ name: String) throws -> String {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("grafana_templates/\(name)")
+        let url = RepositoryFiles.url("grafana_templates/\(name)")
         return try String(contentsOf: url, encoding: .utf8)
     }
 

@@ -1,6 +1,6 @@
 @testable import Remas
 
-/// The reference sweep of spec api-tasks §4, kept simple: the production `TimelineEncoder` must produce exactly
+/// The timeline's reference sweep (README "Endpoints", `POST /task/get_scheduling`), kept simple: the production `TimelineEncoder` must produce exactly
 /// `Timeline.encode(Timeline.periods(_))`.
 extension Timeline {
     struct Entry: Equatable, Sendable {

@@ -121,7 +121,10 @@ extension TestContext {
     ) async throws -> Int {
         let r = try await self.request(
             .post, "/notification", token: try await self.adminToken(),
-            json: #"{"name":\#(JSONText.quote(name)),"type":"\#(type)","time_offset":\#(offset),"notification_template":\#(JSONText.quote(template))}"#)
+            json: JSONValue.object([
+                "name": .string(name), "type": .string(type), "time_offset": try JSONValue.parse(text: Array(offset.utf8)),
+                "notification_template": .string(template),
+            ]).jsonText)
         guard r.status == .ok, let id = r.object["id"] as? Int else { throw TestFailure("notification not created: \(r.status) \(r.body)") }
         return id
     }

@@ -21,9 +21,7 @@ enum TestDatabase {
     }
     static var migrationsPath: String {
         if let path = environment["REMAS_MIGRATIONS_PATH"] { return path }
-        // Tests/RemasTests/Support/TestApp.swift → repository root
-        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("Migrations").path
+        return RepositoryFiles.url("Migrations").path
     }
 
     static let logger: Logger = {

@@ -5,7 +5,7 @@ import Testing
 @testable import Remas
 
 @Suite struct LimitAPITests {
-    /// The worked example of spec api-core §6.3, verbatim.
+    /// The original's documented example of effective limits (user, group and ancestor limits on the same pairs), verbatim.
     @Test func effectiveLimitsWorkedExample() async throws {
         try await withApp { t in
             let admin = try await t.adminToken()

@@ -233,7 +233,7 @@ import Testing
             }
             r = try await t.request(.post, "/task/active", token: bobToken, json: #"{"page_number":0}"#)
             #expect(r.detail == "Field required: body.page_size")
-            // T1 admin only; T2 self or admin.
+            // GET /task admin only; GET /task/user/{id} self or admin.
             #expect(try await t.request(.get, "/task", token: bobToken).status == .forbidden)
             r = try await t.request(.get, "/task", token: try await t.adminToken())
             #expect(r.array.count == 6)

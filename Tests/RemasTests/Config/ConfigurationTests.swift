@@ -9,7 +9,7 @@ import Testing
 
     /// The README's table is the one list of settings: every variable the configuration reads is in it.
     @Test func everyVariableReadIsDocumentedInTheReadme() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = RepositoryFiles.root
         let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
         let source = try String(contentsOf: root.appendingPathComponent("Sources/Remas/Config/AppConfiguration.swift"), encoding: .utf8)
         let section = readme.components(separatedBy: "## Configuration").dropFirst().first?.components(separatedBy: "\n## ").first ?? ""

@@ -6,7 +6,7 @@ import Testing
 @testable import Remas
 
 @Suite struct SchedulingTests {
-    /// The worked example of spec api-tasks §4, verbatim (user ids 2 and 3 are `u2` and `u3` here).
+    /// The original's documented timeline example (two users, overlapping tasks on one node), verbatim (user ids 2 and 3 are `u2` and `u3` here).
     @Test func workedExample() async throws {
         try await withApp { t in
             let n1 = try await t.makeNode("n1")

@@ -15,7 +15,7 @@ import Testing
         let schema = "remas_src_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         let source = try TestDatabase.configuration(schema: schema).connectionConfiguration
         let sql = try String(
-            contentsOf: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/remas-original.sql"),
+            contentsOf: RepositoryFiles.url("Tests/RemasTests/Fixtures/remas-original.sql"),
             encoding: .utf8)
         let connection = try await PostgresConnection.connect(configuration: source, id: 1, logger: TestDatabase.logger)
         do {

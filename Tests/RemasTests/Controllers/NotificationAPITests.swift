@@ -76,7 +76,7 @@ import Testing
             let (bob, bobToken) = try await t.userWithToken("bob")
             let own = try #require(try await t.request(.post, "/notification", token: aliceToken, json: #"{"name":"mine","type":"other"}"#).object["id"] as? Int)
             let adminOwned = try await t.makeNotification("global")
-            // N1/N2: admins only.
+            // GET /notification (all) and /notification/{id}: admins only.
             #expect(try await t.request(.get, "/notification", token: aliceToken).status == .forbidden)
             var r = try await t.request(.get, "/notification", token: admin)
             #expect(ids(r.array) == [own, adminOwned])
@@ -86,7 +86,7 @@ import Testing
             #expect(r.status == .notFound)
             #expect(r.detail == "Notification with id 999 not found!")
             #expect(try await t.request(.get, "/notification/abc", token: admin).status == .unprocessableContent)
-            // N10: self or admin; 403 before 404; admin-owned never listed.
+            // /notification/owner: self or admin; 403 before 404; admin-owned never listed.
             r = try await t.request(.get, "/notification/owner/\(alice)", token: aliceToken)
             #expect(ids(r.array) == [own])
             #expect(try await t.request(.get, "/notification/owner/\(alice)", token: bobToken).status == .forbidden)
@@ -94,7 +94,7 @@ import Testing
             r = try await t.request(.get, "/notification/owner/9999", token: admin)
             #expect(r.detail == "User with id 9999 not found!")
             #expect(try await t.request(.get, "/notification/owner/1", token: admin).array.isEmpty)
-            // N4: 404 (a missing id prints None), then 403, then the type.
+            // PUT /notification: 404 (a missing id prints None), then 403, then the type.
             r = try await t.request(.put, "/notification", token: aliceToken, json: #"{"name":"z","type":"other"}"#)
             #expect(r.detail == "Notification with id None not found!")
             r = try await t.request(.put, "/notification", token: aliceToken, json: #"{"id":999,"name":"z","type":"other"}"#)
@@ -115,7 +115,7 @@ import Testing
             r = try await t.request(.put, "/notification", token: admin, json: #"{"id":\#(own),"name":"global","type":"other"}"#)
             #expect(r.status == .conflict)
             #expect(r.detail?.hasPrefix("Failed to update notification in database due to conflict:\n") == true)
-            // N5.
+            // DELETE /notification.
             r = try await t.request(.delete, "/notification/\(own)", token: bobToken)
             #expect(r.detail == "Can't remove notification owned by another user!")
             #expect(try await t.request(.delete, "/notification/999", token: bobToken).detail == "Notification with id 999 not found!")
@@ -164,7 +164,7 @@ import Testing
             // An admin may send both ids.
             r = try await call(admin, #"{"notification_id":\#(global),"user_id":\#(alice),"group_id":3}"#)
             #expect(r.status == .ok)
-            // N9: direct first (explicit nulls), then the group chain up to the root.
+            // /notification/user: direct first (explicit nulls), then the group chain up to the root.
             r = try await t.request(.get, "/notification/user/\(alice)", token: aliceToken)
             #expect(r.array.count == 3)
             #expect(r.array[0]["group_id"] is NSNull && r.array[0]["group_name"] is NSNull)
@@ -174,7 +174,7 @@ import Testing
             #expect(r.array[2]["group_id"] as? Int == 1)
             #expect(try await t.request(.get, "/notification/user/\(alice)", token: try await t.token(bob, "bob", admin: false)).status == .forbidden)
             #expect(try await t.request(.get, "/notification/user/9999", token: aliceToken).detail == "User with id 9999 not found!")
-            // N8: members of exactly that group or admins; 404 first.
+            // /notification/group: members of exactly that group or admins; 404 first.
             r = try await t.request(.get, "/notification/group/3", token: aliceToken)
             #expect(r.array.map { $0["group_id"] as? Int } == [3, 1])
             #expect(try await t.request(.get, "/notification/group/1", token: aliceToken).status == .forbidden)

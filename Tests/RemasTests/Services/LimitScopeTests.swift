@@ -5,7 +5,7 @@ import Testing
 
 @testable import Remas
 
-/// Limits bound what a user holds at once (issue 10): the caller's overlapping scheduled and running reservations of a
+/// Limits bound what a user holds at once (README "Limits"): the caller's overlapping scheduled and running reservations of a
 /// (node, resource) count together with the new amount; `LIMIT_SCOPE=task` keeps the original's per-task check.
 @Suite struct LimitScopeTests {
     static let over = "Task resource allocation exeeds user limits! Exceeded resource: cpu-8, Limit: 8"
