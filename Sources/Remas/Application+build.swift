@@ -96,6 +96,7 @@ public func buildRouter(_ environment: AppEnvironment, table: RouteTable = Route
     TaskTagController(env: environment).register(routes)
     TaskController(env: environment).register(routes)
     NotificationController(env: environment).register(routes)
+    MaintenanceController(env: environment).register(routes)
     return router
 }
 

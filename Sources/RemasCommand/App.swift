@@ -142,7 +142,7 @@ struct Events: AsyncParsableCommand {
         print(["id", "state", "type", "due", "task", "notification", "attempts", "name", "last error"].joined(separator: "\t"))
         for row in rows {
             let fields = [
-                String(row.id), row.state, row.type, row.due.spaced, String(row.taskID), row.notificationID.map(String.init) ?? "-",
+                String(row.id), row.state, row.type, row.due.spaced, row.taskID.map(String.init) ?? "-", row.notificationID.map(String.init) ?? "-",
                 String(row.attempts), row.name, row.lastError ?? "",
             ]
             print(fields.map { $0.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\t"))

@@ -90,15 +90,8 @@ struct LimitController {
     @Sendable func usage(_ request: Request, context: AppRequestContext) async throws -> Response {
         let caller = try await self.env.tokens.authenticate(request)
         let id = try context.pathID("user_id")
-        func time(_ name: String) throws -> LocalDateTime {
-            guard let raw = request.uri.queryParameters.get(name) else { throw AppError.unprocessable("Field required: query.\(name)") }
-            guard let value = LocalDateTime.parse(raw, zone: self.env.zone) else {
-                throw AppError.unprocessable("Input should be a valid datetime (YYYY-MM-DD HH:MM or ISO 8601): query.\(name)")
-            }
-            return value
-        }
-        let start = try time("start")
-        let end = try time("end")
+        let start = try request.queryDateTime("start", zone: self.env.zone, required: true)!
+        let end = try request.queryDateTime("end", zone: self.env.zone, required: true)!
         guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
         guard start < end else { throw AppError.badRequest("The window's start must be before its end!") }
         let limits = try await self.limits.effective(forUser: id, logger: context.logger)

@@ -48,10 +48,10 @@ struct NotificationController {
         routes.delete("/notification/:notification_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("notification_id")
-            guard let owner = try await self.notifications.owner(of: id, logger: context.logger) else {
+            guard let ownership = try await self.notifications.ownership(of: id, logger: context.logger) else {
                 throw AppError.notFound("Notification with id \(id) not found!")
             }
-            guard caller.isAdmin || owner == caller.id else { throw AppError.forbidden("Can't remove notification owned by another user!") }
+            guard caller.isAdmin || ownership.ownerID == caller.id else { throw AppError.forbidden("Can't remove notification owned by another user!") }
             let touched = await self.env.grafana.touchedLogged(by: .notification(id), logger: context.logger)
             // Its events and receiver links go with it (ON DELETE CASCADE).
             guard try await self.notifications.delete(id: id, logger: context.logger) else {
@@ -129,7 +129,7 @@ struct NotificationController {
         let groupID = try body.optionalID("group_id")
         let logger = context.logger
         guard userID != nil || groupID != nil else { throw AppError.badRequest("Either user_id or group_id must be specified!") }
-        guard let owner = try await self.notifications.owner(of: notificationID, logger: logger) else {
+        guard let ownership = try await self.notifications.ownership(of: notificationID, logger: logger) else {
             throw AppError.notFound("Notification with id \(notificationID) not found!")
         }
         if !caller.isAdmin {
@@ -137,7 +137,7 @@ struct NotificationController {
                 throw AppError.forbidden("Can't assign/unassign notification to/from group! Insufficient permissions!")
             }
             if userID != caller.id { throw AppError.forbidden("Can't assign/unassign notification to/from another user!") }
-            if owner != caller.id { throw AppError.forbidden("Can't assign/unassign notification owned by another user!") }
+            if ownership.ownerID != caller.id { throw AppError.forbidden("Can't assign/unassign notification owned by another user!") }
         }
         let affected = try await NotificationService(db: self.env.db).assign(
             notificationID, userID: userID, groupID: groupID, assign: assign, logger: logger)

@@ -96,11 +96,6 @@ extension SQLExecutor {
         try await !self.query(query, logger: logger).isEmpty
     }
 
-    /// Throws `error` unless `query` returns a row (the "X with id N not found!" checks).
-    public func require(_ query: PostgresQuery, else error: @autoclosure () -> AppError, logger: Logger) async throws {
-        guard try await self.exists(query, logger: logger) else { throw error() }
-    }
-
     @discardableResult
     public func execute(_ query: PostgresQuery, logger: Logger) async throws -> Int {
         try await self.query(query, logger: logger).count

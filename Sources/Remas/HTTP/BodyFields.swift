@@ -87,6 +87,22 @@ public struct BodyFields: Sendable {
         }
     }
 
+    /// A list of ids, or nil when the key is absent or null.
+    public func optionalIDList(_ key: String) throws -> [Int]? {
+        guard let value = self.values[key], value != .null else { return nil }
+        return try self.idList(key)
+    }
+
+    /// One of a closed set of words (an enum's raw values); `fallback` when absent or null.
+    public func choice<E: RawRepresentable & CaseIterable>(_ key: String, default fallback: E) throws -> E where E.RawValue == String {
+        guard let value = self.values[key], value != .null else { return fallback }
+        guard case .string(let s) = value, let choice = E(rawValue: s) else {
+            let words = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            throw AppError.unprocessable("Input should be one of \(words): \(self.path(key))")
+        }
+        return choice
+    }
+
     /// An integer of the lenient Notification body: absent, null, `""` (the frontend's cleared field) or a value.
     public enum LooseInt: Equatable, Sendable {
         case absent, null, blank
@@ -189,6 +205,18 @@ public struct BodyFields: Sendable {
 }
 
 extension Request {
+    /// A datetime query parameter (`?start=2031-03-01T10:00`); nil when absent and not `required`.
+    public func queryDateTime(_ name: String, zone: TimeZone, required: Bool) throws -> LocalDateTime? {
+        guard let raw = self.uri.queryParameters.get(name) else {
+            if required { throw AppError.unprocessable("Field required: query.\(name)") }
+            return nil
+        }
+        guard let value = LocalDateTime.parse(raw, zone: zone) else {
+            throw AppError.unprocessable("Input should be a valid datetime (YYYY-MM-DD HH:MM or ISO 8601): query.\(name)")
+        }
+        return value
+    }
+
     public func collectBody(limit: Int) async throws -> ByteBuffer {
         do {
             return try await self.body.collect(upTo: limit)

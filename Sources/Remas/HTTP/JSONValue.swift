@@ -50,14 +50,45 @@ public enum JSONValue: Codable, Sendable, Equatable {
     }
 
     /// Compact JSON text (object keys sorted, so equal values give equal text).
-    public var jsonData: Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(self)) ?? Data("null".utf8)
+    public var jsonData: Data { Data(self.jsonText.utf8) }
+
+    /// Compact JSON text, object keys sorted: how every document built in Swift (not by PostgreSQL) goes on the wire.
+    /// Written directly (Foundation's JSONEncoder took a fifth of `GET /limit/user_all`'s time).
+    public var jsonText: String {
+        var out = ""
+        self.write(into: &out)
+        return out
     }
 
-    /// The same as text: how every document built in Swift (not by PostgreSQL) goes on the wire.
-    public var jsonText: String { String(decoding: self.jsonData, as: UTF8.self) }
+    func write(into out: inout String) {
+        switch self {
+        case .null: out += "null"
+        case .bool(let b): out += b ? "true" : "false"
+        case .int(let v): out += String(v)
+        case .double(let d): out += d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)) : "null"
+        case .string(let s):
+            out += "\""
+            out += JSONText.escape(s)
+            out += "\""
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.write(into: &out)
+            }
+            out += "]"
+        case .object(let members):
+            out += "{"
+            for (i, key) in members.keys.sorted().enumerated() {
+                if i > 0 { out += "," }
+                out += "\""
+                out += JSONText.escape(key)
+                out += "\":"
+                members[key]!.write(into: &out)
+            }
+            out += "}"
+        }
+    }
 
     public subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }

@@ -46,6 +46,8 @@ public final class ServerMetrics: Sendable {
         for row in state.capacity { out.sample("remas_node_resource_capacity", [("node", row.node), ("resource", row.resource)], Double(row.capacity)) }
         out.family("remas_node_resource_reserved", "gauge", "Amount of a resource reserved on a node by running tasks right now.")
         for row in state.capacity { out.sample("remas_node_resource_reserved", [("node", row.node), ("resource", row.resource)], Double(row.reserved)) }
+        out.family("remas_node_maintenance", "gauge", "1 while a maintenance window holds the node, else 0.")
+        for row in state.maintenance { out.sample("remas_node_maintenance", [("node", row.node)], row.inWindow ? 1 : 0) }
         out.family("remas_tasks", "gauge", "Tasks by status (derived from the clock; finished re-counted at most once a minute).")
         for (status, count) in state.tasks { out.sample("remas_tasks", [("status", status)], Double(count)) }
         out.family("remas_events_pending", "gauge", "Scheduler events waiting to be processed.")

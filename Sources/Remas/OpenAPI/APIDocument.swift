@@ -34,8 +34,10 @@ public enum APIDocument {
         var body: Body? = nil
         /// Required query parameters (times).
         var query: [String] = []
+        /// Optional query parameters (times).
+        var optionalQuery: [String] = []
         let reply: Reply
-        /// POST /user and POST /group answer 201, as the original does; everything else 200.
+        /// POST /user and POST /group answer 201, as the original does, and POST /maintenance; everything else 200.
         var success = 200
         /// Errors besides 401 (from `access`), 422 (every operation with a parameter or a body) and 5XX (every one).
         var errors: [Int] = []
@@ -207,12 +209,24 @@ public enum APIDocument {
         "ResourceAliasRequest": object(["resource_id": id, "alias_id": id], required: ["resource_id", "alias_id"]),
         "AliasCreateRequest": object(["name": string, "description": text], required: ["name"]),
         "AliasUpdateRequest": object(["id": id, "name": string, "description": text], required: ["id", "name"]),
+        "MaintenanceWindow": exact(
+            [
+                "id": id, "name": string, "description": text, "start_time": localTime, "end_time": localTime, "node_ids": nullable(ids),
+                "created_by": nullable(id), "affected_task_ids": ids,
+            ],
+            description: "node_ids null: every node. affected_task_ids: in the answer of a write, the tasks it met (kept, deleted or cut short); when read, the scheduled and running tasks overlapping the window on its nodes"),
         "LimitRequest": object(
             [
                 "id": nullable(id), "name": string, "description": text, "amount": amount, "user_id": nullable(id),
                 "group_id": nullable(id), "resource_id": id, "node_ids": ids,
             ], required: ["name", "amount", "resource_id", "node_ids"],
             description: "Exactly one of `user_id` and `group_id` (0 counts as unset); `id` names the limit on PUT. Node ids that do not exist are dropped"),
+        "MaintenanceRequest": object(
+            [
+                "name": string, "description": text, "start_time": timeInput, "end_time": timeInput, "node_ids": nullable(ids),
+                "conflicts": ["type": ["string", "null"], "enum": .array(MaintenanceRepository.ConflictMode.allCases.map { .string($0.rawValue) } + [.null])],
+            ], required: ["name", "start_time", "end_time"],
+            description: "node_ids null or absent: every node, also nodes created later. conflicts (default refuse): what happens to the scheduled and running reservations the window overlaps: refuse (409 naming them), keep, or cancel (scheduled ones deleted, running ones end where the window starts); with keep and cancel each owner is mailed once"),
         "TaskTagCreateRequest": object(["name": string, "description": text], required: ["name"]),
         "TaskTagUpdateRequest": object(
             ["id": id, "name": string, "description": text, "user_id": id], required: ["id", "name"],
@@ -379,6 +393,21 @@ public enum APIDocument {
         .init(method: "delete", path: "/limit/{limit_id}", tag: "limits", summary: "Delete a limit", access: .admin,
               reply: .json(ref("Message")), errors: [404]),
 
+        // Maintenance windows
+        .init(method: "get", path: "/maintenance", tag: "maintenance", summary: "Maintenance windows", access: .user,
+              optionalQuery: ["start", "end"], reply: .json(array(ref("MaintenanceWindow"))), errors: [400],
+              description: "The windows that overlap [start, end) (either bound may be left out), by start"),
+        .init(method: "get", path: "/maintenance/{maintenance_id}", tag: "maintenance", summary: "One maintenance window", access: .user,
+              reply: .json(ref("MaintenanceWindow")), errors: [404]),
+        .init(method: "post", path: "/maintenance", tag: "maintenance", summary: "Create a maintenance window", access: .admin,
+              body: .json("MaintenanceRequest"), reply: .json(ref("MaintenanceWindow")), success: 201, errors: [400, 404, 409],
+              description: "While a window holds a node, bookings that overlap it are refused (409) and the timeline shows the node as full"),
+        .init(method: "put", path: "/maintenance/{maintenance_id}", tag: "maintenance", summary: "Change a maintenance window",
+              access: .admin, body: .json("MaintenanceRequest"), reply: .json(ref("MaintenanceWindow")), errors: [400, 404, 409],
+              description: "The whole window is replaced; conflicts applies to the new interval and nodes"),
+        .init(method: "delete", path: "/maintenance/{maintenance_id}", tag: "maintenance", summary: "Delete a maintenance window",
+              access: .admin, reply: .json(ref("Message")), errors: [404]),
+
         // Task tags
         .init(method: "get", path: "/task_tag", tag: "task tags", summary: "All tags", access: .admin,
               reply: .json(array(ref("TaskTagResponse")))),
@@ -494,7 +523,7 @@ public enum APIDocument {
     }
 
     static let tagOrder = ["authentication", "users", "groups", "nodes", "resources", "aliases", "limits", "task tags", "tasks",
-                           "notifications", "service"]
+                           "notifications", "maintenance", "service"]
 
     static func operationObject(_ op: Operation) -> JSONValue {
         var o: [String: JSONValue] = [
@@ -506,6 +535,7 @@ public enum APIDocument {
         let parameters = pathParameters(op.path)
         let all: [JSONValue] = parameters.map { name in ["name": .string(name), "in": "path", "required": true, "schema": id] }
             + op.query.map { name in ["name": .string(name), "in": "query", "required": true, "schema": timeInput] }
+            + op.optionalQuery.map { name in ["name": .string(name), "in": "query", "required": false, "schema": timeInput] }
         if !all.isEmpty { o["parameters"] = .array(all) }
         switch op.access {
         case .open: o["security"] = []

@@ -89,7 +89,7 @@ public struct EventRepository: Sendable {
         ).map { try $0.decode(Int.self) }
     }
 
-    /// How many reminders are due (counting at most `limit`).
+    /// How many reminders and notices are due (counting at most `limit`).
     func countDueReminders(dueBy horizon: LocalDateTime, upTo limit: Int, logger: Logger) async throws
         -> Int
     {
@@ -97,20 +97,36 @@ public struct EventRepository: Sendable {
             """
             SELECT count(*)::int FROM (
                 SELECT 1 FROM events e
-                WHERE e.state = 'pending' AND e.type = 'other' AND COALESCE(e.retry_at, e.time) <= \(horizon.sqlText)::timestamp
+                WHERE e.state = 'pending' AND e.type IN ('other', 'notice') AND COALESCE(e.retry_at, e.time) <= \(horizon.sqlText)::timestamp
                 LIMIT \(limit)) due
             """, logger: logger) ?? 0
     }
 
-    /// Everything a reminder mail needs, read at send time (later renames show up in the mail).
+    /// Everything a reminder mail (or a notice) needs, read at send time (later renames show up in the mail).
     struct Reminder: Sendable {
         let eventID: Int
         let attempts: Int
-        let taskID: Int
+        /// nil for a notice (notices are about no single task).
+        let taskID: Int?
+        /// The subject: the notification's name, or the notice's subject.
         let notificationName: String
+        /// A reminder's `${var}` template, or a notice's finished text.
         let template: String?
         let variables: [String: String]
         let recipient: String
+
+        var isNotice: Bool { self.taskID == nil }
+    }
+
+    /// Queues a mail to a user inside the caller's transaction: sent by the scheduler like a reminder (once, retried),
+    /// due now. A second notice with the same `key` is dropped.
+    func queueNotice(to user: Int, subject: String, body: String, key: String? = nil, in tx: LeasedConnection, logger: Logger) async throws {
+        try await tx.query(
+            """
+            INSERT INTO events (name, time, type, recipient_id, subject, body, notice_key)
+            VALUES (\(subject), localtimestamp, 'notice', \(user), \(subject), \(body), \(key))
+            ON CONFLICT (notice_key) WHERE notice_key IS NOT NULL DO NOTHING
+            """, logger: logger)
     }
 
     /// Claims the next due reminder, locking its row until the transaction ends; nil when none is due.
@@ -153,7 +169,7 @@ public struct EventRepository: Sendable {
         public let type: String
         public let state: String
         public let due: LocalDateTime
-        public let taskID: Int
+        public let taskID: Int?
         public let notificationID: Int?
         public let attempts: Int
         public let lastError: String?
@@ -170,7 +186,7 @@ public struct EventRepository: Sendable {
             """, logger: logger
         ).map { row in
             let (id, type, state, due, task, notification, attempts, error, name) =
-                try row.decode((Int, String, String, Int64, Int, Int?, Int, String?, String).self)
+                try row.decode((Int, String, String, Int64, Int?, Int?, Int, String?, String).self)
             return Row(
                 id: id, type: type, state: state, due: LocalDateTime(microseconds: due), taskID: task, notificationID: notification,
                 attempts: attempts, lastError: error, name: name)
@@ -268,15 +284,15 @@ struct ClaimReminderStatement: PostgresPreparedStatement {
     typealias Row = EventRepository.Reminder
     static let sql = """
         WITH claimed AS (
-            SELECT e.id, e.attempts, e.task_id, e.notification_id FROM events e
-            WHERE e.state = 'pending' AND e.type = 'other' AND COALESCE(e.retry_at, e.time) <= $1::timestamp
+            SELECT e.id, e.attempts, e.task_id, e.notification_id, e.recipient_id, e.subject, e.body FROM events e
+            WHERE e.state = 'pending' AND e.type IN ('other', 'notice') AND COALESCE(e.retry_at, e.time) <= $1::timestamp
             ORDER BY COALESCE(e.retry_at, e.time), e.id
             LIMIT 1 FOR UPDATE OF e SKIP LOCKED)
-        SELECT c.id, c.attempts, t.id, n.name, n.notification_template,
+        SELECT c.id, c.attempts, t.id, COALESCE(n.name, c.subject), COALESCE(c.body, n.notification_template),
                u.id, u.name, u.surname, u.username, u.uid, u.email, t.name, t.description,
                (extract(epoch FROM t.start_time) * 1000000)::int8, (extract(epoch FROM t.end_time) * 1000000)::int8
-        FROM claimed c JOIN tasks t ON t.id = c.task_id JOIN users u ON u.id = t.owner_id
-        JOIN notifications n ON n.id = c.notification_id
+        FROM claimed c LEFT JOIN tasks t ON t.id = c.task_id JOIN users u ON u.id = COALESCE(c.recipient_id, t.owner_id)
+        LEFT JOIN notifications n ON n.id = c.notification_id
         """
     static var bindingDataTypes: [PostgresDataType] { [.text] }
 
@@ -291,15 +307,17 @@ struct ClaimReminderStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> EventRepository.Reminder {
         let (eventID, attempts, taskID, notificationName, template, userID, name, surname, username, uid, email, taskName,
             taskDescription, startMicros, endMicros) =
-            try row.decode((Int, Int, Int, String, String?, Int, String?, String?, String, Int, String, String, String?, Int64, Int64).self)
-        let start = LocalDateTime(microseconds: startMicros)
-        let end = LocalDateTime(microseconds: endMicros)
-        // Rendered as the original's Python str(): None for null, "YYYY-MM-DD HH:MM:SS" for datetimes.
-        let variables: [String: String] = [
-            "user_id": String(userID), "user_name": name ?? "None", "user_surname": surname ?? "None", "user_username": username,
-            "user_uid": String(uid), "user_email": email, "task_id": String(taskID), "task_name": taskName,
-            "task_description": taskDescription ?? "None", "task_start": start.spaced, "task_end": end.spaced,
-        ]
+            try row.decode((Int, Int, Int?, String, String?, Int, String?, String?, String, Int, String, String?, String?, Int64?, Int64?).self)
+        var variables: [String: String] = [:]
+        if let taskID, let taskName, let startMicros, let endMicros {
+            // Rendered as the original's Python str(): None for null, "YYYY-MM-DD HH:MM:SS" for datetimes.
+            variables = [
+                "user_id": String(userID), "user_name": name ?? "None", "user_surname": surname ?? "None", "user_username": username,
+                "user_uid": String(uid), "user_email": email, "task_id": String(taskID), "task_name": taskName,
+                "task_description": taskDescription ?? "None", "task_start": LocalDateTime(microseconds: startMicros).spaced,
+                "task_end": LocalDateTime(microseconds: endMicros).spaced,
+            ]
+        }
         return EventRepository.Reminder(
             eventID: eventID, attempts: attempts, taskID: taskID, notificationName: notificationName, template: template,
             variables: variables, recipient: email)

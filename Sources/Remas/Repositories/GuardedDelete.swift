@@ -20,7 +20,7 @@ struct GuardedDelete {
 
     /// Deletes the target; Grafana's sync of the users `change` touches is read before and queued after the delete.
     func run(id: Int, db: Database, logger: Logger, grafana: any GrafanaSync, change: GrafanaChange) async throws {
-        try await db.require(self.exists, else: .notFound("\(self.noun) with id \(id) not found!"), logger: logger)
+        guard try await db.exists(self.exists, logger: logger) else { throw AppError.notFound("\(self.noun) with id \(id) not found!") }
         let touched = await grafana.touchedLogged(by: change, logger: logger)
         let outcome = try await db.transaction(logger: logger) { tx -> Int? in
             guard try await tx.exists(self.lock, logger: logger) else { return nil }

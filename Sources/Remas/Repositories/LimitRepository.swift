@@ -130,8 +130,9 @@ struct LimitRepository: Sendable {
         if let group = limit.groupID, !(try await tx.exists("SELECT 1 FROM groups WHERE id = \(group) FOR SHARE", logger: logger)) {
             throw AppError.notFound("Group with id \(group) not found!")
         }
-        try await tx.require("SELECT 1 FROM resources WHERE id = \(limit.resourceID) FOR SHARE",
-            else: .notFound("Resource with id \(limit.resourceID) not found!"), logger: logger)
+        if !(try await tx.exists("SELECT 1 FROM resources WHERE id = \(limit.resourceID) FOR SHARE", logger: logger)) {
+            throw AppError.notFound("Resource with id \(limit.resourceID) not found!")
+        }
     }
 
     /// Unknown node ids are dropped silently and duplicates collapse (the original's behaviour).

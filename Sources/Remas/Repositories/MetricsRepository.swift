@@ -20,6 +20,8 @@ struct MetricsRepository: Sendable {
         var failedEvents: Int64 = 0
         var schedulerLagSeconds = 0.0
         var grafana = GrafanaRepository.Backlog()
+        /// Every node, and whether a maintenance window holds it now.
+        var maintenance: [(node: String, inWindow: Bool)] = []
     }
 
     /// The finished-task count is the one figure that grows without bound (a cluster keeps years of history) and costs
@@ -41,7 +43,8 @@ struct MetricsRepository: Sendable {
                 snapshot.pendingEvents = x
                 snapshot.failedEvents = y
                 snapshot.schedulerLagSeconds = max(0, z)
-            default: snapshot.grafana = GrafanaRepository.Backlog(pending: Int(x), failing: Int(y), oldestSeconds: z)
+            case 3: snapshot.grafana = GrafanaRepository.Backlog(pending: Int(x), failing: Int(y), oldestSeconds: z)
+            default: snapshot.maintenance.append((a, x == 1))
             }
         }
         return snapshot
@@ -50,7 +53,8 @@ struct MetricsRepository: Sendable {
 
 /// Rows `(kind, text, text, int, int, float)`: 0 = capacity and current reservation per node and resource (one
 /// index-only range scan per node over the allocations still running or ahead), 1 = tasks scheduled / running /
-/// (two range scans; finished is read apart, see `snapshot`), 2 = events pending / failed / lag, 3 = the Grafana outbox.
+/// (two range scans; finished is read apart, see `snapshot`), 2 = events pending / failed / lag, 3 = the Grafana outbox,
+/// 4 = per node 1 while a maintenance window holds it.
 struct MetricsSnapshotStatement: PostgresPreparedStatement {
     typealias Row = (Int, String, String, Int64, Int64, Double)
     static let sql = """
@@ -71,6 +75,13 @@ struct MetricsSnapshotStatement: PostgresPreparedStatement {
         SELECT 3, '', '', count(*), count(*) FILTER (WHERE last_error IS NOT NULL),
                COALESCE(extract(epoch FROM localtimestamp - min(enqueued_at)), 0)::float8
         FROM grafana_outbox
+        UNION ALL
+        SELECT 4, n.name, '', (EXISTS (
+                   SELECT 1 FROM maintenance_windows w
+                   WHERE w.end_time > localtimestamp AND w.start_time <= localtimestamp
+                     AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))))::int::int8,
+               0::int8, 0::float8
+        FROM nodes n
         """
 
     func makeBindings() throws -> PostgresBindings { PostgresBindings() }

@@ -55,10 +55,15 @@ struct NotificationRepository: Sendable {
                 resourceID: resource))
     }
 
-    func owner(of id: Int, logger: Logger) async throws -> Int?? {
+    /// Who owns a notification: a user, or nobody (`ownerID` nil) when an admin created it.
+    struct Ownership: Sendable {
+        let ownerID: Int?
+    }
+
+    /// The notification's ownership; nil when there is no such notification.
+    func ownership(of id: Int, logger: Logger) async throws -> Ownership? {
         let rows = try await self.db.query("SELECT owner_id FROM notifications WHERE id = \(id)", logger: logger)
-        guard let row = rows.first else { return nil }
-        return .some(try row.decode(Int?.self))
+        return try rows.first.map { Ownership(ownerID: try $0.decode(Int?.self)) }
     }
 
     func create(_ f: Fields, ownerID: Int?, logger: Logger) async throws -> String {

@@ -45,6 +45,23 @@ extension TaskRepository {
             .map { try $0.decode(Int.self) }
     }
 
+    /// The first maintenance window (by node id, then start) that overlaps [start, end) on one of the nodes, worded as
+    /// the booking's 409; nil when there is none. Run under the node locks, like the window's own write.
+    func maintenanceConflict(nodes: [Int32], from start: LocalDateTime, to end: LocalDateTime, in tx: LeasedConnection, logger: Logger)
+        async throws -> String?
+    {
+        try await tx.text(
+            """
+            SELECT 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to ' || remas_ts(w.end_time)
+                   || ' (' || w.name || ')'
+            FROM maintenance_windows w JOIN nodes n
+              ON n.id = ANY(\(nodes)) AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
+            WHERE w.end_time > \(start.sqlText)::timestamp AND w.start_time < \(end.sqlText)::timestamp
+            ORDER BY n.id, w.start_time
+            LIMIT 1
+            """, logger: logger)
+    }
+
     /// What each of the nodes provides, per (node, resource).
     func capacities(ofNodes nodes: [Int32], in tx: LeasedConnection, logger: Logger) async throws -> [NodeResource: Int64] {
         var capacity: [NodeResource: Int64] = [:]

@@ -180,7 +180,9 @@ struct AllFinishedPage: TaskPage {
     let limit: Int64, offset: Int64, userID: Int
 }
 
-/// Allocations of every scheduled or running task touching the window (closed interval), with current capacities.
+/// Allocations of every scheduled or running task touching the window (closed interval), with current capacities;
+/// then, for every maintenance window touching it that is not over, a block of each covered node's whole capacity
+/// (at least 1) per resource, owned by `Timeline.Allocation.maintenance`: remas-ui shows the node as full.
 struct SchedulingStatement: PostgresPreparedStatement {
     typealias Row = Timeline.Allocation
     static let sql = """
@@ -191,7 +193,13 @@ struct SchedulingStatement: PostgresPreparedStatement {
         LEFT JOIN node_resources nr ON nr.node_id = a.node_id AND nr.resource_id = a.resource_id
         WHERE t.end_time > localtimestamp AND t.end_time >= $1::timestamp AND t.start_time <= $2::timestamp
           AND t.id IS DISTINCT FROM $3
-        ORDER BY t.start_time, t.id, a.node_id, a.resource_id
+        UNION ALL
+        SELECT 0, \(Timeline.Allocation.maintenance), (extract(epoch FROM w.start_time) * 1000000)::int8,
+               (extract(epoch FROM w.end_time) * 1000000)::int8, nr.node_id, nr.resource_id, GREATEST(nr.amount, 1), nr.amount
+        FROM maintenance_windows w
+        JOIN node_resources nr ON w.all_nodes OR nr.node_id IN (SELECT m.node_id FROM maintenance_nodes m WHERE m.window_id = w.id)
+        WHERE w.end_time > localtimestamp AND w.end_time >= $1::timestamp AND w.start_time <= $2::timestamp
+        ORDER BY 3, 1, 5, 6
         """
     static var bindingDataTypes: [PostgresDataType] { [.text, .text, .int4] }
 

@@ -46,7 +46,7 @@ extension Scheduler {
 
     /// Sends one reminder; nil when the send was aborted for shutdown (the event is released, not counted).
     func deliver(_ reminder: EventRepository.Reminder, session: SessionBox) async -> EventRepository.Outcome? {
-        let metadata: Logger.Metadata = ["event": "\(reminder.eventID)", "task": "\(reminder.taskID)"]
+        let metadata: Logger.Metadata = ["event": "\(reminder.eventID)", "task": "\(reminder.taskID.map(String.init) ?? "-")"]
         self.logger.info("Notification: \(reminder.notificationName), Receiver: \(reminder.recipient)", metadata: metadata)
         guard self.smtp.enabled else {
             self.logger.warning("SMTP is disabled (SMTP_ENABLED=false): the reminder is not sent", metadata: metadata)
@@ -55,7 +55,7 @@ extension Scheduler {
         guard MailMessage.isDeliverable(reminder.recipient) else {
             return .failed("the recipient address is not deliverable: \(reminder.recipient)")
         }
-        let body = DollarTemplate.substitute(reminder.template ?? "", reminder.variables)
+        let body = reminder.isNotice ? reminder.template ?? "" : DollarTemplate.substitute(reminder.template ?? "", reminder.variables)
         self.logger.debug("reminder body", metadata: metadata.merging(["body": "\(body)"]) { $1 })
         let domain = self.smtp.fromAddress.split(separator: "@").last.map(String.init) ?? "remas"
         let message = MailMessage(

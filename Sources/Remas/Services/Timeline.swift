@@ -2,7 +2,11 @@
 /// itself is `TimelineEncoder`. Tests hold a plain reference implementation (`Timeline.periods`) to compare against.
 public struct Timeline: Sendable {
     public struct Allocation: Sendable {
+        /// The owner of a maintenance window's block: it takes the node's whole capacity and lists no user.
+        public static let maintenance = -1
+
         public var taskID: Int
+        /// The task's owner, or `maintenance`.
         public var ownerID: Int
         public var start: Int64  // microseconds, naive wall clock
         public var end: Int64

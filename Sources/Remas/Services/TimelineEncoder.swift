@@ -105,11 +105,13 @@ final class TimelineEncoder {
                 let wasActive = self.used[k] != 0
                 if b.isStart {
                     self.used[k] += a.amount
-                    self.owners[k][a.ownerID, default: 0] += 1
+                    if a.ownerID != Timeline.Allocation.maintenance { self.owners[k][a.ownerID, default: 0] += 1 }
                 } else {
                     self.used[k] -= a.amount
-                    let left = (self.owners[k][a.ownerID] ?? 1) - 1
-                    self.owners[k][a.ownerID] = left > 0 ? left : nil
+                    if a.ownerID != Timeline.Allocation.maintenance {
+                        let left = (self.owners[k][a.ownerID] ?? 1) - 1
+                        self.owners[k][a.ownerID] = left > 0 ? left : nil
+                    }
                 }
                 let isActive = self.used[k] != 0
                 if wasActive != isActive {

@@ -137,6 +137,14 @@ import Testing
                 SELECT id, \(nodeID), \(memID), 1024, '2020-01-01 10:00', '2020-01-01 11:00:00.5' FROM t
                 """, logger: t.logger)
 
+            let window = try await check.call(
+                "post", "/maintenance",
+                body: ["name": "kernel", "description": nil, "start_time": "2031-03-01T08:00:00", "end_time": "2031-03-01T12:00:00",
+                       "node_ids": [.int(Int64(nodeID))], "conflicts": "keep"], status: .created)
+            let windowID = try #require(window["id"]?.intValue)
+            try await check.call(
+                "put", "/maintenance/{maintenance_id}", ["maintenance_id": windowID],
+                body: ["name": "kernel", "start_time": "2031-03-01T08:00:00", "end_time": "2031-03-01T11:00:00", "node_ids": nil, "conflicts": "keep"])
             let page: JSONValue = ["page_number": 0, "page_size": 10]
             let reads: [(String, String, [String: Int], JSONValue?)] = [
                 ("get", "/", [:], nil), ("get", "/grafana-link", [:], nil), ("get", "/health", [:], nil), ("get", "/ready", [:], nil),
@@ -161,6 +169,8 @@ import Testing
                 ("get", "/notification/group/{group_id}", ["group_id": groupID], nil),
                 ("get", "/notification/user/{user_id}", ["user_id": userID], nil),
                 ("get", "/notification/owner/{owner_id}", ["owner_id": 1], nil),
+                ("get", "/maintenance", [:], nil), ("get", "/maintenance?start=2031-01-01T00:00:00", [:], nil),
+                ("get", "/maintenance/{maintenance_id}", ["maintenance_id": windowID], nil),
             ]
             for (method, path, parameters, body) in reads {
                 let answer = try await check.call(method, path, parameters, body: body)
@@ -173,6 +183,7 @@ import Testing
             try await check.call("post", "/notification/unassign", body: ["notification_id": .int(Int64(notificationID)), "group_id": .int(Int64(groupID))])
             try await check.call("delete", "/task/{task_id}", ["task_id": taskID])
             try await check.call("delete", "/limit/{limit_id}", ["limit_id": limitID])
+            try await check.call("delete", "/maintenance/{maintenance_id}", ["maintenance_id": windowID])
             try await check.call("post", "/node", body: ["name": "n1"], status: .conflict)
             try await check.call("delete", "/node/{node_id}", ["node_id": nodeID])
             try await check.call("get", "/node/{node_id}", ["node_id": 999_999], status: .notFound)
