@@ -29,7 +29,7 @@ struct LimitController {
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
             let limits = try await self.limits.effective(forUser: id, logger: context.logger)
             guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
-            return .json(limits.document)
+            return .json(limits.json)
         }
         routes.get("/limit/usage/:user_id", self.usage)
         routes.get("/limit/group_all/:group_id") { request, context in
@@ -38,7 +38,7 @@ struct LimitController {
             try await caller.requireMember(ofGroup: id, users: UserRepository(db: self.env.db), logger: context.logger)
             let limits = try await self.limits.effective(forGroup: id, logger: context.logger)
             guard let limits else { throw AppError.notFound("Group with id \(id) not found!") }
-            return .json(limits.document)
+            return .json(limits.json)
         }
         routes.get("/limit/:limit_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

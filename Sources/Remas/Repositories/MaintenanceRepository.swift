@@ -4,7 +4,7 @@ import PostgresNIO
 /// Maintenance windows (`maintenance_windows`, `maintenance_nodes`): every statement on them, and their documents.
 ///
 /// A window's write locks the rows of the nodes it covers the way a booking locks its nodes (in id order, `FOR NO KEY
-/// UPDATE`), and a booking looks for windows after it has locked its nodes (`TaskRepository.maintenanceConflict`).
+/// UPDATE`), and a booking looks for windows after it has locked its nodes (`TaskRepository.capacities`).
 /// So whichever commits first, the other sees it: no reservation lands inside a window unless the window's `conflicts`
 /// mode kept it.
 struct MaintenanceRepository: Sendable {

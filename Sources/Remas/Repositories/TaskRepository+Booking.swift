@@ -45,31 +45,18 @@ extension TaskRepository {
             .map { try $0.decode(Int.self) }
     }
 
-    /// The first maintenance window (by node id, then start) that overlaps [start, end) on one of the nodes, worded as
-    /// the booking's 409; nil when there is none. Run under the node locks, like the window's own write.
-    func maintenanceConflict(nodes: [Int32], from start: LocalDateTime, to end: LocalDateTime, in tx: LeasedConnection, logger: Logger)
-        async throws -> String?
+    /// What each of the nodes provides, per (node, resource), and the first maintenance window (by node id, then start)
+    /// that overlaps [start, end) on one of them, worded as the booking's 409 (nil when none does). One prepared
+    /// statement, run under the node locks like the window's own write.
+    func capacities(ofNodes nodes: [Int32], from start: LocalDateTime, to end: LocalDateTime, in tx: LeasedConnection, logger: Logger)
+        async throws -> (capacity: [NodeResource: Int64], maintenance: String?)
     {
-        try await tx.text(
-            """
-            SELECT 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to ' || remas_ts(w.end_time)
-                   || ' (' || w.name || ')'
-            FROM maintenance_windows w JOIN nodes n
-              ON n.id = ANY(\(nodes)) AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
-            WHERE w.end_time > \(start.sqlText)::timestamp AND w.start_time < \(end.sqlText)::timestamp
-            ORDER BY n.id, w.start_time
-            LIMIT 1
-            """, logger: logger)
-    }
-
-    /// What each of the nodes provides, per (node, resource).
-    func capacities(ofNodes nodes: [Int32], in tx: LeasedConnection, logger: Logger) async throws -> [NodeResource: Int64] {
         var capacity: [NodeResource: Int64] = [:]
-        for row in try await tx.query("SELECT node_id, resource_id, amount FROM node_resources WHERE node_id = ANY(\(nodes))", logger: logger) {
-            let (n, r, a) = try row.decode((Int, Int, Int64).self)
-            capacity[NodeResource(node: n, resource: r)] = a
+        var maintenance: String?
+        for (n, r, a, conflict) in try await tx.run(BookingCapacityStatement(nodes: nodes, start: start.sqlText, end: end.sqlText), logger: logger) {
+            if let conflict { maintenance = conflict } else { capacity[NodeResource(node: n, resource: r)] = a }
         }
-        return capacity
+        return (capacity, maintenance)
     }
 
     /// One reservation overlapping a booking's interval.
@@ -151,4 +138,36 @@ extension TaskRepository {
         try await events.reschedule(users: [owner], tasks: [taskID], in: tx, logger: logger)
         return taskID
     }
+}
+
+/// `TaskRepository.capacities`: the capacity rows, then at most one row naming a maintenance conflict.
+struct BookingCapacityStatement: PostgresPreparedStatement {
+    typealias Row = (Int, Int, Int64, String?)
+    static let sql = """
+        SELECT nr.node_id, nr.resource_id, nr.amount, NULL::text FROM node_resources nr WHERE nr.node_id = ANY($1::int4[])
+        UNION ALL
+        (SELECT 0, 0, 0::int8, 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to '
+                || remas_ts(w.end_time) || ' (' || w.name || ')'
+         FROM maintenance_windows w JOIN nodes n
+           ON n.id = ANY($1::int4[])
+          AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
+         WHERE w.end_time > $2::timestamp AND w.start_time < $3::timestamp
+         ORDER BY n.id, w.start_time
+         LIMIT 1)
+        """
+    static var bindingDataTypes: [PostgresDataType] { [.int4Array, .text, .text] }
+
+    let nodes: [Int32]
+    let start: String
+    let end: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 3)
+        bindings.append(self.nodes)
+        bindings.append(self.start)
+        bindings.append(self.end)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

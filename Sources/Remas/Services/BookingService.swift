@@ -86,10 +86,8 @@ struct BookingService: Sendable {
         if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
             throw AppError.notFound("Node with id \(missing.node) not found!")
         }
-        if let maintenance = try await self.tasks.maintenanceConflict(nodes: nodeBinds, from: request.start, to: request.end, in: tx, logger: logger) {
-            throw AppError.conflict(maintenance)
-        }
-        let capacity = try await self.tasks.capacities(ofNodes: nodeBinds, in: tx, logger: logger)
+        let (capacity, maintenance) = try await self.tasks.capacities(ofNodes: nodeBinds, from: request.start, to: request.end, in: tx, logger: logger)
+        if let maintenance { throw AppError.conflict(maintenance) }
         if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
             throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
         }

@@ -12,13 +12,12 @@ struct EffectiveLimits: Sendable {
     struct Limit: Sendable {
         let id: Int
         let name: String
-        let description: String?
         let amount: Int64
-        let userID: Int?
-        let groupID: Int?
         let resourceID: Int
         let depth: Int
         let nodeIDs: [Int]
+        /// The limit's wire document (`LimitResponse`), as PostgreSQL built it.
+        let json: String
     }
 
     /// The winning limit of every (resource, node) that has one.
@@ -41,17 +40,11 @@ struct EffectiveLimits: Sendable {
         self.winners = winners
     }
 
-    /// The distinct winning limits, by id, as `[LimitResponse]` (each with its complete `node_ids`; the keys of
-    /// `JSONSQL.limitResponse`).
-    var document: JSONValue {
+    /// The distinct winning limits, by id, as `[LimitResponse]` (each with its complete `node_ids`): the list of their
+    /// documents.
+    var json: String {
         var seen = Set<Int>()
         let limits = self.winners.values.filter { seen.insert($0.id).inserted }.sorted { $0.id < $1.id }
-        return .array(limits.map { l in
-            [
-                "id": .int(Int64(l.id)), "name": .string(l.name), "description": .orNull(l.description), "amount": .int(l.amount),
-                "user_id": .orNull(l.userID), "group_id": .orNull(l.groupID), "resource_id": .int(Int64(l.resourceID)),
-                "node_ids": .array(l.nodeIDs.map { .int(Int64($0)) }),
-            ]
-        })
+        return "[" + limits.map(\.json).joined(separator: ",") + "]"
     }
 }
