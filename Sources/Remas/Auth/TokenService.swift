@@ -153,5 +153,12 @@ final class VerifiedTokenCache: Sendable {
 public struct TokenPair: Sendable {
     public let access: String
     public let refresh: String
-    public var json: JSONValue { ["access_token": .string(self.access), "refresh_token": .string(self.refresh)] }
+    public var json: String {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("access_token", self.access)
+        w.field("refresh_token", self.refresh)
+        w.endObject()
+        return w.text
+    }
 }

@@ -97,14 +97,22 @@ struct LimitController {
         let limits = try await self.limits.effective(forUser: id, logger: context.logger)
         guard let limits else { throw AppError.notFound("User with id \(id) not found!") }
         let reservations = try await self.limits.reservations(ofUser: id, from: start, to: end, logger: context.logger)
-        let entries = limits.winners.sorted { ($0.value.id, $0.key.node) < ($1.value.id, $1.key.node) }.map { pair, limit in
+        var w = JSONWriter()
+        w.beginArray()
+        for (pair, limit) in limits.winners.sorted(by: { ($0.value.id, $0.key.node) < ($1.value.id, $1.key.node) }) {
             let peak = BookingService.peakLoad(reservations[pair] ?? [], from: start.microseconds, to: end.microseconds)
-            return [
-                "limit_id": .int(Int64(limit.id)), "limit_name": .string(limit.name), "resource_id": .int(Int64(pair.resource)),
-                "node_id": .int(Int64(pair.node)), "amount": .int(limit.amount), "peak": .int(peak), "available": .int(limit.amount - peak),
-            ] as JSONValue
+            w.beginObject()
+            w.field("limit_id", limit.id)
+            w.field("limit_name", limit.name)
+            w.field("resource_id", pair.resource)
+            w.field("node_id", pair.node)
+            w.field("amount", limit.amount)
+            w.field("peak", peak)
+            w.field("available", limit.amount - peak)
+            w.endObject()
         }
-        return .json(.array(entries))
+        w.endArray()
+        return .json(w.text)
     }
 }
 

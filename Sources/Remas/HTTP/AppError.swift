@@ -40,8 +40,8 @@ extension Optional where Wrapped == String {
     }
 }
 
-/// JSON string escaping for text placed inside a JSON string literal of a template (Grafana rule templates), and the
-/// error envelope. Documents are built as `JSONValue` (or by PostgreSQL), never concatenated.
+/// JSON string escaping (for `JSONWriter`, and for text placed inside a JSON string literal of a Grafana rule template),
+/// and the error envelope. Documents are written by PostgreSQL or through `JSONWriter`, never concatenated.
 public enum JSONText {
     /// The body of a JSON string literal for `string`, without the quotes.
     public static func escape(_ string: String) -> String {
@@ -67,7 +67,13 @@ public enum JSONText {
     }
 
     /// The REMAS envelope `{"detail": "<text>"}`.
-    public static func detail(_ text: String) -> String { JSONValue.object(["detail": .string(text)]).jsonText }
+    public static func detail(_ text: String) -> String {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("detail", text)
+        w.endObject()
+        return w.text
+    }
 }
 
 extension Response {
@@ -78,11 +84,6 @@ extension Response {
 
     public static func json(_ buffer: ByteBuffer, status: HTTPResponse.Status = .ok) -> Response {
         Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
-    }
-
-    /// A document built in Swift.
-    public static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        .json(value.jsonText, status: status)
     }
 
     public static func message(_ text: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -52,41 +52,31 @@ public enum JSONValue: Codable, Sendable, Equatable {
     /// Compact JSON text (object keys sorted, so equal values give equal text).
     public var jsonData: Data { Data(self.jsonText.utf8) }
 
-    /// Compact JSON text, object keys sorted: how every document built in Swift (not by PostgreSQL) goes on the wire.
-    /// Written directly: Foundation's JSONEncoder cost more than the rest of a small answer.
+    /// Compact JSON text, object keys sorted (so equal values give equal text).
     public var jsonText: String {
-        var out = ""
-        self.write(into: &out)
-        return out
+        var writer = JSONWriter()
+        self.write(to: &writer)
+        return writer.text
     }
 
-    func write(into out: inout String) {
+    func write(to writer: inout JSONWriter) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let v): out += String(v)
-        case .double(let d): out += d.isFinite ? (d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)) : "null"
-        case .string(let s):
-            out += "\""
-            out += JSONText.escape(s)
-            out += "\""
+        case .null: writer.null()
+        case .bool(let b): writer.bool(b)
+        case .int(let v): writer.int(v)
+        case .double(let d): writer.double(d)
+        case .string(let s): writer.string(s)
         case .array(let items):
-            out += "["
-            for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                item.write(into: &out)
-            }
-            out += "]"
+            writer.beginArray()
+            for item in items { item.write(to: &writer) }
+            writer.endArray()
         case .object(let members):
-            out += "{"
-            for (i, key) in members.keys.sorted().enumerated() {
-                if i > 0 { out += "," }
-                out += "\""
-                out += JSONText.escape(key)
-                out += "\":"
-                members[key]!.write(into: &out)
+            writer.beginObject()
+            for key in members.keys.sorted() {
+                writer.key(key)
+                members[key]!.write(to: &writer)
             }
-            out += "}"
+            writer.endObject()
         }
     }
 

@@ -183,22 +183,25 @@ extension CandidatesStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> EffectiveLimits.Limit {
-        let (id, name, amount, resource, depth, nodes, json) = try row.decode((Int, String, Int64, Int, Int, [Int32], String).self)
-        return .init(id: id, name: name, amount: amount, resourceID: resource, depth: depth, nodeIDs: nodes.map(Int.init), json: json)
+        let (id, name, description, amount, user, group, resource, depth, nodes) =
+            try row.decode((Int, String, String?, Int64, Int?, Int?, Int, Int, [Int32]).self)
+        return .init(
+            id: id, name: name, description: description, amount: amount, userID: user, groupID: group, resourceID: resource,
+            depth: depth, nodeIDs: nodes.map(Int.init))
     }
 
     static func candidates(chainSeed: String, sentinel: String, ownLimits: String?) -> String {
-        // Each candidate carries its document (`JSONSQL.limitResponse`, the one shape of a limit), so the answer of
-        // `GET /limit/*_all` is the winners' documents, built by PostgreSQL like every other limit.
+        let columns = """
+            l.id, l.name, l.description, l.amount, l.user_id, l.group_id, l.resource_id
+            """
         let nodes = "ARRAY(SELECT ln.node_id FROM limit_nodes ln WHERE ln.limit_id = l.id ORDER BY ln.node_id)"
-        let tail = "\(nodes), \(JSONSQL.limitResponse("l"))::text"
         var sql = """
             WITH RECURSIVE \(GroupRepository.ancestorChain(seed: chainSeed))
-            SELECT 0, '', 0::int8, 0, -1, ARRAY[]::int4[], '' FROM \(sentinel)
+            SELECT 0, '', NULL::varchar, 0::int8, NULL::int4, NULL::int4, 0, -1, ARRAY[]::int4[] FROM \(sentinel)
             UNION ALL
-            SELECT l.id, l.name, l.amount, l.resource_id, c.depth, \(tail) FROM chain c JOIN limits l ON l.group_id = c.group_id
+            SELECT \(columns), c.depth, \(nodes) FROM chain c JOIN limits l ON l.group_id = c.group_id
             """
-        if let ownLimits { sql += "\nUNION ALL\nSELECT l.id, l.name, l.amount, l.resource_id, 0, \(tail) FROM limits l WHERE \(ownLimits)" }
+        if let ownLimits { sql += "\nUNION ALL\nSELECT \(columns), 0, \(nodes) FROM limits l WHERE \(ownLimits)" }
         return sql
     }
 }

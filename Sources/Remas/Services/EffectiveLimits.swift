@@ -12,12 +12,13 @@ struct EffectiveLimits: Sendable {
     struct Limit: Sendable {
         let id: Int
         let name: String
+        let description: String?
         let amount: Int64
+        let userID: Int?
+        let groupID: Int?
         let resourceID: Int
         let depth: Int
         let nodeIDs: [Int]
-        /// The limit's wire document (`LimitResponse`), as PostgreSQL built it.
-        let json: String
     }
 
     /// The winning limit of every (resource, node) that has one.
@@ -40,11 +41,30 @@ struct EffectiveLimits: Sendable {
         self.winners = winners
     }
 
-    /// The distinct winning limits, by id, as `[LimitResponse]` (each with its complete `node_ids`): the list of their
-    /// documents.
+    /// The distinct winning limits, by id, as `[LimitResponse]` (each with its complete `node_ids`). The keys are those
+    /// of `JSONSQL.limitResponse` (`LimitAPITests` compares each with `GET /limit/{id}`): built here because a JSON
+    /// document per candidate from PostgreSQL cost this route a fifth of its rate.
     var json: String {
         var seen = Set<Int>()
         let limits = self.winners.values.filter { seen.insert($0.id).inserted }.sorted { $0.id < $1.id }
-        return "[" + limits.map(\.json).joined(separator: ",") + "]"
+        var w = JSONWriter()
+        w.beginArray()
+        for l in limits {
+            w.beginObject()
+            w.field("id", l.id)
+            w.field("name", l.name)
+            w.field("description", l.description)
+            w.field("amount", l.amount)
+            w.field("user_id", l.userID)
+            w.field("group_id", l.groupID)
+            w.field("resource_id", l.resourceID)
+            w.key("node_ids")
+            w.beginArray()
+            for node in l.nodeIDs { w.int(node) }
+            w.endArray()
+            w.endObject()
+        }
+        w.endArray()
+        return w.text
     }
 }

@@ -39,6 +39,12 @@ import Testing
             let entry = mine.array.first { $0["id"] as? Int == l4 }
             #expect(entry?["node_ids"] as? [Int] == [n2])
             #expect(Set(entry?.keys ?? [:].keys) == ["id", "name", "description", "amount", "user_id", "group_id", "resource_id", "node_ids"])
+            // Each entry is the limit's own document, as GET /limit/{id} answers it (the same keys and values).
+            for item in mine.array {
+                let id = try #require(item["id"] as? Int)
+                let single = try await t.request(.get, "/limit/\(id)", token: admin).object
+                #expect(NSDictionary(dictionary: item).isEqual(to: single), "limit \(id): \(item) vs \(single)")
+            }
             // Non-admin: own direct group only.
             #expect(try await effective("/limit/group_all/\(g4)", userToken) == [l4, l5, l3])
             #expect(try await t.request(.get, "/limit/group_all/\(g5)", token: userToken).status == .forbidden)
