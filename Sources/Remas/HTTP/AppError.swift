@@ -45,6 +45,8 @@ extension Optional where Wrapped == String {
 public enum JSONText {
     /// The body of a JSON string literal for `string`, without the quotes.
     public static func escape(_ string: String) -> String {
+        // Most text needs no escape: one scan of the bytes, no copy.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return string }
         var out = ""
         out.reserveCapacity(string.utf8.count)
         for scalar in string.unicodeScalars {
