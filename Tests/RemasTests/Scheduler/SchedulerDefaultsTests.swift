@@ -61,9 +61,9 @@ import Testing
                 GrafanaState.threshold(try await fake.state().rule("eve", notification: notification, node: n1))
             }
             #expect(try await waitUntil(timeout: 20) { try await threshold() == 1 })
-            // An 8-second task, starting in 3 s (to the second, as the wire carries it).
+            // A 20-second task, starting in 3 s (to the second, as the wire carries it).
             let start = try await Self.inSeconds(t, 3)
-            let end = try await Self.inSeconds(t, 11)
+            let end = try await Self.inSeconds(t, 23)
             let r = try await t.book(token, start: start, end: end, [(n1, cpu, 4)])
             let id = try #require(r.object["id"] as? Int)
             let (startInstant, endInstant) = try await Self.instants(t, id)
@@ -90,7 +90,12 @@ import Testing
             #expect(!samples.contains { $0.0 > raised.1 && $0.1 < endInstant && $0.2 == 1 }, "lowered before the end: \(samples)")
             let edit = try #require(edited, "never saw the task's threshold: \(samples)")
             #expect(!samples.contains { $0.1 < edit.sent && $0.2 == 6 }, "followed an edit not yet made: \(samples)")
-            #expect(samples.contains { $0.0 > edit.returned && $0.2 == 6 }, "the edit was not followed: \(samples)")
+            // Whether Grafana can show the edit depends on its answer coming back well before the end (a sync after the
+            // end rightly shows 1); on a machine loaded enough to answer the edit late (9 s was seen), there is nothing
+            // to ask.
+            if edit.returned + 3 < endInstant {
+                #expect(samples.contains { $0.0 > edit.returned && $0.2 == 6 }, "the edit was not followed: \(samples)")
+            }
             // And lowered once it ended.
             #expect(try await waitUntil(timeout: 20) { try await threshold() == 1 }, "not lowered after the end")
             let state = try await fake.state()
