@@ -78,7 +78,7 @@ struct MaintenanceRepository: Sendable {
         try await withConflictMapping("create", "maintenance window") {
             try await self.db.transaction(logger: logger) { tx in
                 let nodes = try await self.lockNodes(fields.nodeIDs, in: tx, logger: logger)
-                let affected = try await self.settle(fields, nodes: nodes, excluding: nil, in: tx, logger: logger)
+                let affected = try await self.settle(fields, nodes: nodes, in: tx, logger: logger)
                 try await self.tellOwners(affected, fields, nodes: nodes, in: tx, logger: logger)
                 let id = try await tx.int(
                     """
@@ -99,7 +99,7 @@ struct MaintenanceRepository: Sendable {
             try await self.db.transaction(logger: logger) { tx -> Written? in
                 guard try await tx.exists("SELECT 1 FROM maintenance_windows WHERE id = \(id) FOR UPDATE", logger: logger) else { return nil }
                 let nodes = try await self.lockNodes(fields.nodeIDs, in: tx, logger: logger)
-                let affected = try await self.settle(fields, nodes: nodes, excluding: id, in: tx, logger: logger)
+                let affected = try await self.settle(fields, nodes: nodes, in: tx, logger: logger)
                 try await self.tellOwners(affected, fields, nodes: nodes, in: tx, logger: logger)
                 try await tx.query(
                     """
@@ -126,9 +126,9 @@ struct MaintenanceRepository: Sendable {
     private func lockNodes(_ ids: [Int]?, in tx: LeasedConnection, logger: Logger) async throws -> [Int32] {
         let locked: [Int]
         if let ids {
-            let binds = Array(Set(ids)).sorted().map { Int32(truncatingIfNeeded: $0) }
-            locked = try await tx.query("SELECT id FROM nodes WHERE id = ANY(\(binds)) ORDER BY id FOR NO KEY UPDATE", logger: logger)
-                .map { try $0.decode(Int.self) }
+            // The booking's own node lock, so both take the same rows in the same order.
+            locked = try await TaskRepository(db: self.db).lockNodes(
+                Array(Set(ids)).sorted().map { Int32(truncatingIfNeeded: $0) }, in: tx, logger: logger)
             if let missing = ids.first(where: { !locked.contains($0) }) { throw AppError.notFound("Node with id \(missing) not found!") }
         } else {
             locked = try await tx.query("SELECT id FROM nodes ORDER BY id FOR NO KEY UPDATE", logger: logger).map { try $0.decode(Int.self) }
@@ -138,7 +138,7 @@ struct MaintenanceRepository: Sendable {
 
     /// Applies the window's `conflicts` mode to the scheduled and running reservations it overlaps on `nodes`, and
     /// returns them with their fate. `refuse` throws the 409 when there are any.
-    private func settle(_ fields: Fields, nodes: [Int32], excluding window: Int?, in tx: LeasedConnection, logger: Logger) async throws
+    private func settle(_ fields: Fields, nodes: [Int32], in tx: LeasedConnection, logger: Logger) async throws
         -> [Affected]
     {
         let rows = try await tx.query(

@@ -114,7 +114,6 @@ import Testing
 
             // cancel: a scheduled task is deleted; a running one ends where the window starts (or now, when it began).
             let running = try await book("running", "2031-03-01 11:00", "2031-03-01 13:00", node: nodes[1])
-            let now = try await t.wallClock(minutes: 0)
             let later = try await t.wallClock(minutes: 120)
             try await t.move(task: running, start: try await t.wallClock(minutes: -30), end: later)
             r = try await t.request(.post, "/maintenance", token: admin, json: Self.window(start: try await t.wallClock(minutes: 60), end: try await t.wallClock(minutes: 180), nodes: [nodes[1]], conflicts: "cancel"))
@@ -124,7 +123,6 @@ import Testing
             #expect(try await t.db.text("SELECT to_char(end_time, 'YYYY-MM-DD HH24:MI') FROM tasks WHERE id = \(running)", logger: t.logger) == cut)
             #expect(try await t.db.text("SELECT to_char(max(end_time), 'YYYY-MM-DD HH24:MI') FROM allocations WHERE task_id = \(running)", logger: t.logger) == cut)
             #expect(try await t.db.text("SELECT to_char(time, 'YYYY-MM-DD HH24:MI') FROM events WHERE task_id = \(running) AND type = 'task_end'", logger: t.logger) == cut)
-            _ = now
             r = try await t.request(.post, "/maintenance", token: admin, json: Self.window(nodes: [nodes[0]], conflicts: "cancel"))
             #expect(r.object["affected_task_ids"] as? [Int] == [inside, across].sorted())
             #expect(try await t.count("SELECT count(*)::int FROM tasks WHERE id IN (\(inside), \(across))") == 0)
