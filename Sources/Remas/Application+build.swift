@@ -97,6 +97,8 @@ public func buildRouter(_ environment: AppEnvironment, table: RouteTable = Route
     TaskController(env: environment).register(routes)
     NotificationController(env: environment).register(routes)
     MaintenanceController(env: environment).register(routes)
+    ApiKeyController(env: environment).register(routes)
+    NodeStatusController(env: environment).register(routes)
     return router
 }
 

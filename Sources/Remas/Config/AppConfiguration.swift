@@ -46,6 +46,8 @@ public struct AppConfiguration: Sendable {
     public var loginThrottle: LoginThrottleSettings
     /// Peers whose `X-Forwarded-For` is believed when the client's address is needed (login throttling).
     public var trustedProxies: TrustedProxies
+    /// Node status, outages and capacity alerts (README "Node status and outages", "Capacity alerts").
+    public var operations: OperationsSettings
 
     public enum JWTAlgorithmName: String, Sendable { case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512" }
 
@@ -154,6 +156,23 @@ public struct AppConfiguration: Sendable {
         throttle.refusalDelayMilliseconds = try int("LOGIN_REFUSAL_DELAY_MS", throttle.refusalDelayMilliseconds, range: 0...10_000)
         self.loginThrottle = throttle
         self.trustedProxies = try TrustedProxies(parsing: env["TRUSTED_PROXIES"] ?? "")
+        var operations = OperationsSettings()
+        operations.statusStaleSeconds = try int("NODE_STATUS_STALE_SECONDS", operations.statusStaleSeconds, range: 1...31_536_000)
+        if let raw = env["NODE_DOWN_ALERTS"] {
+            operations.nodeDownAlerts = Set(raw.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+        operations.downNoticeHours = try int("NODE_DOWN_NOTICE_HOURS", operations.downNoticeHours, range: 0...8_760)
+        operations.bookingGuardMinutes = try int("NODE_DOWN_BOOKING_GUARD_MINUTES", operations.bookingGuardMinutes, range: 0...525_600)
+        operations.capacityHorizonHours = try int("CAPACITY_HORIZON_HOURS", operations.capacityHorizonHours, range: 0...8_760)
+        if let raw = env["CAPACITY_ALERT_THRESHOLD"], !raw.isEmpty {
+            guard let value = Double(raw.trimmingCharacters(in: .whitespaces)), value > 0.05, value <= 10 else {
+                throw ConfigurationError("CAPACITY_ALERT_THRESHOLD must be a number above 0.05 (a share: 0.9 = 90 %), got '\(raw)'")
+            }
+            operations.capacityThreshold = value
+        }
+        operations.capacityMinIntervalSeconds = try int(
+            "CAPACITY_CHECK_MIN_INTERVAL_SECONDS", operations.capacityMinIntervalSeconds, range: 0...86_400)
+        self.operations = operations
         let smtpUser = env["SMTP_USER"] ?? ""
         self.smtp = SMTPSettings(
             enabled: try bool("SMTP_ENABLED", false),
@@ -239,4 +258,25 @@ public struct SchedulerSettings: Sendable {
 /// What a limit bounds (README "Limits"): everything the user holds at once, or each task alone (the original's behaviour).
 public enum LimitScope: String, Sendable {
     case concurrent, task
+}
+
+/// Node status, outages and capacity alerts.
+public struct OperationsSettings: Sendable {
+    /// A collector's report older than this reads as `unknown`.
+    public var statusStaleSeconds = 900
+    /// Alertmanager alert names that mean "this node is down".
+    public var nodeDownAlerts: Set<String> = ["NodeDown"]
+    /// Owners of reservations starting within this many hours of an outage are told of it (running ones always).
+    public var downNoticeHours = 24
+    /// Bookings on a down node that start within this many minutes are refused.
+    public var bookingGuardMinutes = 60
+    /// How far ahead capacity alerts look; 0 turns them off.
+    public var capacityHorizonHours = 24
+    /// The booked share at which a capacity alert fires; it resolves below this minus `capacityHysteresis`.
+    public var capacityThreshold = 0.9
+    public static let capacityHysteresis = 0.05
+    /// Changes closer together than this are evaluated in one capacity pass.
+    public var capacityMinIntervalSeconds = 10
+
+    public init() {}
 }

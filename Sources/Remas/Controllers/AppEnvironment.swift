@@ -22,10 +22,16 @@ public struct AppEnvironment: Sendable {
 
     /// Malformed JSON is refused before authentication (as FastAPI does), field validation comes after it.
     func bodyAndCaller(_ request: Request) async throws -> (BodyFields, CurrentUser) {
-        let buffer = try await request.collectBody(limit: self.configuration.maxBodyBytes)
-        let value: JSONValue? = buffer.readableBytes > 0 ? try JSONValue.parse(buffer) : nil
+        let value = try await self.body(request)
         let caller = try await self.tokens.authenticate(request)
         guard let value else { throw AppError.unprocessable("Field required: body") }
         return (try BodyFields(value), caller)
+    }
+
+    /// The request's JSON body (nil when empty); malformed JSON is a 422. Routes authenticate after this and read
+    /// fields after authenticating.
+    func body(_ request: Request) async throws -> JSONValue? {
+        let buffer = try await request.collectBody(limit: self.configuration.maxBodyBytes)
+        return buffer.readableBytes > 0 ? try JSONValue.parse(buffer) : nil
     }
 }

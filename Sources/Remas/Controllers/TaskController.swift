@@ -114,7 +114,8 @@ struct TaskController {
         }
         guard !allocations.isEmpty else { throw AppError.badRequest("Task must have at least one resource allocation!") }
         guard start < end else { throw AppError.badRequest("Task start time must be before its end time!") }
-        let booked = try await BookingService(db: self.env.db, limitScope: self.env.configuration.limitScope).book(
+        let booked = try await BookingService(
+            db: self.env.db, limitScope: self.env.configuration.limitScope, operations: self.env.configuration.operations).book(
             .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end),
             caller: caller, logger: context.logger)
         // A current task created or changed moves the owner's Grafana thresholds now (the original waited for the next

@@ -103,6 +103,31 @@ public struct BodyFields: Sendable {
         return choice
     }
 
+    /// One of a closed set of words, required.
+    public func requiredChoice<E: RawRepresentable & CaseIterable>(_ key: String) throws -> E where E.RawValue == String {
+        guard let value = self.values[key], value != .null else { throw self.missing(key) }
+        guard case .string(let s) = value, let choice = E(rawValue: s) else {
+            let words = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+            throw AppError.unprocessable("Input should be one of \(words): \(self.path(key))")
+        }
+        return choice
+    }
+
+    /// A required list of words of a closed set (an enum's raw values), each once, in the order sent.
+    public func choices<E: RawRepresentable & CaseIterable & Equatable>(_ key: String) throws -> [E] where E.RawValue == String {
+        guard let value = self.values[key] else { throw self.missing(key) }
+        guard case .array(let items) = value else { throw AppError.unprocessable("Input should be a valid list: \(self.path(key))") }
+        var chosen: [E] = []
+        for (index, item) in items.enumerated() {
+            guard case .string(let s) = item, let choice = E(rawValue: s) else {
+                let words = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+                throw AppError.unprocessable("Input should be one of \(words): \(self.path(key)).\(index)")
+            }
+            if !chosen.contains(choice) { chosen.append(choice) }
+        }
+        return chosen
+    }
+
     /// An integer of the lenient Notification body: absent, null, `""` (the frontend's cleared field) or a value.
     public enum LooseInt: Equatable, Sendable {
         case absent, null, blank
@@ -186,6 +211,18 @@ public struct BodyFields: Sendable {
             throw AppError.unprocessable("Input should be a valid list: \(self.path(key))")
         }
         return try items.enumerated().map { index, item in try BodyFields(item, location: "\(self.path(key)).\(index)") }
+    }
+
+    /// A nested object, required.
+    public func object(_ key: String) throws -> BodyFields {
+        guard let value = self.values[key] else { throw self.missing(key) }
+        return try BodyFields(value, location: self.path(key))
+    }
+
+    /// A nested object; nil when absent or null.
+    public func optionalObject(_ key: String) throws -> BodyFields? {
+        guard let value = self.values[key], value != .null else { return nil }
+        return try BodyFields(value, location: self.path(key))
     }
 
     public func dateTime(_ key: String, zone: TimeZone) throws -> LocalDateTime {

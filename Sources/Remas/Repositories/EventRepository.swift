@@ -118,13 +118,30 @@ public struct EventRepository: Sendable {
         var isNotice: Bool { self.taskID == nil }
     }
 
+    /// A mail remas writes itself (`queueNotices`).
+    struct Notice: Sendable {
+        let recipient: Int
+        let subject: String
+        let body: String
+        /// A second notice with the same key is dropped.
+        var key: String? = nil
+    }
+
     /// Queues a mail to a user inside the caller's transaction: sent by the scheduler like a reminder (once, retried),
     /// due now. A second notice with the same `key` is dropped.
     func queueNotice(to user: Int, subject: String, body: String, key: String? = nil, in tx: LeasedConnection, logger: Logger) async throws {
+        try await self.queueNotices([Notice(recipient: user, subject: subject, body: body, key: key)], in: tx, logger: logger)
+    }
+
+    /// Queues many notices in one statement (an outage may tell a thousand owners at once).
+    func queueNotices(_ notices: [Notice], in tx: LeasedConnection, logger: Logger) async throws {
+        guard !notices.isEmpty else { return }
         try await tx.query(
             """
             INSERT INTO events (name, time, type, recipient_id, subject, body, notice_key)
-            VALUES (\(subject), localtimestamp, 'notice', \(user), \(subject), \(body), \(key))
+            SELECT x.subject, localtimestamp, 'notice', x.recipient, x.subject, x.body, NULLIF(x.key, '')
+            FROM unnest(\(notices.map { Int32(truncatingIfNeeded: $0.recipient) })::int4[], \(notices.map(\.subject))::text[],
+                        \(notices.map(\.body))::text[], \(notices.map { $0.key ?? "" })::text[]) AS x(recipient, subject, body, key)
             ON CONFLICT (notice_key) WHERE notice_key IS NOT NULL DO NOTHING
             """, logger: logger)
     }

@@ -45,18 +45,24 @@ extension TaskRepository {
             .map { try $0.decode(Int.self) }
     }
 
-    /// What each of the nodes provides, per (node, resource), and the first maintenance window (by node id, then start)
-    /// that overlaps [start, end) on one of them, worded as the booking's 409 (nil when none does). One prepared
-    /// statement, run under the node locks like the window's own write.
-    func capacities(ofNodes nodes: [Int32], from start: LocalDateTime, to end: LocalDateTime, in tx: LeasedConnection, logger: Logger)
-        async throws -> (capacity: [NodeResource: Int64], maintenance: String?)
-    {
+    /// What each of the nodes provides, per (node, resource), and why the booking cannot have them, worded as its 409
+    /// (nil when nothing blocks it): the first maintenance window (by node id, then start) that overlaps [start, end) on
+    /// one of them, else the first of the `guarding` nodes that is down (a current report) when the booking starts
+    /// within `NODE_DOWN_BOOKING_GUARD_MINUTES`. One prepared statement, run under the node locks like the window's own
+    /// write and the status reports.
+    func capacities(
+        ofNodes nodes: [Int32], guarding: [Int32], from start: LocalDateTime, to end: LocalDateTime, operations: OperationsSettings,
+        in tx: LeasedConnection, logger: Logger
+    ) async throws -> (capacity: [NodeResource: Int64], blocked: String?) {
         var capacity: [NodeResource: Int64] = [:]
-        var maintenance: String?
-        for (n, r, a, conflict) in try await tx.run(BookingCapacityStatement(nodes: nodes, start: start.sqlText, end: end.sqlText), logger: logger) {
-            if let conflict { maintenance = conflict } else { capacity[NodeResource(node: n, resource: r)] = a }
+        var blocked: String?
+        let statement = BookingCapacityStatement(
+            nodes: nodes, start: start.sqlText, end: end.sqlText, guarding: operations.bookingGuardMinutes > 0 ? guarding : [],
+            guardMinutes: Int32(operations.bookingGuardMinutes), staleSeconds: Int32(operations.statusStaleSeconds))
+        for (n, r, a, conflict) in try await tx.run(statement, logger: logger) {
+            if let conflict { blocked = blocked ?? conflict } else { capacity[NodeResource(node: n, resource: r)] = a }
         }
-        return (capacity, maintenance)
+        return (capacity, blocked)
     }
 
     /// One reservation overlapping a booking's interval.
@@ -140,7 +146,8 @@ extension TaskRepository {
     }
 }
 
-/// `TaskRepository.capacities`: the capacity rows, then at most one row naming a maintenance conflict.
+/// `TaskRepository.capacities`: the capacity rows, then at most one row naming a maintenance conflict, then at most one
+/// naming a down node (the down branch reads `node_status` by primary key for the guarded nodes only).
 struct BookingCapacityStatement: PostgresPreparedStatement {
     typealias Row = (Int, Int, Int64, String?)
     static let sql = """
@@ -154,18 +161,32 @@ struct BookingCapacityStatement: PostgresPreparedStatement {
          WHERE w.end_time > $2::timestamp AND w.start_time < $3::timestamp
          ORDER BY n.id, w.start_time
          LIMIT 1)
+        UNION ALL
+        (SELECT 0, 0, 0::int8, 'Node ' || n.name || ' is down since ' || remas_ts(s.since) || ': ' || COALESCE(s.message, 'no reason given')
+         FROM node_status s JOIN nodes n ON n.id = s.node_id
+         WHERE s.node_id = ANY($4::int4[]) AND s.status = 'down'
+           AND $2::timestamp < localtimestamp + make_interval(mins => $5::int4)
+           AND (s.source NOT LIKE 'api key %' OR s.reported_at >= localtimestamp - make_interval(secs => $6::int4))
+         ORDER BY n.id
+         LIMIT 1)
         """
-    static var bindingDataTypes: [PostgresDataType] { [.int4Array, .text, .text] }
+    static var bindingDataTypes: [PostgresDataType] { [.int4Array, .text, .text, .int4Array, .int4, .int4] }
 
     let nodes: [Int32]
     let start: String
     let end: String
+    let guarding: [Int32]
+    let guardMinutes: Int32
+    let staleSeconds: Int32
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 3)
+        var bindings = PostgresBindings(capacity: 6)
         bindings.append(self.nodes)
         bindings.append(self.start)
         bindings.append(self.end)
+        bindings.append(self.guarding)
+        bindings.append(self.guardMinutes)
+        bindings.append(self.staleSeconds)
         return bindings
     }
 

@@ -15,6 +15,8 @@ import PostgresNIO
 struct BookingService: Sendable {
     let db: Database
     var limitScope: LimitScope = .concurrent
+    /// The down-node guard's settings (`NODE_DOWN_BOOKING_GUARD_MINUTES`, `NODE_STATUS_STALE_SECONDS`).
+    var operations = OperationsSettings()
     var tasks: TaskRepository { TaskRepository(db: self.db) }
 
     struct Triple: Hashable {
@@ -62,15 +64,17 @@ struct BookingService: Sendable {
     private func store(_ request: Request, caller: CurrentUser, in tx: LeasedConnection, logger: Logger) async throws -> Booked {
         let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
         var stored: TaskRepository.Locked?
+        var heldNodes: Set<Int> = []
         if let id = updatingID {
             guard let locked = try await self.tasks.lockForUpdate(id: id, in: tx, logger: logger) else {
                 throw AppError.notFound("Task with id \(id) not found!")
             }
             guard locked.owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
             stored = locked
+            let current = try await self.tasks.allocations(ofTask: id, in: tx, logger: logger)
+            heldNodes = Set(current.map(\.node))
             // Same times and the same allocation set: only name and description change, whatever the status.
             if locked.start == request.start.microseconds, locked.end == request.end.microseconds {
-                let current = try await self.tasks.allocations(ofTask: id, in: tx, logger: logger)
                 if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
                     try await self.tasks.rename(id: id, name: request.name, description: request.description, in: tx, logger: logger)
                     return Booked(id: id, changedWindows: [])
@@ -86,8 +90,12 @@ struct BookingService: Sendable {
         if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
             throw AppError.notFound("Node with id \(missing.node) not found!")
         }
-        let (capacity, maintenance) = try await self.tasks.capacities(ofNodes: nodeBinds, from: request.start, to: request.end, in: tx, logger: logger)
-        if let maintenance { throw AppError.conflict(maintenance) }
+        // The down-node guard covers the nodes a booking takes; a task keeps being editable on the nodes it already holds
+        // (its owner may want to shorten or move it because the node is down).
+        let guarded = nodeBinds.filter { !heldNodes.contains(Int($0)) }
+        let (capacity, blocked) = try await self.tasks.capacities(
+            ofNodes: nodeBinds, guarding: guarded, from: request.start, to: request.end, operations: self.operations, in: tx, logger: logger)
+        if let blocked { throw AppError.conflict(blocked) }
         if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
             throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
         }
