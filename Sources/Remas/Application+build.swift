@@ -70,7 +70,8 @@ public func buildApplication(
         app.addServices(
             Scheduler(
                 connection: configuration.connectionConfiguration, settings: configuration.scheduler, smtp: configuration.smtp,
-                clock: WallClock(zone: configuration.timeZone), grafana: grafana, grafanaWorker: worker, stats: stats, logger: logger))
+                clock: WallClock(zone: configuration.timeZone), grafana: grafana, grafanaWorker: worker, stats: stats,
+                operations: configuration.operations, capacityChanges: environment.capacityChanges, logger: logger))
     }
     return app
 }

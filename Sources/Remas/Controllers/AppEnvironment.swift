@@ -17,8 +17,13 @@ public struct AppEnvironment: Sendable {
     public var metrics = ServerMetrics()
     /// Lockouts this server has already answered, so repeated guesses from a locked-out client cost no database work.
     let lockouts = LockoutCache()
+    /// Wakes this replica's capacity monitor (`CapacityMonitor`) after a write that changed reservations or capacities.
+    let capacityChanges = WakeSignal()
 
     var zone: TimeZone { self.configuration.timeZone }
+
+    /// Reservations or capacities changed: the capacity alerts are evaluated again (coalesced, see `CapacityMonitor`).
+    func capacityChanged() { self.capacityChanges.signal() }
 
     /// Malformed JSON is refused before authentication (as FastAPI does), field validation comes after it.
     func bodyAndCaller(_ request: Request) async throws -> (BodyFields, CurrentUser) {

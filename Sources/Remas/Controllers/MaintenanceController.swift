@@ -68,6 +68,7 @@ struct MaintenanceController {
 
     /// Running reservations a `cancel` cut short change their owners' current allocations: Grafana follows.
     func changed(_ written: MaintenanceRepository.Written, logger: Logger) async {
+        if written.affected.contains(where: { $0.fate != .kept }) { self.env.capacityChanged() }
         let owners = Set(written.affected.filter { $0.fate == .shortened }.map(\.ownerID))
         if !owners.isEmpty { await self.env.grafana.changed(.users(owners.sorted()), logger: logger) }
     }

@@ -41,6 +41,7 @@ struct NodeController {
             let id = try context.pathID("node_id")
             try caller.requireAdmin()
             try await self.nodes.delete(id: id, grafana: self.env.grafana, logger: context.logger)
+            self.env.capacityChanged()
             return .message("Node deleted")
         }
         routes.post("/node/add_resource") { request, context in
@@ -54,6 +55,7 @@ struct NodeController {
                 throw AppError.unprocessable("Input should be greater than 0: body.amount (a node provides a positive amount)")
             }
             try await self.nodes.provide(node: nodeID, resource: resourceID, amount: amount, logger: context.logger)
+            self.env.capacityChanged()
             await self.env.grafana.changed(.resource(resourceID), logger: context.logger)
             return .json(try await self.nodes.json(id: nodeID, logger: context.logger).orNotFound("Node", nodeID))
         }
@@ -67,6 +69,7 @@ struct NodeController {
             guard try await self.nodes.withdraw(node: nodeID, resource: resourceID, logger: context.logger) else {
                 throw AppError.notFound("Node with id \(nodeID) doesn't have resource with id \(resourceID)!")
             }
+            self.env.capacityChanged()
             await self.env.grafana.changed(.resource(resourceID), logger: context.logger)
             return .json(try await self.nodes.json(id: nodeID, logger: context.logger).orNotFound("Node", nodeID))
         }

@@ -48,6 +48,7 @@ struct ResourceController {
             let id = try context.pathID("resource_id")
             try caller.requireAdmin()
             try await self.resources.delete(id: id, grafana: self.env.grafana, logger: context.logger)
+            self.env.capacityChanged()
             return .message("Resource deleted")
         }
         routes.post("/resource/add_alias") { request, context in

@@ -45,6 +45,7 @@ struct TaskController {
             guard let (start, end) = try await self.tasks.delete(id: id, owner: caller.id, logger: context.logger) else {
                 throw AppError.notFound("Task with id \(id) not found!")
             }
+            self.env.capacityChanged()
             if start <= end, BookingService.Booked(id: id, changedWindows: [start...end]).changesAllocation(at: self.allocationInstant()) {
                 await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
             }
@@ -118,6 +119,7 @@ struct TaskController {
             db: self.env.db, limitScope: self.env.configuration.limitScope, operations: self.env.configuration.operations).book(
             .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end),
             caller: caller, logger: context.logger)
+        if !booked.changedWindows.isEmpty { self.env.capacityChanged() }
         // A current task created or changed moves the owner's Grafana thresholds now (the original waited for the next
         // start or end).
         if booked.changesAllocation(at: self.allocationInstant()) {

@@ -34,6 +34,7 @@ struct UserController {
             }
             // The queued username now names nobody: the sync removes the user's rules, folders, contact point and account.
             await self.env.grafana.enqueueLogged(touched, logger: context.logger)
+            self.env.capacityChanged()  // the user's reservations went with them
             return .message("User deleted")
         }
     }

@@ -48,6 +48,10 @@ public final class ServerMetrics: Sendable {
         for row in state.capacity { out.sample("remas_node_resource_reserved", [("node", row.node), ("resource", row.resource)], Double(row.reserved)) }
         out.family("remas_node_maintenance", "gauge", "1 while a maintenance window holds the node, else 0.")
         for row in state.maintenance { out.sample("remas_node_maintenance", [("node", row.node)], row.inWindow ? 1 : 0) }
+        out.family(
+            "remas_resource_booked_ratio", "gauge",
+            "Peak booked share of a resource over the next CAPACITY_HORIZON_HOURS, per node and cluster-wide (node \"\"), as of the last capacity pass.")
+        for row in state.bookedRatio { out.sample("remas_resource_booked_ratio", [("resource", row.resource), ("node", row.node)], row.ratio) }
         out.family("remas_tasks", "gauge", "Tasks by status (derived from the clock; finished re-counted at most once a minute).")
         for (status, count) in state.tasks { out.sample("remas_tasks", [("status", status)], Double(count)) }
         out.family("remas_events_pending", "gauge", "Scheduler events waiting to be processed.")

@@ -22,6 +22,8 @@ struct MetricsRepository: Sendable {
         var grafana = GrafanaRepository.Backlog()
         /// Every node, and whether a maintenance window holds it now.
         var maintenance: [(node: String, inWindow: Bool)] = []
+        /// The last capacity pass's peak booked share per resource, per node and cluster-wide (node "").
+        var bookedRatio: [(resource: String, node: String, ratio: Double)] = []
     }
 
     /// The finished-task count is the one figure that grows without bound (a cluster keeps years of history) and costs
@@ -44,7 +46,8 @@ struct MetricsRepository: Sendable {
                 snapshot.failedEvents = y
                 snapshot.schedulerLagSeconds = max(0, z)
             case 3: snapshot.grafana = GrafanaRepository.Backlog(pending: Int(x), failing: Int(y), oldestSeconds: z)
-            default: snapshot.maintenance.append((a, x == 1))
+            case 4: snapshot.maintenance.append((a, x == 1))
+            default: snapshot.bookedRatio.append((a, b, z))
             }
         }
         return snapshot
@@ -54,7 +57,7 @@ struct MetricsRepository: Sendable {
 /// Rows `(kind, text, text, int, int, float)`: 0 = capacity and current reservation per node and resource (one
 /// index-only range scan per node over the allocations still running or ahead), 1 = tasks scheduled / running /
 /// (two range scans; finished is read apart, see `snapshot`), 2 = events pending / failed / lag, 3 = the Grafana outbox,
-/// 4 = per node 1 while a maintenance window holds it.
+/// 4 = per node 1 while a maintenance window holds it, 5 = the capacity pass's booked share per resource and node.
 struct MetricsSnapshotStatement: PostgresPreparedStatement {
     typealias Row = (Int, String, String, Int64, Int64, Double)
     static let sql = """
@@ -82,6 +85,10 @@ struct MetricsSnapshotStatement: PostgresPreparedStatement {
                      AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))))::int::int8,
                0::int8, 0::float8
         FROM nodes n
+        UNION ALL
+        SELECT 5, r.name, COALESCE(n.name, ''), 0::int8, 0::int8, c.ratio
+        FROM capacity_alerts c JOIN resources r ON r.id = c.resource_id LEFT JOIN nodes n ON n.id = c.node_id
+        WHERE c.node_id = 0 OR n.id IS NOT NULL
         """
 
     func makeBindings() throws -> PostgresBindings { PostgresBindings() }

@@ -50,6 +50,8 @@ public final class Scheduler: Service, Sendable {
     let plannedWake = Atomic<Int64>(Int64.max)
     /// libcurl blocks: sends run here, never on an event loop.
     let threads: NIOThreadPool
+    /// Capacity alerts, beside the event loop (nil when `CAPACITY_HORIZON_HOURS` is 0 or no change signal is given).
+    let capacity: CapacityMonitor?
 
     /// The longest sleep: events due later than this are found by the next pass rather than announced. The NOTIFY
     /// trigger (migration 0002) only announces events due within 10 minutes, so this must stay well below that.
@@ -58,7 +60,8 @@ public final class Scheduler: Service, Sendable {
     public init(
         connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
         clock: any SchedulerClock, grafana: any GrafanaSync, grafanaWorker: GrafanaSyncWorker? = nil,
-        stats: SchedulerStats = SchedulerStats(), logger: Logger
+        stats: SchedulerStats = SchedulerStats(), operations: OperationsSettings = OperationsSettings(),
+        capacityChanges: WakeSignal? = nil, logger: Logger
     ) {
         self.grafanaWorker = grafanaWorker
         // Generic plans for the prepared claim statement (otherwise re-planned on every reminder).
@@ -77,6 +80,11 @@ public final class Scheduler: Service, Sendable {
         self.logger = logger
         self.threads = NIOThreadPool(numberOfThreads: settings.workers)
         self.threads.start()
+        if let capacityChanges, operations.capacityHorizonHours > 0 {
+            self.capacity = CapacityMonitor(db: self.db, settings: operations, changes: capacityChanges, clock: clock, logger: logger)
+        } else {
+            self.capacity = nil
+        }
     }
 
     public func run() async throws {
@@ -86,6 +94,7 @@ public final class Scheduler: Service, Sendable {
                 await withTaskGroup(of: Void.self) { group in
                     group.addTask { await self.listen() }
                     if let worker = self.grafanaWorker { group.addTask { await worker.loop() } }
+                    if let capacity = self.capacity { group.addTask { await capacity.loop(isStopping: { self.isStopping }) } }
                     await self.loop()
                     group.cancelAll()
                 }
@@ -111,6 +120,7 @@ public final class Scheduler: Service, Sendable {
         self.abort.set()
         self.wake.signal()
         self.grafanaWorker?.stop()
+        self.capacity?.changes.signal()
     }
 
     var isStopping: Bool { self.stopping.load(ordering: .relaxed) }

@@ -46,7 +46,8 @@ public final class SchedulerStats: Sendable {
 ///
 /// A signal that arrives while the scheduler is busy is remembered, so the next wait returns at once and the new
 /// event is never missed.
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
+    public init() {}
     private struct State {
         var signaled = false
         var sleeper: Task<Void, Never>?
