@@ -41,16 +41,17 @@ struct NodeStatusRepository: Sendable {
     /// Applies a report; nil when there is no such node.
     func report(node id: Int, _ report: Report, settings: OperationsSettings, logger: Logger) async throws -> Outcome? {
         try await self.db.transaction(logger: logger) { tx -> Outcome? in
-            let rows = try await tx.query(
+            // The node's lock first, then its status in a statement of its own: a report that waited for the lock reads
+            // what the report before it committed (one statement would read the status as of before the wait).
+            guard let name = try await tx.text("SELECT name FROM nodes WHERE id = \(id) FOR NO KEY UPDATE", logger: logger) else { return nil }
+            let row = try await tx.query(
                 """
-                SELECT n.name, s.status, s.outage, s.notified, s.resolved_alert,
-                       (extract(epoch FROM s.since) * 1000000)::int8
-                FROM nodes n LEFT JOIN node_status s ON s.node_id = n.id
-                WHERE n.id = \(id) FOR NO KEY UPDATE OF n
-                """, logger: logger)
-            guard let row = rows.first else { return nil }
-            let (name, storedText, storedOutage, storedNotified, resolvedAlert, sinceMicros) =
-                try row.decode((String, String?, Int?, [Int32]?, String?, Int64?).self)
+                SELECT status, outage, notified, resolved_alert, (extract(epoch FROM since) * 1000000)::int8
+                FROM node_status WHERE node_id = \(id)
+                """, logger: logger
+            ).first
+            let (storedText, storedOutage, storedNotified, resolvedAlert, sinceMicros) =
+                try row?.decode((String?, Int?, [Int32]?, String?, Int64?).self) ?? (nil, nil, nil, nil, nil)
             let stored = storedText.flatMap(Status.init(rawValue:))
             var outage = storedOutage ?? 0
             var notified = storedNotified ?? []

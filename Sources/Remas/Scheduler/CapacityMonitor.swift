@@ -62,6 +62,7 @@ final class CapacityMonitor: Sendable {
                 self.logger.error("capacity pass failed", metadata: ["error": "\(String(reflecting: error))", "retry_in_s": "\(delay)"])
             }
             if isStopping() { break }
+            let wakeAt = ContinuousClock.now + .seconds(delay)
             // Coalesce: no pass sooner than the minimum interval after this one began, whatever arrives meanwhile.
             let elapsed = ContinuousClock.now - began
             let minimum = Duration.seconds(self.settings.capacityMinIntervalSeconds)
@@ -69,8 +70,8 @@ final class CapacityMonitor: Sendable {
                 try? await Task.sleep(for: minimum - elapsed)
                 if isStopping() { break }
             }
-            let slept = (ContinuousClock.now - began).timeInterval
-            if delay - slept > 0 { await self.changes.wait(seconds: delay - slept) }
+            let left = (wakeAt - ContinuousClock.now).timeInterval
+            if left > 0 { await self.changes.wait(seconds: left) }
         }
     }
 }

@@ -116,10 +116,11 @@ import Testing
             let running = try await book("running", "2031-03-01 11:00", "2031-03-01 13:00", node: nodes[1])
             let later = try await t.wallClock(minutes: 120)
             try await t.move(task: running, start: try await t.wallClock(minutes: -30), end: later)
-            r = try await t.request(.post, "/maintenance", token: admin, json: Self.window(start: try await t.wallClock(minutes: 60), end: try await t.wallClock(minutes: 180), nodes: [nodes[1]], conflicts: "cancel"))
+            // The window's own start is the cut (read once: the minute may turn during the test).
+            let cut = try await t.wallClock(minutes: 60)
+            r = try await t.request(.post, "/maintenance", token: admin, json: Self.window(start: cut, end: try await t.wallClock(minutes: 180), nodes: [nodes[1]], conflicts: "cancel"))
             #expect(r.status == .created, "\(r.body)")
             #expect(r.object["affected_task_ids"] as? [Int] == [running])
-            let cut = try await t.wallClock(minutes: 60)
             #expect(try await t.db.text("SELECT to_char(end_time, 'YYYY-MM-DD HH24:MI') FROM tasks WHERE id = \(running)", logger: t.logger) == cut)
             #expect(try await t.db.text("SELECT to_char(max(end_time), 'YYYY-MM-DD HH24:MI') FROM allocations WHERE task_id = \(running)", logger: t.logger) == cut)
             #expect(try await t.db.text("SELECT to_char(time, 'YYYY-MM-DD HH24:MI') FROM events WHERE task_id = \(running) AND type = 'task_end'", logger: t.logger) == cut)
