@@ -8,10 +8,12 @@ import Foundation
 /// drift from the server silently.
 public enum APIDocument {
     /// Who may call an operation; every bearer operation answers 401 without a valid access token.
-    enum Access {
+    enum Access: Equatable {
         case open, user, admin
         /// The refresh endpoint takes the refresh token, not the access token.
         case refreshToken
+        /// Machine routes: an API key holding the scope, or an admin's access token.
+        case machine(String)
     }
 
     enum Body {
@@ -215,6 +217,49 @@ public enum APIDocument {
                 "created_by": nullable(id), "affected_task_ids": ids,
             ],
             description: "node_ids null: every node. affected_task_ids: in the answer of a write, the tasks it met (kept, deleted or cut short); when read, the scheduled and running tasks overlapping the window on its nodes"),
+        "ApiKeyRequest": object(
+            ["name": string, "scopes": array(["type": "string", "enum": .array(ApiKeyScope.allCases.map { .string($0.rawValue) })])],
+            required: ["name", "scopes"],
+            description: "scopes: status opens PUT /node/{node_id}/status, alerts opens POST /alerts/alertmanager"),
+        "ApiKey": exact(
+            [
+                "id": id, "name": string, "scopes": array(string), "created_by": nullable(id), "created_at": localTime,
+                "last_used_at": nullable(localTime),
+            ],
+            description: "A machine credential, without its key (only the digest is stored)"),
+        "ApiKeyCreated": exact(
+            [
+                "id": id, "name": string, "scopes": array(string), "created_by": nullable(id), "created_at": localTime,
+                "last_used_at": nullable(localTime), "key": ["type": "string", "pattern": "^remas_[0-9a-f]{40}$"],
+            ],
+            description: "The new key, shown this once: send it as `Authorization: Bearer <key>`"),
+        "NodeStatusRequest": object(
+            ["status": ["type": "string", "enum": .array(NodeStatusRepository.Status.allCases.map { .string($0.rawValue) })], "message": text],
+            required: ["status"]),
+        "NodeStatus": exact(
+            [
+                "node_id": id, "status": ["type": "string", "enum": ["up", "down", "degraded", "unknown"]], "since": nullable(localTime),
+                "message": text, "source": text,
+            ],
+            description: "unknown: never reported, or the last collector report is older than NODE_STATUS_STALE_SECONDS (since: when it went stale). source: alertmanager, api key <name> or user <username>"),
+        "AlertmanagerWebhook": object(
+            [
+                "version": ["type": "string", "const": "4"],
+                "alerts": array(object(
+                    [
+                        "status": ["type": "string", "enum": ["firing", "resolved"]],
+                        "labels": ["type": "object", "additionalProperties": string],
+                        "annotations": ["type": "object", "additionalProperties": string],
+                        "startsAt": string,
+                    ], required: ["status", "labels", "startsAt"])),
+            ], required: ["version", "alerts"],
+            description: "Alertmanager's webhook payload, version 4 (its other fields are accepted and ignored). An alert named in NODE_DOWN_ALERTS (label alertname) names its node by the label node, else by the host of the label instance (host:port, [v6]:port)"),
+        "AlertmanagerResult": exact(
+            [
+                "applied": array(exact(["alertname": string, "node_id": id, "node": string, "status": text, "changed": boolean])),
+                "ignored": array(exact(["alertname": string, "node": text, "reason": string])),
+            ],
+            description: "changed: the alert changed the node's status (a repeated delivery does not)"),
         "LimitRequest": object(
             [
                 "id": nullable(id), "name": string, "description": text, "amount": amount, "user_id": nullable(id),
@@ -408,6 +453,23 @@ public enum APIDocument {
         .init(method: "delete", path: "/maintenance/{maintenance_id}", tag: "maintenance", summary: "Delete a maintenance window",
               access: .admin, reply: .json(ref("Message")), errors: [404]),
 
+        // Machine credentials and node status
+        .init(method: "post", path: "/apikey", tag: "node status", summary: "Create an API key", access: .admin,
+              body: .json("ApiKeyRequest"), reply: .json(ref("ApiKeyCreated")), success: 201, errors: [400],
+              description: "For collectors (scope status) and Alertmanager (scope alerts). Keys never act as a user token"),
+        .init(method: "get", path: "/apikey", tag: "node status", summary: "API keys, without their keys", access: .admin,
+              reply: .json(array(ref("ApiKey")))),
+        .init(method: "delete", path: "/apikey/{apikey_id}", tag: "node status", summary: "Delete an API key (it stops working at once)",
+              access: .admin, reply: .json(ref("Message")), errors: [404]),
+        .init(method: "get", path: "/node/status", tag: "node status", summary: "Every node's status", access: .user,
+              reply: .json(array(ref("NodeStatus")))),
+        .init(method: "put", path: "/node/{node_id}/status", tag: "node status", summary: "Report a node's status",
+              access: .machine("status"), body: .json("NodeStatusRequest"), reply: .json(ref("NodeStatus")), errors: [404],
+              description: "A collector's report. Going down mails the owners of the node's running reservations and of those starting within NODE_DOWN_NOTICE_HOURS, and the admins, once per outage; leaving down mails them again. While down, bookings on the node that start within NODE_DOWN_BOOKING_GUARD_MINUTES are refused (409)"),
+        .init(method: "post", path: "/alerts/alertmanager", tag: "node status", summary: "Alertmanager's webhook receiver",
+              access: .machine("alerts"), body: .json("AlertmanagerWebhook"), reply: .json(ref("AlertmanagerResult")),
+              description: "A firing node-down alert marks its node down, its resolution marks it up; repeated deliveries change nothing and mail no one twice"),
+
         // Task tags
         .init(method: "get", path: "/task_tag", tag: "task tags", summary: "All tags", access: .admin,
               reply: .json(array(ref("TaskTagResponse")))),
@@ -513,7 +575,7 @@ public enum APIDocument {
                 "securitySchemes": [
                     "bearer": [
                         "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                        "description": "The access token of POST /authentication/token (the refresh token for /authentication/refresh)",
+                        "description": "The access token of POST /authentication/token (the refresh token for /authentication/refresh); on the machine routes, an API key of POST /apikey or an admin's access token",
                     ]
                 ],
             ],
@@ -523,7 +585,7 @@ public enum APIDocument {
     }
 
     static let tagOrder = ["authentication", "users", "groups", "nodes", "resources", "aliases", "limits", "task tags", "tasks",
-                           "notifications", "maintenance", "service"]
+                           "notifications", "maintenance", "node status", "service"]
 
     static func operationObject(_ op: Operation) -> JSONValue {
         var o: [String: JSONValue] = [
@@ -539,7 +601,7 @@ public enum APIDocument {
         if !all.isEmpty { o["parameters"] = .array(all) }
         switch op.access {
         case .open: o["security"] = []
-        case .user, .admin, .refreshToken: o["security"] = [["bearer": []]]
+        case .user, .admin, .refreshToken, .machine: o["security"] = [["bearer": []]]
         }
         switch op.body {
         case nil: break
@@ -563,7 +625,10 @@ public enum APIDocument {
         }
         var codes = Set(op.errors)
         if op.access != .open { codes.insert(401) }
-        if op.access == .admin { codes.insert(403) }
+        switch op.access {
+        case .admin, .machine: codes.insert(403)
+        default: break
+        }
         if !all.isEmpty || op.body != nil { codes.insert(422) }
         if op.body != nil { codes.insert(413) }
         for code in codes.sorted() {
