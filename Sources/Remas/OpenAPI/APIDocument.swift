@@ -75,6 +75,7 @@ public enum APIDocument {
     static let text: JSONValue = nullable(string)
     static let boolean: JSONValue = ["type": "boolean"]
     static let ids: JSONValue = array(id)
+    static let labels: JSONValue = ["type": "object", "additionalProperties": ["type": "string"]]
     /// Answers carry naive local times (the server's `TIME_ZONE`), no offset, fractions only when non-zero.
     static let localTime: JSONValue = [
         "type": "string", "pattern": #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$"#,
@@ -244,16 +245,16 @@ public enum APIDocument {
             description: "unknown: never reported, or the last collector report is older than NODE_STATUS_STALE_SECONDS (since: when it went stale). source: alertmanager, api key <name> or user <username>"),
         "AlertmanagerWebhook": object(
             [
-                "version": ["type": "string", "const": "4"],
+                "version": ["type": "string", "const": "4"], "groupKey": string, "truncatedAlerts": ["type": "integer"],
+                "status": ["type": "string", "enum": ["firing", "resolved"]], "receiver": string, "groupLabels": labels,
+                "commonLabels": labels, "commonAnnotations": labels, "externalURL": string,
                 "alerts": array(object(
                     [
-                        "status": ["type": "string", "enum": ["firing", "resolved"]],
-                        "labels": ["type": "object", "additionalProperties": string],
-                        "annotations": ["type": "object", "additionalProperties": string],
-                        "startsAt": string,
+                        "status": ["type": "string", "enum": ["firing", "resolved"]], "labels": labels, "annotations": labels,
+                        "startsAt": string, "endsAt": string, "generatorURL": string, "fingerprint": string,
                     ], required: ["status", "labels", "startsAt"])),
             ], required: ["version", "alerts"],
-            description: "Alertmanager's webhook payload, version 4 (its other fields are accepted and ignored). An alert named in NODE_DOWN_ALERTS (label alertname) names its node by the label node, else by the host of the label instance (host:port, [v6]:port)"),
+            description: "Alertmanager's webhook payload, version 4; only version, alerts and each alert's status, labels, annotations (summary or description: the message) and startsAt are read. An alert named in NODE_DOWN_ALERTS (label alertname) names its node by the label node, else by the host of the label instance (host:port, [v6]:port)"),
         "AlertmanagerResult": exact(
             [
                 "applied": array(exact(["alertname": string, "node_id": id, "node": string, "status": text, "changed": boolean])),

@@ -145,6 +145,15 @@ import Testing
             try await check.call(
                 "put", "/maintenance/{maintenance_id}", ["maintenance_id": windowID],
                 body: ["name": "kernel", "start_time": "2031-03-01T08:00:00", "end_time": "2031-03-01T11:00:00", "node_ids": nil, "conflicts": "keep"])
+            let key = try await check.call("post", "/apikey", body: ["name": "collector", "scopes": ["status", "alerts"]], status: .created)
+            let keyID = try #require(key["id"]?.intValue)
+            try await check.call("put", "/node/{node_id}/status", ["node_id": nodeID], body: ["status": "degraded", "message": "one fan"])
+            try await check.call(
+                "post", "/alerts/alertmanager",
+                body: ["version": "4", "status": "firing", "receiver": "remas", "groupLabels": [:], "commonLabels": [:],
+                       "alerts": [["status": "firing", "labels": ["alertname": "NodeDown", "node": "n1"], "annotations": ["summary": "gone"],
+                                   "startsAt": "2026-12-05T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z"],
+                                  ["status": "firing", "labels": ["alertname": "NodeDown", "instance": "ghost:9100"], "startsAt": "2026-12-05T10:00:00Z"]]])
             let page: JSONValue = ["page_number": 0, "page_size": 10]
             let reads: [(String, String, [String: Int], JSONValue?)] = [
                 ("get", "/", [:], nil), ("get", "/grafana-link", [:], nil), ("get", "/health", [:], nil), ("get", "/ready", [:], nil),
@@ -171,6 +180,7 @@ import Testing
                 ("get", "/notification/owner/{owner_id}", ["owner_id": 1], nil),
                 ("get", "/maintenance", [:], nil), ("get", "/maintenance?start=2031-01-01T00:00:00", [:], nil),
                 ("get", "/maintenance/{maintenance_id}", ["maintenance_id": windowID], nil),
+                ("get", "/apikey", [:], nil), ("get", "/node/status", [:], nil),
             ]
             for (method, path, parameters, body) in reads {
                 let answer = try await check.call(method, path, parameters, body: body)
@@ -184,6 +194,7 @@ import Testing
             try await check.call("delete", "/task/{task_id}", ["task_id": taskID])
             try await check.call("delete", "/limit/{limit_id}", ["limit_id": limitID])
             try await check.call("delete", "/maintenance/{maintenance_id}", ["maintenance_id": windowID])
+            try await check.call("delete", "/apikey/{apikey_id}", ["apikey_id": keyID])
             try await check.call("post", "/node", body: ["name": "n1"], status: .conflict)
             try await check.call("delete", "/node/{node_id}", ["node_id": nodeID])
             try await check.call("get", "/node/{node_id}", ["node_id": 999_999], status: .notFound)
