@@ -11,7 +11,7 @@ struct RemasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remas",
         abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self, Import.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self, Import.self, Capacity.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -146,6 +146,36 @@ struct Events: AsyncParsableCommand {
                 String(row.attempts), row.name, row.lastError ?? "",
             ]
             print(fields.map { $0.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\t"))
+        }
+    }
+}
+
+struct Capacity: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a capacity pass now (as the server's monitor does: alert changes are mailed) and print every resource's peak booked share.")
+
+    @Option(help: "Run this many passes and print how long each took (benchmarks).") var passes = 1
+    @Flag(help: "Print only the pass times.") var quiet = false
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        let logger = makeLogger(configuration)
+        let (passes, quiet) = (max(1, self.passes), self.quiet)
+        try await withDatabase(configuration, logger: logger) { db in
+            let capacity = CapacityRepository(db: db)
+            for _ in 0..<passes {
+                let began = ContinuousClock.now
+                let pass = try await capacity.evaluate(settings: configuration.operations, logger: logger)
+                let elapsed = ContinuousClock.now - began
+                let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                print(String(format: "pass: %.1f ms, %d alert change(s), %d share(s) written", ms, pass.transitions.count, pass.written))
+            }
+            guard !quiet else { return }
+            print(["resource", "node", "peak share", "alert"].joined(separator: "\t"))
+            for row in try await capacity.report(logger: logger) {
+                print([row.resource, row.node.isEmpty ? "(cluster)" : row.node, String(format: "%.3f", row.ratio), row.firing ? "FIRING" : "ok"]
+                    .joined(separator: "\t"))
+            }
         }
     }
 }

@@ -61,6 +61,8 @@ public final class ServerMetrics: Sendable {
         out.family("remas_scheduler_lag_seconds", "gauge", "How long the oldest due event has been waiting (0 when none is overdue).")
         out.sample("remas_scheduler_lag_seconds", [], state.schedulerLagSeconds)
         let stats = env.schedulerStats
+        out.family("remas_capacity_passes_total", "counter", "Capacity passes run by this process (only when reservations, capacities or the clock changed the answer).")
+        out.sample("remas_capacity_passes_total", [], Double(stats.capacityPasses))
         out.family("remas_mails_sent_total", "counter", "Reminder mails accepted by the SMTP server (this process).")
         out.sample("remas_mails_sent_total", [], Double(stats.mailsSent))
         out.family("remas_mails_failed_total", "counter", "Reminder mails given up (this process).")

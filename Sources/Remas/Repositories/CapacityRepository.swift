@@ -7,32 +7,34 @@ import PostgresNIO
 /// A pass runs in one transaction under an advisory lock, so passes of several replicas run one after the other and
 /// each sees what the one before it wrote: a transition is found, written and told once, however many replicas and
 /// restarts there are (the notices are queued in the same transaction).
-struct CapacityRepository: Sendable {
+public struct CapacityRepository: Sendable {
     let db: Database
 
+    public init(db: Database) { self.db = db }
+
     /// A state change of one alert.
-    struct Transition: Sendable {
-        let resource: String
+    public struct Transition: Sendable {
+        public let resource: String
         /// nil: cluster-wide.
-        let node: String?
-        let ratio: Double
-        let firing: Bool
+        public let node: String?
+        public let ratio: Double
+        public let firing: Bool
         /// The alert's transition count after this one (part of the notice key).
         let count: Int
         let resourceID: Int
         let nodeID: Int
     }
 
-    struct Pass: Sendable {
-        var transitions: [Transition] = []
+    public struct Pass: Sendable {
+        public var transitions: [Transition] = []
         /// Alerts whose stored share changed.
-        var written = 0
+        public var written = 0
         /// When the answer can next change by the clock alone: an allocation in the horizon ends, or one enters it.
-        var nextChange: LocalDateTime?
-        var notices = 0
+        public var nextChange: LocalDateTime?
+        public var notices = 0
     }
 
-    func evaluate(settings: OperationsSettings, logger: Logger) async throws -> Pass {
+    public func evaluate(settings: OperationsSettings, logger: Logger) async throws -> Pass {
         try await self.db.transaction(logger: logger) { tx in
             try await tx.query("SELECT pg_advisory_xact_lock(hashtext('remas.capacity'))", logger: logger)
             var pass = Pass()
@@ -145,6 +147,17 @@ struct CapacityRepository: Sendable {
         try await EventRepository(db: self.db).queueNotices(
             admins.map { .init(recipient: $0, subject: subject, body: body, key: "\(key):\($0)") }, in: tx, logger: logger)
         return admins.count
+    }
+
+    /// The stored alerts by resource and node name (node "" for the cluster), for `remas capacity`.
+    public func report(logger: Logger) async throws -> [(resource: String, node: String, ratio: Double, firing: Bool)] {
+        try await self.db.query(
+            """
+            SELECT r.name, COALESCE(n.name, ''), c.ratio, c.firing
+            FROM capacity_alerts c JOIN resources r ON r.id = c.resource_id LEFT JOIN nodes n ON n.id = c.node_id
+            ORDER BY r.name, c.node_id <> 0, n.name
+            """, logger: logger
+        ).map { try $0.decode((String, String, Double, Bool).self) }.map { (resource: $0.0, node: $0.1, ratio: $0.2, firing: $0.3) }
     }
 
     /// The stored alerts, for tests and the admin's eye: (resource id, node id (0: cluster), share, firing).

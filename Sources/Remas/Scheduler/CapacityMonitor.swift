@@ -17,11 +17,16 @@ final class CapacityMonitor: Sendable {
     let changes: WakeSignal
     let clock: any SchedulerClock
     let logger: Logger
-    /// Passes run by this process (for tests and `/metrics`).
+    /// Passes run by this monitor (for tests); `stats` counts them for `/metrics`.
     let passes = Atomic<Int>(0)
+    let stats: SchedulerStats?
 
-    init(db: Database, settings: OperationsSettings, changes: WakeSignal, clock: any SchedulerClock, logger: Logger) {
+    init(
+        db: Database, settings: OperationsSettings, changes: WakeSignal, clock: any SchedulerClock, stats: SchedulerStats? = nil,
+        logger: Logger
+    ) {
         self.db = db
+        self.stats = stats
         self.settings = settings
         self.changes = changes
         self.clock = clock
@@ -34,6 +39,7 @@ final class CapacityMonitor: Sendable {
     func runPass() async throws -> CapacityRepository.Pass {
         let pass = try await CapacityRepository(db: self.db).evaluate(settings: self.settings, logger: self.logger)
         self.passes.add(1, ordering: .relaxed)
+        self.stats?.countCapacityPass()
         if !pass.transitions.isEmpty {
             self.logger.notice(
                 "capacity alerts changed",

@@ -81,7 +81,8 @@ public final class Scheduler: Service, Sendable {
         self.threads = NIOThreadPool(numberOfThreads: settings.workers)
         self.threads.start()
         if let capacityChanges, operations.capacityHorizonHours > 0 {
-            self.capacity = CapacityMonitor(db: self.db, settings: operations, changes: capacityChanges, clock: clock, logger: logger)
+            self.capacity = CapacityMonitor(
+                db: self.db, settings: operations, changes: capacityChanges, clock: clock, stats: stats, logger: logger)
         } else {
             self.capacity = nil
         }

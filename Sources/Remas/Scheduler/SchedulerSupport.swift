@@ -20,8 +20,13 @@ public final class SchedulerStats: Sendable {
     private let failed = Atomic<Int>(0)
     private let retried = Atomic<Int>(0)
     private let skipped = Atomic<Int>(0)
+    private let capacity = Atomic<Int>(0)
 
     public init() {}
+
+    /// Capacity passes this process ran (`CapacityMonitor`).
+    public var capacityPasses: Int { self.capacity.load(ordering: .relaxed) }
+    func countCapacityPass() { self.capacity.add(1, ordering: .relaxed) }
 
     /// Reminders accepted by the SMTP server.
     public var mailsSent: Int { self.sent.load(ordering: .relaxed) }
