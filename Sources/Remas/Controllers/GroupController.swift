@@ -70,7 +70,7 @@ struct GroupController {
             guard try await UserRepository(db: self.env.db).move(userID, toGroup: groupID, logger: context.logger) else { throw AppError.notFound("User with id \(userID) not found!") }
             try await self.events.usersMoved([userID], logger: context.logger)
             await self.env.grafana.changed(.users([userID]), logger: context.logger)
-            return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")
+            return .json(try await self.groups.json(id: groupID, logger: context.logger).orNotFound("Group", groupID))
         }
         routes.post("/group/change_parent") { request, context in
             let (body, caller) = try await self.env.bodyAndCaller(request)
@@ -87,7 +87,7 @@ struct GroupController {
                 try await self.events.usersMoved(affected, logger: context.logger)
                 await self.env.grafana.changed(.users(affected), logger: context.logger)
             }
-            return .json(try await self.groups.json(id: groupID, logger: context.logger) ?? "null")
+            return .json(try await self.groups.json(id: groupID, logger: context.logger).orNotFound("Group", groupID))
         }
     }
 }

@@ -124,15 +124,10 @@ struct MaintenanceRepository: Sendable {
 
     /// Locks the covered nodes in id order (every node when `ids` is nil); 404 for an id that is not a node.
     private func lockNodes(_ ids: [Int]?, in tx: LeasedConnection, logger: Logger) async throws -> [Int32] {
-        let locked: [Int]
-        if let ids {
-            // The booking's own node lock, so both take the same rows in the same order.
-            locked = try await TaskRepository(db: self.db).lockNodes(
-                Array(Set(ids)).sorted().map { Int32(truncatingIfNeeded: $0) }, in: tx, logger: logger)
-            if let missing = ids.first(where: { !locked.contains($0) }) { throw AppError.notFound("Node with id \(missing) not found!") }
-        } else {
-            locked = try await tx.query("SELECT id FROM nodes ORDER BY id FOR NO KEY UPDATE", logger: logger).map { try $0.decode(Int.self) }
-        }
+        // The bookings' own node lock, so both take the same rows in the same order.
+        let locked = try await NodeRepository(db: self.db).lock(
+            ids.map { Array(Set($0)).sorted().map { Int32(truncatingIfNeeded: $0) } }, in: tx, logger: logger)
+        if let missing = ids?.first(where: { !locked.contains($0) }) { throw AppError.notFound("Node with id \(missing) not found!") }
         return locked.map { Int32(truncatingIfNeeded: $0) }
     }
 

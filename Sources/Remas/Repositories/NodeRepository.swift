@@ -33,12 +33,25 @@ struct NodeRepository: Sendable {
         }
     }
 
+    /// The one node lock: locks the rows of the given nodes (every node when nil) in id order, so two holders cannot
+    /// deadlock, until the transaction ends. Bookings, maintenance windows, capacity changes and status reports take it,
+    /// so each sees the others' writes whole. `FOR NO KEY UPDATE` leaves foreign keys to the nodes unblocked. Returns
+    /// the ids that exist.
+    func lock(_ nodes: [Int32]?, in tx: LeasedConnection, logger: Logger) async throws -> [Int] {
+        let rows = if let nodes {
+            try await tx.query("SELECT id FROM nodes WHERE id = ANY(\(nodes)) ORDER BY id FOR NO KEY UPDATE", logger: logger)
+        } else {
+            try await tx.query("SELECT id FROM nodes ORDER BY id FOR NO KEY UPDATE", logger: logger)
+        }
+        return try rows.map { try $0.decode(Int.self) }
+    }
+
     /// The node provides `amount` of the resource from now on (an atomic upsert, so concurrent calls cannot collide on
     /// the primary key), under the node lock that bookings take: a booking never checks against a capacity that is
     /// being changed.
     func provide(node: Int, resource: Int, amount: Int64, logger: Logger) async throws {
         try await self.db.transaction(logger: logger) { tx in
-            try await tx.query("SELECT 1 FROM nodes WHERE id = \(node) FOR NO KEY UPDATE", logger: logger)
+            _ = try await self.lock([Int32(truncatingIfNeeded: node)], in: tx, logger: logger)
             try await tx.query(
                 """
                 INSERT INTO node_resources (node_id, resource_id, amount) VALUES (\(node), \(resource), \(amount))
@@ -50,7 +63,7 @@ struct NodeRepository: Sendable {
     /// The node no longer provides the resource (under the bookings' node lock); false when it did not.
     func withdraw(node: Int, resource: Int, logger: Logger) async throws -> Bool {
         try await self.db.transaction(logger: logger) { tx in
-            try await tx.query("SELECT 1 FROM nodes WHERE id = \(node) FOR NO KEY UPDATE", logger: logger)
+            _ = try await self.lock([Int32(truncatingIfNeeded: node)], in: tx, logger: logger)
             return try await tx.execute(
                 "DELETE FROM node_resources WHERE node_id = \(node) AND resource_id = \(resource) RETURNING node_id", logger: logger) > 0
         }

@@ -43,7 +43,9 @@ struct NodeStatusRepository: Sendable {
         try await self.db.transaction(logger: logger) { tx -> Outcome? in
             // The node's lock first, then its status in a statement of its own: a report that waited for the lock reads
             // what the report before it committed (one statement would read the status as of before the wait).
-            guard let name = try await tx.text("SELECT name FROM nodes WHERE id = \(id) FOR NO KEY UPDATE", logger: logger) else { return nil }
+            guard try await NodeRepository(db: self.db).lock([Int32(truncatingIfNeeded: id)], in: tx, logger: logger) == [id],
+                let name = try await tx.text("SELECT name FROM nodes WHERE id = \(id)", logger: logger)
+            else { return nil }
             let row = try await tx.query(
                 """
                 SELECT status, outage, notified, resolved_alert, (extract(epoch FROM since) * 1000000)::int8

@@ -38,13 +38,6 @@ extension TaskRepository {
         try await tx.query("UPDATE tasks SET name = \(name), description = \(description) WHERE id = \(id)", logger: logger)
     }
 
-    /// Locks the rows of the given nodes in id order (so two bookings cannot deadlock) until the transaction ends:
-    /// every booking touching one of them waits here. Returns the ids that exist.
-    func lockNodes(_ nodes: [Int32], in tx: LeasedConnection, logger: Logger) async throws -> [Int] {
-        try await tx.query("SELECT id FROM nodes WHERE id = ANY(\(nodes)) ORDER BY id FOR NO KEY UPDATE", logger: logger)
-            .map { try $0.decode(Int.self) }
-    }
-
     /// What each of the nodes provides, per (node, resource), and why the booking cannot have them, worded as its 409
     /// (nil when nothing blocks it): the first maintenance window (by node id, then start) that overlaps [start, end) on
     /// one of them, else the first of the `guarding` nodes that is down (a current report) when the booking starts

@@ -86,7 +86,7 @@ struct BookingService: Sendable {
         let limits = try await self.checkLimits(request, caller: caller, tx, logger)
 
         // Serialise bookings per node: every booking touching one of these nodes waits here.
-        let locked = try await self.tasks.lockNodes(nodeBinds, in: tx, logger: logger)
+        let locked = try await NodeRepository(db: self.db).lock(nodeBinds, in: tx, logger: logger)
         if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
             throw AppError.notFound("Node with id \(missing.node) not found!")
         }
