@@ -35,6 +35,35 @@ struct TaskController {
         routes.post("/task/remove_tag") { request, context in try await self.changeTag(request, context, add: false) }
         routes.get("/task/:task_id", self.get)
         routes.post("/task", self.createOrUpdate)
+        routes.post("/task/recurring", self.bookSeries)
+        routes.get("/task/series/:series_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("series_id")
+            let series = TaskSeriesRepository(db: self.env.db)
+            guard let owner = try await series.owner(ofSeries: id, logger: context.logger) else {
+                throw AppError.notFound("Series with id \(id) not found!")
+            }
+            guard caller.isAdmin || owner == caller.id else { throw AppError.forbidden() }
+            return .json(try await series.json(id: id, logger: context.logger).orNotFound("Series", id))
+        }
+        routes.delete("/task/series/:series_id") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let id = try context.pathID("series_id")
+            let from = try request.queryDateTime("from", zone: self.env.zone, required: false)
+            let series = TaskSeriesRepository(db: self.env.db)
+            guard let owner = try await series.owner(ofSeries: id, logger: context.logger) else {
+                throw AppError.notFound("Series with id \(id) not found!")
+            }
+            guard owner == caller.id else { throw AppError.forbidden("Can't remove a series owned by another user!") }
+            guard let deleted = try await series.delete(id: id, from: from, logger: context.logger) else {
+                throw AppError.notFound("Series with id \(id) not found!")
+            }
+            if !deleted.ids.isEmpty { self.env.capacityChanged() }
+            if BookingService.Booked(id: id, changedWindows: deleted.windows).changesAllocation(at: self.allocationInstant()) {
+                await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
+            }
+            return .message(deleted.ids.count == 1 ? "1 occurrence deleted" : "\(deleted.ids.count) occurrences deleted")
+        }
         routes.delete("/task/:task_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("task_id")
@@ -91,34 +120,10 @@ struct TaskController {
     /// Create (id null or 0) or update.
     @Sendable func createOrUpdate(_ request: Request, context: AppRequestContext) async throws -> Response {
         let (body, caller) = try await self.env.bodyAndCaller(request)
-        let id = try body.requiredNullableID("id")
-        let name = try body.string("name")
-        let description = try body.requiredNullableString("description")
-        _ = try body.idList("tag_ids")  // validated, ignored (as in the original)
-        let items = try body.objectList("resource_allocations")
-        let start = try body.dateTime("start_time", zone: self.env.zone)
-        let end = try body.dateTime("end_time", zone: self.env.zone)
-        var allocations: [(node: Int, resource: Int, amount: Int64)] = []
-        var seen = Set<NodeResource>()
-        for (index, item) in items.enumerated() {
-            let node = try item.id("node_id")
-            let resource = try item.id("resource_id")
-            let amount = try item.int64("amount")
-            guard amount > 0 else {
-                throw AppError.unprocessable("Input should be greater than 0: body.resource_allocations.\(index).amount")
-            }
-            guard seen.insert(.init(node: node, resource: resource)).inserted else {
-                throw AppError.unprocessable(
-                    "Node \(node) and resource \(resource) appear more than once: body.resource_allocations.\(index)")
-            }
-            allocations.append((node, resource, amount))
-        }
-        guard !allocations.isEmpty else { throw AppError.badRequest("Task must have at least one resource allocation!") }
-        guard start < end else { throw AppError.badRequest("Task start time must be before its end time!") }
+        let booking = try self.bookingRequest(body)
         let booked = try await BookingService(
             db: self.env.db, limitScope: self.env.configuration.limitScope, operations: self.env.configuration.operations).book(
-            .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end),
-            caller: caller, logger: context.logger)
+            booking, caller: caller, logger: context.logger)
         if !booked.changedWindows.isEmpty { self.env.capacityChanged() }
         // A current task created or changed moves the owner's Grafana thresholds now (the original waited for the next
         // start or end).
@@ -173,6 +178,72 @@ struct TaskController {
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: stream)
+    }
+
+    /// `POST /task/recurring` `{task, rule}`: every occurrence booked in one transaction, or none (409 listing each
+    /// failing occurrence). The task's `id` must be null or 0: a series is new tasks.
+    @Sendable func bookSeries(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let (body, caller) = try await self.env.bodyAndCaller(request)
+        let booking = try self.bookingRequest(try body.object("task"))
+        let ruleText = try body.string("rule")
+        guard booking.id == nil || booking.id == 0 else {
+            throw AppError.badRequest("A recurring reservation books new tasks: task.id must be null")
+        }
+        let rule: RecurrenceRule
+        let occurrences: [(start: LocalDateTime, end: LocalDateTime)]
+        do {
+            rule = try RecurrenceRule.parse(ruleText, zone: self.env.zone)
+            occurrences = try rule.occurrences(start: booking.start, end: booking.end)
+        } catch let error as RuleError {
+            throw AppError.unprocessable("\(error.description): body.rule")
+        }
+        let series = try await BookingService(
+            db: self.env.db, limitScope: self.env.configuration.limitScope, operations: self.env.configuration.operations
+        ).bookSeries(booking, occurrences: occurrences, rule: rule.text, caller: caller, logger: context.logger)
+        self.env.capacityChanged()
+        if BookingService.Booked(id: series.id, changedWindows: series.windows).changesAllocation(at: self.allocationInstant()) {
+            await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
+        }
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("series_id", series.id)
+        w.field("rule", rule.text)
+        w.key("task_ids")
+        w.beginArray()
+        for id in series.taskIDs { w.int(id) }
+        w.endArray()
+        w.endObject()
+        return .json(w.text, status: .created)
+    }
+
+    /// The body of `POST /task` (also the `task` of `POST /task/recurring`), checked field by field: 422 for a malformed
+    /// field (paths under `location`), 400 for a task that is not one.
+    func bookingRequest(_ body: BodyFields) throws -> BookingService.Request {
+        let id = try body.requiredNullableID("id")
+        let name = try body.string("name")
+        let description = try body.requiredNullableString("description")
+        _ = try body.idList("tag_ids")  // validated, ignored (as in the original)
+        let items = try body.objectList("resource_allocations")
+        let start = try body.dateTime("start_time", zone: self.env.zone)
+        let end = try body.dateTime("end_time", zone: self.env.zone)
+        var allocations: [(node: Int, resource: Int, amount: Int64)] = []
+        var seen = Set<NodeResource>()
+        for (index, item) in items.enumerated() {
+            let node = try item.id("node_id")
+            let resource = try item.id("resource_id")
+            let amount = try item.int64("amount")
+            guard amount > 0 else {
+                throw AppError.unprocessable("Input should be greater than 0: \(body.path("resource_allocations")).\(index).amount")
+            }
+            guard seen.insert(.init(node: node, resource: resource)).inserted else {
+                throw AppError.unprocessable(
+                    "Node \(node) and resource \(resource) appear more than once: \(body.path("resource_allocations")).\(index)")
+            }
+            allocations.append((node, resource, amount))
+        }
+        guard !allocations.isEmpty else { throw AppError.badRequest("Task must have at least one resource allocation!") }
+        guard start < end else { throw AppError.badRequest("Task start time must be before its end time!") }
+        return .init(id: id, name: name, description: description, allocations: allocations, start: start, end: end)
     }
 }
 

@@ -280,6 +280,12 @@ public enum APIDocument {
         "AllocationRequest": object(
             ["node_id": id, "resource_id": id, "amount": ["type": "integer", "format": "int64", "minimum": 1]],
             required: ["node_id", "resource_id", "amount"]),
+        "RecurringTaskRequest": object(
+            ["task": ref("TaskRequest"), "rule": ["type": "string", "examples": ["FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"]]],
+            required: ["task", "rule"],
+            description: "rule: an RRULE (RFC 5545) with FREQ=DAILY or WEEKLY, INTERVAL, BYDAY (weekly; plain weekdays), and COUNT or UNTIL (YYYYMMDD, YYYYMMDDTHHMMSS local, or …Z); at most 366 occurrences. task is the body of POST /task (id null): its times are the first occurrence's; every occurrence keeps that local wall-clock time"),
+        "TaskSeriesCreated": exact(["series_id": id, "rule": string, "task_ids": ids]),
+        "TaskSeries": exact(["series_id": id, "rule": string, "owner_id": id, "task_ids": ids], description: "task_ids: the occurrences left, by start"),
         "TaskRequest": object(
             [
                 "id": nullable(id), "name": string, "description": text, "tag_ids": ids,
@@ -507,6 +513,15 @@ public enum APIDocument {
         .init(method: "post", path: "/task", tag: "tasks", summary: "Book (or re-book) node resources", access: .user,
               body: .json("TaskRequest"), reply: .json(ref("TaskFull")), errors: [400, 403, 404, 409],
               description: "409 when a node would be over its capacity at some instant of the window, or the caller over a limit"),
+        .init(method: "post", path: "/task/recurring", tag: "tasks", summary: "Book a recurring reservation (every occurrence or none)",
+              access: .user, body: .json("RecurringTaskRequest"), reply: .json(ref("TaskSeriesCreated")), success: 201,
+              errors: [400, 403, 404, 409],
+              description: "One transaction: when any occurrence cannot be booked (capacity, limit, maintenance window, down node), 409 lists every failing occurrence and why, and nothing is written. Each occurrence is an ordinary task with its own reminders"),
+        .init(method: "get", path: "/task/series/{series_id}", tag: "tasks", summary: "A recurring reservation (owner or admin)",
+              access: .user, reply: .json(ref("TaskSeries")), errors: [403, 404]),
+        .init(method: "delete", path: "/task/series/{series_id}", tag: "tasks", summary: "Delete a series' occurrences (the owner)",
+              access: .user, optionalQuery: ["from"], reply: .json(ref("Message")), errors: [403, 404],
+              description: "With from: the occurrences starting at or after it; without: all of them and the series"),
         .init(method: "post", path: "/task/get_scheduling", tag: "tasks", summary: "Free amounts over a window",
               access: .user, body: .json("SchedulingRequest"), reply: .json(array(ref("UsagePeriod"))),
               description: "Periods in time order; each lists the pairs that are partly taken in it"),

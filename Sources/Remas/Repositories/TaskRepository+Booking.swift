@@ -185,3 +185,89 @@ struct BookingCapacityStatement: PostgresPreparedStatement {
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
+
+// MARK: series
+
+extension TaskRepository {
+    /// A maintenance window on one of the nodes that overlaps [start, end), worded as the booking's 409.
+    struct Block: Sendable {
+        let start: Int64
+        let end: Int64
+        let text: String
+    }
+
+    /// The maintenance windows on the nodes that overlap [start, end), for a series checked occurrence by occurrence.
+    func maintenanceBlocks(onNodes nodes: [Int32], from start: LocalDateTime, to end: LocalDateTime, in tx: LeasedConnection, logger: Logger)
+        async throws -> [Block]
+    {
+        try await tx.query(
+            """
+            SELECT (extract(epoch FROM w.start_time) * 1000000)::int8, (extract(epoch FROM w.end_time) * 1000000)::int8,
+                   'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to ' || remas_ts(w.end_time)
+                   || ' (' || w.name || ')'
+            FROM maintenance_windows w JOIN nodes n
+              ON n.id = ANY(\(nodes))
+             AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
+            WHERE w.end_time > \(start.sqlText)::timestamp AND w.start_time < \(end.sqlText)::timestamp
+            ORDER BY n.id, w.start_time
+            """, logger: logger
+        ).map { row in
+            let (s, e, text) = try row.decode((Int64, Int64, String).self)
+            return Block(start: s, end: e, text: text)
+        }
+    }
+
+    /// Node and resource names of a request, for the series' 409.
+    func names(nodes: [Int32], resources: [Int32], in tx: LeasedConnection, logger: Logger) async throws -> (nodes: [Int: String], resources: [Int: String]) {
+        var result: (nodes: [Int: String], resources: [Int: String]) = ([:], [:])
+        for row in try await tx.query(
+            """
+            SELECT 0, id, name FROM nodes WHERE id = ANY(\(nodes))
+            UNION ALL SELECT 1, id, name FROM resources WHERE id = ANY(\(resources))
+            """, logger: logger)
+        {
+            let (kind, id, name) = try row.decode((Int, Int, String).self)
+            if kind == 0 { result.nodes[id] = name } else { result.resources[id] = name }
+        }
+        return result
+    }
+
+    /// Writes a series: its row, one task per occurrence (with its start and end events and allocations) and the
+    /// links, in a few statements whatever the number of occurrences; then the owner's reminders of them. Returns the
+    /// series id and the task ids by start.
+    func writeSeries(
+        _ request: BookingService.Request, occurrences: [(start: LocalDateTime, end: LocalDateTime)], rule: String, owner: Int,
+        in tx: LeasedConnection, logger: Logger
+    ) async throws -> (series: Int, tasks: [Int]) {
+        let row = try await tx.query(
+            """
+            WITH s AS (INSERT INTO task_series (rule, owner_id) VALUES (\(rule), \(owner)) RETURNING id),
+            t AS (
+                INSERT INTO tasks (name, description, start_time, end_time, owner_id)
+                SELECT \(request.name), \(request.description), x.s::timestamp, x.e::timestamp, \(owner)
+                FROM unnest(\(occurrences.map(\.start.sqlText))::text[], \(occurrences.map(\.end.sqlText))::text[]) WITH ORDINALITY AS x(s, e, n)
+                ORDER BY x.n
+                RETURNING id, start_time, end_time),
+            members AS (INSERT INTO task_series_members (series_id, task_id) SELECT s.id, t.id FROM s, t),
+            start_end AS (
+                INSERT INTO events (name, description, time, type, task_id)
+                SELECT \(request.name + " start"), \("Start of " + request.name), t.start_time, 'task_start', t.id FROM t
+                UNION ALL
+                SELECT \(request.name + " end"), \("End of " + request.name), t.end_time, 'task_end', t.id FROM t),
+            allocated AS (
+                INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+                SELECT t.id, a.n, a.r, a.a, t.start_time, t.end_time
+                FROM t, unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
+                               \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
+                               \(request.allocations.map(\.amount))::int8[]) AS a(n, r, a))
+            SELECT (SELECT id FROM s), array_agg(t.id ORDER BY t.start_time, t.id) FROM t
+            """, logger: logger
+        ).first!
+        let (series, tasks) = try row.decode((Int, [Int32]).self)
+        let ids = tasks.map(Int.init)
+        let events = EventRepository(db: self.db)
+        try await events.lockReceivers(shared: true, in: tx, logger: logger)
+        try await events.reschedule(users: [owner], tasks: ids, in: tx, logger: logger)
+        return (series, ids)
+    }
+}

@@ -116,6 +116,97 @@ struct BookingService: Sendable {
         return Booked(id: id, changedWindows: windows)
     }
 
+    /// What a series booking wrote.
+    struct Series: Sendable {
+        let id: Int
+        let taskIDs: [Int]
+        /// The occurrences' windows (microseconds), for Grafana and the capacity monitor.
+        let windows: [ClosedRange<Int64>]
+    }
+
+    /// Books every occurrence of a series in one transaction, or none: the same checks as a single booking (limits,
+    /// capacity, maintenance windows, the down-node guard), each occurrence against the reservations already there and
+    /// the series' own earlier occurrences, under the node locks taken once. When any occurrence fails, the 409 lists
+    /// every failing one with why, and nothing is written.
+    func bookSeries(
+        _ request: Request, occurrences: [(start: LocalDateTime, end: LocalDateTime)], rule: String, caller: CurrentUser, logger: Logger
+    ) async throws -> Series {
+        guard let first = occurrences.first, let last = occurrences.last else { throw AppError.badRequest("The series has no occurrence") }
+        return try await self.db.transaction(logger: logger) { tx in
+            let nodes = Array(Set(request.allocations.map(\.node))).sorted()
+            let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
+            let limits = try await self.checkLimits(request, caller: caller, tx, logger)
+            let locked = try await NodeRepository(db: self.db).lock(nodeBinds, in: tx, logger: logger)
+            if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
+                throw AppError.notFound("Node with id \(missing.node) not found!")
+            }
+            // Capacities, and what blocks the first occurrence (a window, or a down node when it starts soon: only the
+            // first occurrence can start within the guard); the windows of the whole span for the others.
+            let (capacity, firstBlocked) = try await self.tasks.capacities(
+                ofNodes: nodeBinds, guarding: nodeBinds, from: first.start, to: first.end, operations: self.operations, in: tx, logger: logger)
+            if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
+                throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
+            }
+            let blocks = try await self.tasks.maintenanceBlocks(onNodes: nodeBinds, from: first.start, to: last.end, in: tx, logger: logger)
+            var everyone: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+            var own: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
+            for o in try await self.tasks.overlapping(
+                nodes: nodeBinds, from: first.start, to: last.end, excluding: 0, caller: caller.id, in: tx, logger: logger)
+            {
+                everyone[o.pair, default: []].append((o.start, o.end, o.amount))
+                if o.ownedByCaller { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
+            }
+            var names: (nodes: [Int: String], resources: [Int: String])?
+            var failures: [String] = []
+            for (index, occurrence) in occurrences.enumerated() {
+                let from = occurrence.start.microseconds, to = occurrence.end.microseconds
+                func within(_ list: [(start: Int64, end: Int64, amount: Int64)]?) -> [(start: Int64, end: Int64, amount: Int64)] {
+                    (list ?? []).filter { $0.start < to && $0.end > from }
+                }
+                var why: [String] = []
+                if index == 0, let firstBlocked {
+                    why.append(firstBlocked)
+                } else if let block = blocks.first(where: { $0.start < to && $0.end > from }) {
+                    why.append(block.text)
+                }
+                for allocation in request.allocations {
+                    let pair = NodeResource(node: allocation.node, resource: allocation.resource)
+                    if self.limitScope == .concurrent, let limit = limits[pair],
+                        allocation.amount + Self.peakLoad(within(own[pair]), from: from, to: to) > limit.amount
+                    {
+                        why.append("exceeds the limit \(limit.name) (\(limit.amount))")
+                    }
+                    if allocation.amount + Self.peakLoad(within(everyone[pair]), from: from, to: to) > capacity[pair] ?? 0 {
+                        if names == nil {
+                            names = try await self.tasks.names(
+                                nodes: nodeBinds, resources: request.allocations.map { Int32(truncatingIfNeeded: $0.resource) }, in: tx,
+                                logger: logger)
+                        }
+                        why.append(
+                            "not enough \(names?.resources[allocation.resource] ?? "resource \(allocation.resource)") on node "
+                                + (names?.nodes[allocation.node] ?? String(allocation.node)))
+                    }
+                }
+                if why.isEmpty {
+                    // Later occurrences count this one (a series may overlap itself when an occurrence outlasts the interval).
+                    for allocation in request.allocations {
+                        let pair = NodeResource(node: allocation.node, resource: allocation.resource)
+                        everyone[pair, default: []].append((from, to, allocation.amount))
+                        own[pair, default: []].append((from, to, allocation.amount))
+                    }
+                } else {
+                    failures.append("\(occurrence.start.spaced): \(why.joined(separator: ", "))")
+                }
+            }
+            guard failures.isEmpty else {
+                throw AppError.conflict(
+                    "\(failures.count) of \(occurrences.count) occurrences cannot be booked, so none is: " + failures.joined(separator: "; "))
+            }
+            let (series, ids) = try await self.tasks.writeSeries(request, occurrences: occurrences, rule: rule, owner: caller.id, in: tx, logger: logger)
+            return Series(id: series, taskIDs: ids, windows: occurrences.map { $0.start.microseconds...$0.end.microseconds })
+        }
+    }
+
     /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it
     /// here (before any lock: in either scope a task larger than the limit is refused at once). Returns the limits of
     /// the request's pairs for the concurrent check.

@@ -154,6 +154,13 @@ import Testing
                        "alerts": [["status": "firing", "labels": ["alertname": "NodeDown", "node": "n1"], "annotations": ["summary": "gone"],
                                    "startsAt": "2026-12-05T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z"],
                                   ["status": "firing", "labels": ["alertname": "NodeDown", "instance": "ghost:9100"], "startsAt": "2026-12-05T10:00:00Z"]]])
+            let series = try await check.call(
+                "post", "/task/recurring",
+                body: ["task": ["id": nil, "name": "seminar", "description": nil, "tag_ids": [],
+                                "resource_allocations": [["node_id": .int(Int64(nodeID)), "resource_id": .int(Int64(cpuID)), "amount": 1]],
+                                "start_time": "2031-05-05T10:00:00", "end_time": "2031-05-05T11:00:00"],
+                       "rule": "FREQ=WEEKLY;COUNT=3"], status: .created)
+            let seriesID = try #require(series["series_id"]?.intValue)
             let page: JSONValue = ["page_number": 0, "page_size": 10]
             let reads: [(String, String, [String: Int], JSONValue?)] = [
                 ("get", "/", [:], nil), ("get", "/grafana-link", [:], nil), ("get", "/health", [:], nil), ("get", "/ready", [:], nil),
@@ -181,6 +188,7 @@ import Testing
                 ("get", "/maintenance", [:], nil), ("get", "/maintenance?start=2031-01-01T00:00:00", [:], nil),
                 ("get", "/maintenance/{maintenance_id}", ["maintenance_id": windowID], nil),
                 ("get", "/apikey", [:], nil), ("get", "/node/status", [:], nil),
+                ("get", "/task/series/{series_id}", ["series_id": seriesID], nil),
             ]
             for (method, path, parameters, body) in reads {
                 let answer = try await check.call(method, path, parameters, body: body)
@@ -195,6 +203,8 @@ import Testing
             try await check.call("delete", "/limit/{limit_id}", ["limit_id": limitID])
             try await check.call("delete", "/maintenance/{maintenance_id}", ["maintenance_id": windowID])
             try await check.call("delete", "/apikey/{apikey_id}", ["apikey_id": keyID])
+            try await check.call("delete", "/task/series/{series_id}?from=2031-05-10T00:00:00", ["series_id": seriesID])
+            try await check.call("delete", "/task/series/{series_id}", ["series_id": seriesID])
             try await check.call("post", "/node", body: ["name": "n1"], status: .conflict)
             try await check.call("delete", "/node/{node_id}", ["node_id": nodeID])
             try await check.call("get", "/node/{node_id}", ["node_id": 999_999], status: .notFound)
