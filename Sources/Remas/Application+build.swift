@@ -100,6 +100,7 @@ public func buildRouter(_ environment: AppEnvironment, table: RouteTable = Route
     MaintenanceController(env: environment).register(routes)
     ApiKeyController(env: environment).register(routes)
     NodeStatusController(env: environment).register(routes)
+    CalendarController(env: environment).register(routes)
     return router
 }
 

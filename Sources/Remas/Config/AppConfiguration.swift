@@ -48,6 +48,8 @@ public struct AppConfiguration: Sendable {
     public var trustedProxies: TrustedProxies
     /// Node status, outages and capacity alerts (README "Node status and outages", "Capacity alerts").
     public var operations: OperationsSettings
+    /// The address users reach remas at, for the URLs remas hands out (calendar feeds); nil: the request's host.
+    public var publicURL: String?
 
     public enum JWTAlgorithmName: String, Sendable { case hs256 = "HS256", hs384 = "HS384", hs512 = "HS512" }
 
@@ -173,6 +175,14 @@ public struct AppConfiguration: Sendable {
         operations.capacityMinIntervalSeconds = try int(
             "CAPACITY_CHECK_MIN_INTERVAL_SECONDS", operations.capacityMinIntervalSeconds, range: 0...86_400)
         self.operations = operations
+        if let raw = env["PUBLIC_URL"], !raw.isEmpty {
+            guard let url = URL(string: raw), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw ConfigurationError("PUBLIC_URL must be an absolute http(s) URL, got '\(raw)'")
+            }
+            self.publicURL = raw.hasSuffix("/") ? String(raw.dropLast()) : raw
+        } else {
+            self.publicURL = nil
+        }
         let smtpUser = env["SMTP_USER"] ?? ""
         self.smtp = SMTPSettings(
             enabled: try bool("SMTP_ENABLED", false),

@@ -38,6 +38,8 @@ public enum APIDocument {
         var query: [String] = []
         /// Optional query parameters (times).
         var optionalQuery: [String] = []
+        /// Optional integer query parameters.
+        var integerQuery: [String] = []
         let reply: Reply
         /// POST /user and POST /group answer 201, as the original does, and POST /maintenance; everything else 200.
         var success = 200
@@ -284,6 +286,7 @@ public enum APIDocument {
             ["task": ref("TaskRequest"), "rule": ["type": "string", "examples": ["FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"]]],
             required: ["task", "rule"],
             description: "rule: an RRULE (RFC 5545) with FREQ=DAILY or WEEKLY, INTERVAL, BYDAY (weekly; plain weekdays), and COUNT or UNTIL (YYYYMMDD, YYYYMMDDTHHMMSS local, or …Z); at most 366 occurrences. task is the body of POST /task (id null): its times are the first occurrence's; every occurrence keeps that local wall-clock time"),
+        "CalendarURL": exact(["url": string], description: "The secret feed URL; asking again rotates it"),
         "TaskSeriesCreated": exact(["series_id": id, "rule": string, "task_ids": ids]),
         "TaskSeries": exact(["series_id": id, "rule": string, "owner_id": id, "task_ids": ids], description: "task_ids: the occurrences left, by start"),
         "TaskRequest": object(
@@ -477,6 +480,16 @@ public enum APIDocument {
               access: .machine("alerts"), body: .json("AlertmanagerWebhook"), reply: .json(ref("AlertmanagerResult")),
               description: "A firing node-down alert marks its node down, its resolution marks it up; repeated deliveries change nothing and mail no one twice"),
 
+        // Calendar feeds
+        .init(method: "post", path: "/calendar/token", tag: "calendar", summary: "Create or rotate the caller's feed URL", access: .user,
+              reply: .json(ref("CalendarURL"))),
+        .init(method: "delete", path: "/calendar/token", tag: "calendar", summary: "End the caller's feed", access: .user,
+              reply: .json(ref("Message")), errors: [404]),
+        .init(method: "get", path: "/calendar/{feed}", tag: "calendar", summary: "The iCalendar feed (feed = <token>.ics)",
+              access: .open, integerQuery: ["node"], reply: .text("text/calendar; charset=utf-8", example: "BEGIN:VCALENDAR\r\nVERSION:2.0\r\n…"),
+              errors: [403, 404],
+              description: "No login: the token in the path is the credential (64 hex digits, then .ics). ?node=<id> on an admin's token shows everyone's reservations on the node. ETag and If-None-Match (304)"),
+
         // Task tags
         .init(method: "get", path: "/task_tag", tag: "task tags", summary: "All tags", access: .admin,
               reply: .json(array(ref("TaskTagResponse")))),
@@ -601,7 +614,7 @@ public enum APIDocument {
     }
 
     static let tagOrder = ["authentication", "users", "groups", "nodes", "resources", "aliases", "limits", "task tags", "tasks",
-                           "notifications", "maintenance", "node status", "service"]
+                           "notifications", "maintenance", "node status", "calendar", "service"]
 
     static func operationObject(_ op: Operation) -> JSONValue {
         var o: [String: JSONValue] = [
@@ -611,9 +624,12 @@ public enum APIDocument {
         ]
         if let description = op.description { o["description"] = .string(description) }
         let parameters = pathParameters(op.path)
-        let all: [JSONValue] = parameters.map { name in ["name": .string(name), "in": "path", "required": true, "schema": id] }
+        // Path parameters are ids, except a calendar feed's file name.
+        let feed: JSONValue = ["type": "string", "pattern": "^[0-9a-f]{64}\\.ics$"]
+        let all: [JSONValue] = parameters.map { name in ["name": .string(name), "in": "path", "required": true, "schema": name == "feed" ? feed : id] }
             + op.query.map { name in ["name": .string(name), "in": "query", "required": true, "schema": timeInput] }
             + op.optionalQuery.map { name in ["name": .string(name), "in": "query", "required": false, "schema": timeInput] }
+            + op.integerQuery.map { name in ["name": .string(name), "in": "query", "required": false, "schema": id] }
         if !all.isEmpty { o["parameters"] = .array(all) }
         switch op.access {
         case .open: o["security"] = []

@@ -203,6 +203,8 @@ import Testing
             try await check.call("delete", "/limit/{limit_id}", ["limit_id": limitID])
             try await check.call("delete", "/maintenance/{maintenance_id}", ["maintenance_id": windowID])
             try await check.call("delete", "/apikey/{apikey_id}", ["apikey_id": keyID])
+            try await check.call("post", "/calendar/token")
+            try await check.call("delete", "/calendar/token")
             try await check.call("delete", "/task/series/{series_id}?from=2031-05-10T00:00:00", ["series_id": seriesID])
             try await check.call("delete", "/task/series/{series_id}", ["series_id": seriesID])
             try await check.call("post", "/node", body: ["name": "n1"], status: .conflict)

@@ -1,0 +1,114 @@
+import Foundation
+import Hummingbird
+import Logging
+
+/// iCalendar feeds: `POST`/`DELETE /calendar/token` (the logged-in user's secret feed URL), and
+/// `GET /calendar/{token}.ics` (no login: the token is the credential; `?node=` on an admin's token).
+struct CalendarController {
+    let env: AppEnvironment
+    var calendars: CalendarRepository { CalendarRepository(db: self.env.db) }
+
+    func register(_ routes: RouteBuilder) {
+        routes.post("/calendar/token") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            let token = Self.newToken()
+            try await self.calendars.setToken(user: caller.id, token: token, logger: context.logger)
+            var w = JSONWriter()
+            w.beginObject()
+            w.field("url", self.baseURL(request) + "/calendar/\(token).ics")
+            w.endObject()
+            return .json(w.text)
+        }
+        routes.delete("/calendar/token") { request, context in
+            let caller = try await self.env.tokens.authenticate(request)
+            guard try await self.calendars.deleteToken(user: caller.id, logger: context.logger) else {
+                throw AppError.notFound("No calendar feed to delete")
+            }
+            return .message("Calendar feed deleted")
+        }
+        routes.get("/calendar/:feed") { request, context in
+            guard let feed = context.parameters.get("feed"), feed.hasSuffix(".ics"), feed.count > 4 else {
+                throw AppError.notFound("Calendar not found")
+            }
+            let token = String(feed.dropLast(4))
+            guard token.utf8.count <= 128, let holder = try await self.calendars.holder(ofToken: token, logger: context.logger) else {
+                throw AppError.notFound("Calendar not found")
+            }
+            var scope = CalendarRepository.Scope.owner(holder.user)
+            if let raw = request.uri.queryParameters.get("node") {
+                guard let node = Int32(raw) else {
+                    throw AppError.unprocessable("Input should be a valid integer, unable to parse string as an integer: query.node")
+                }
+                guard holder.isAdmin else { throw AppError.forbidden("Only an admin's feed can show a node") }
+                guard try await self.calendars.nodeExists(Int(node), logger: context.logger) else {
+                    throw AppError.notFound("Node with id \(node) not found!")
+                }
+                scope = .node(Int(node))
+            }
+            let etag = "W/\"\(try await self.calendars.etag(scope, logger: context.logger))\""
+            var headers: HTTPFields = [.eTag: etag, .cacheControl: "private, no-cache"]
+            if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
+                let tag = $0.trimmingCharacters(in: .whitespaces)
+                return tag == "*" || tag == etag || "W/" + tag == etag
+            }) {
+                return Response(status: .notModified, headers: headers)
+            }
+            let events = try await self.calendars.events(scope, logger: context.logger)
+            headers[.contentType] = "text/calendar; charset=utf-8"
+            let name: String
+            switch scope {
+            case .owner: name = "remas: my reservations"
+            case .node(let id): name = "remas: reservations on node \(id)"
+            }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: Self.render(events, name: name, zone: self.env.zone))))
+        }
+    }
+
+    /// 256 random bits, hex.
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let hex = Array("0123456789abcdef")
+        return String((0..<64).map { _ in hex[Int(generator.next() % 16)] })
+    }
+
+    /// `PUBLIC_URL` when set, else the scheme and host the request came to.
+    func baseURL(_ request: Request) -> String {
+        if let url = self.env.configuration.publicURL { return url }
+        let host = request.head.authority ?? "localhost:\(self.env.configuration.port)"
+        return "http://\(host)"
+    }
+
+    static func render(_ events: [CalendarRepository.Event], name: String, zone: TimeZone) -> [UInt8] {
+        var ics = ICalendarWriter()
+        ics.line("BEGIN", "VCALENDAR")
+        ics.line("VERSION", "2.0")
+        ics.line("PRODID", "-//remas//reservations//EN")
+        ics.line("CALSCALE", "GREGORIAN")
+        ics.line("METHOD", "PUBLISH")
+        ics.line("X-WR-CALNAME", ICalendarWriter.escaped(name))
+        ics.line("X-WR-TIMEZONE", zone.identifier)
+        let now = Date()
+        // The zone's offsets over the feed's span (local wall-clock microseconds are within a day of the instant).
+        let first = min(events.map { Double($0.start.microseconds) / 1e6 }.min() ?? now.timeIntervalSince1970, now.timeIntervalSince1970 - 31 * 86_400)
+        let last = max(events.map { Double($0.end.microseconds) / 1e6 }.max() ?? now.timeIntervalSince1970, now.timeIntervalSince1970)
+        ics.timeZone(zone, from: Date(timeIntervalSince1970: first - 2 * 86_400), to: Date(timeIntervalSince1970: last + 2 * 86_400))
+        let stamp = ICalendarWriter.utc(now)
+        let tzid = "TZID=" + zone.identifier
+        for event in events {
+            ics.line("BEGIN", "VEVENT")
+            ics.line("UID", event.uid + "@remas")
+            ics.line("DTSTAMP", stamp)
+            ics.line("DTSTART;" + tzid, ICalendarWriter.local(event.start))
+            ics.line("DTEND;" + tzid, ICalendarWriter.local(event.end))
+            ics.line("SUMMARY", ICalendarWriter.escaped(event.summary))
+            ics.line("DESCRIPTION", ICalendarWriter.escaped(event.description))
+            ics.line("STATUS", event.status)
+            ics.line("SEQUENCE", String(event.sequence))
+            if let modified = event.modified { ics.line("LAST-MODIFIED", ICalendarWriter.utc(Date(timeIntervalSince1970: modified))) }
+            ics.line("TRANSP", "OPAQUE")
+            ics.line("END", "VEVENT")
+        }
+        ics.line("END", "VCALENDAR")
+        return ics.bytes
+    }
+}

@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// iCalendar feeds (`calendar_tokens`, and the tasks and maintenance windows a feed shows): every statement of them.
+struct CalendarRepository: Sendable {
+    let db: Database
+
+    /// Stores the user's token (replacing any earlier one, which stops working at once).
+    func setToken(user: Int, token: String, logger: Logger) async throws {
+        try await self.db.query(
+            """
+            INSERT INTO calendar_tokens (user_id, token_hash) VALUES (\(user), sha256(convert_to(\(token), 'UTF8')))
+            ON CONFLICT (user_id) DO UPDATE SET token_hash = EXCLUDED.token_hash, created_at = localtimestamp
+            """, logger: logger)
+    }
+
+    /// False when the user had no token.
+    func deleteToken(user: Int, logger: Logger) async throws -> Bool {
+        try await self.db.exists("DELETE FROM calendar_tokens WHERE user_id = \(user) RETURNING user_id", logger: logger)
+    }
+
+    /// The token's user and whether they are an admin; nil for a token that is not (or no longer) stored.
+    func holder(ofToken token: String, logger: Logger) async throws -> (user: Int, isAdmin: Bool)? {
+        try await self.db.query(
+            """
+            SELECT u.id, \(unescaped: UserRepository.isAdminSQL)
+            FROM calendar_tokens c JOIN users u ON u.id = c.user_id WHERE c.token_hash = sha256(convert_to(\(token), 'UTF8'))
+            """, logger: logger
+        ).first.map { try $0.decode((Int, Bool).self) }.map { (user: $0.0, isAdmin: $0.1) }
+    }
+
+    /// Whose reservations a feed shows.
+    enum Scope: Sendable {
+        case owner(Int)
+        case node(Int)
+
+        var filter: String {
+            switch self {
+            case .owner(let id): "t.owner_id = \(id)"
+            case .node(let id): "t.id IN (SELECT a.task_id FROM allocations a WHERE a.node_id = \(id) AND a.end_time > localtimestamp - interval '30 days')"
+            }
+        }
+    }
+
+    /// A validator of the feed's content: it changes whenever a task or window it shows is added, edited or removed
+    /// (tasks count their edits), and once a day as the 30-day window moves. One aggregate over index scans.
+    func etag(_ scope: Scope, logger: Logger) async throws -> String {
+        try await self.db.text(
+            """
+            SELECT md5(COALESCE((SELECT string_agg(t.id || ':' || COALESCE(t.revision, 0), ',' ORDER BY t.id)
+                                 FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days'), '')
+                       || '|' || COALESCE((SELECT string_agg(w.id || ':' || md5(w.name || COALESCE(w.description, '') || w.start_time || w.end_time), ',' ORDER BY w.id)
+                                           FROM maintenance_windows w WHERE w.end_time > localtimestamp - interval '30 days'), '')
+                       || '|' || current_date)
+            """, logger: logger) ?? ""
+    }
+
+    struct Event: Sendable {
+        let uid: String
+        let summary: String
+        let description: String
+        let start: LocalDateTime
+        let end: LocalDateTime
+        let sequence: Int
+        /// Seconds since 1970 (UTC); nil when never edited.
+        let modified: Double?
+        let status: String
+    }
+
+    /// The feed's events: the tasks of the scope from 30 days back on (each with its allocations per node and
+    /// resource), then the maintenance windows of the nodes those tasks use (of the node, for a node feed).
+    func events(_ scope: Scope, logger: Logger) async throws -> [Event] {
+        let nodeFilter: String
+        switch scope {
+        case .owner: nodeFilter = "a.task_id IN (SELECT id FROM mine)"
+        case .node(let id): nodeFilter = "a.node_id = \(id)"
+        }
+        let rows = try await self.db.query(
+            """
+            WITH mine AS (SELECT t.* FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days'),
+            used AS (SELECT DISTINCT a.node_id FROM allocations a WHERE \(unescaped: nodeFilter))
+            SELECT 'task-' || t.id, t.name,
+                   COALESCE(t.description || E'\\n\\n', '') || 'Booked by ' || u.username || E'.\\n' ||
+                   COALESCE((SELECT string_agg(n.name || ': ' || r.name || ' ' || a.amount || COALESCE(' ' || NULLIF(r.unit, ''), ''), E'\\n' ORDER BY n.name, r.name)
+                             FROM allocations a JOIN nodes n ON n.id = a.node_id JOIN resources r ON r.id = a.resource_id WHERE a.task_id = t.id), ''),
+                   (extract(epoch FROM t.start_time) * 1000000)::int8, (extract(epoch FROM t.end_time) * 1000000)::int8,
+                   COALESCE(t.revision, 0), extract(epoch FROM t.modified_at)::float8, 'CONFIRMED'
+            FROM mine t JOIN users u ON u.id = t.owner_id
+            UNION ALL
+            SELECT 'maintenance-' || w.id, 'Maintenance: ' || w.name,
+                   COALESCE(w.description || E'\\n\\n', '') || 'Nodes: ' ||
+                   CASE WHEN w.all_nodes THEN 'all' ELSE COALESCE((SELECT string_agg(n.name, ', ' ORDER BY n.name) FROM maintenance_nodes m
+                                                                   JOIN nodes n ON n.id = m.node_id WHERE m.window_id = w.id), '') END,
+                   (extract(epoch FROM w.start_time) * 1000000)::int8, (extract(epoch FROM w.end_time) * 1000000)::int8,
+                   0, NULL::float8, 'CONFIRMED'
+            FROM maintenance_windows w
+            WHERE w.end_time > localtimestamp - interval '30 days'
+              AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id IN (SELECT node_id FROM used)))
+              AND EXISTS (SELECT 1 FROM used)
+            ORDER BY 4, 1
+            """, logger: logger)
+        return try rows.map { row in
+            let (uid, summary, description, start, end, sequence, modified, status) =
+                try row.decode((String, String, String, Int64, Int64, Int, Double?, String).self)
+            return Event(
+                uid: uid, summary: summary, description: description, start: LocalDateTime(microseconds: start),
+                end: LocalDateTime(microseconds: end), sequence: sequence, modified: modified, status: status)
+        }
+    }
+
+    /// False when there is no such node.
+    func nodeExists(_ id: Int, logger: Logger) async throws -> Bool {
+        try await self.db.exists("SELECT 1 FROM nodes WHERE id = \(id)", logger: logger)
+    }
+}
