@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import PostgresNIO
 
@@ -125,7 +126,8 @@ public struct CapacityRepository: Sendable {
         guard let first = transitions.first else { return 0 }
         let firing = transitions.filter(\.firing)
         let resolved = transitions.filter { !$0.firing }
-        func percent(_ ratio: Double) -> String { "\(Int((ratio * 100).rounded())) %" }
+        // A share may be far above 1 (a capacity lowered under existing reservations): formatted, never converted to Int.
+        func percent(_ ratio: Double) -> String { ratio.isFinite ? String(format: "%.0f %%", ratio * 100) : "? %" }
         func place(_ t: Transition) -> String { t.node.map { "\(t.resource) on node \($0)" } ?? "\(t.resource) cluster-wide" }
         let threshold = settings.capacityThreshold
         var subject = "Capacity: "

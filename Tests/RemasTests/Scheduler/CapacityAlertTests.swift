@@ -85,6 +85,23 @@ import Testing
         }
     }
 
+    /// A capacity lowered under existing reservations gives shares far above 1: told as they are, never a crash
+    /// (the first version converted the percentage to an Int and trapped past Int.max; schema fuzzing found it).
+    @Test func hugeShares() async throws {
+        try await withApp { t in
+            let (nodes, resources) = try await t.cluster(nodes: 1, capacity: 4_000_000_000_000_000_000)
+            let (_, token) = try await t.userWithToken("big")
+            #expect(try await t.book(
+                token, start: try await t.wallClock(minutes: 30), end: try await t.wallClock(minutes: 90), [(nodes[0], resources[0], 4_000_000_000_000_000_000)]
+            ).status == .ok)
+            try await t.db.execute("UPDATE node_resources SET amount = 1", logger: t.logger)
+            let pass = try await Self.monitor(t).runPass()
+            #expect(pass.transitions.count == 2 && pass.transitions.allSatisfy { $0.ratio > 1e18 })
+            let body = try await t.db.text("SELECT body FROM events WHERE type = 'notice' LIMIT 1", logger: t.logger)
+            #expect(body?.contains("- cpu on node node0: 400000000000000000000 %") == true, "\(body ?? "")")
+        }
+    }
+
     /// Two monitors (two replicas) passing at once: each transition is found and told once.
     @Test func concurrentPassesTellOnce() async throws {
         try await withApp { t in
