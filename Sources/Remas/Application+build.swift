@@ -101,6 +101,7 @@ public func buildRouter(_ environment: AppEnvironment, table: RouteTable = Route
     ApiKeyController(env: environment).register(routes)
     NodeStatusController(env: environment).register(routes)
     CalendarController(env: environment).register(routes)
+    ReportController(env: environment).register(routes)
     return router
 }
 

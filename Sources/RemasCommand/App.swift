@@ -11,7 +11,7 @@ struct RemasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remas",
         abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self, Import.self, Capacity.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self, Import.self, Capacity.self, Report.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -146,6 +146,44 @@ struct Events: AsyncParsableCommand {
                 String(row.attempts), row.name, row.lastError ?? "",
             ]
             print(fields.map { $0.replacingOccurrences(of: "\t", with: " ").replacingOccurrences(of: "\n", with: " ") }.joined(separator: "\t"))
+        }
+    }
+}
+
+struct Report: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Reports.", subcommands: [Usage.self])
+
+    struct Usage: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "What was reserved (amount x hours, tasks, peak per resource) over a period, as GET /report/usage answers an admin.")
+
+        @Option(help: "The period's start (YYYY-MM-DD[ HH:MM], local time of TZ).") var start: String
+        @Option(help: "The period's end (exclusive).") var end: String
+        @Option(help: "user, group, node or resource.") var by = "user"
+        @Flag(help: "CSV (RFC 4180) instead of JSON.") var csv = false
+
+        func run() async throws {
+            let configuration = loadConfiguration(requireSecret: false)
+            let logger = makeLogger(configuration)
+            let zone = configuration.timeZone
+            guard let from = LocalDateTime.parse(self.start, zone: zone), let to = LocalDateTime.parse(self.end, zone: zone), from < to else {
+                throw ValidationError("--start and --end must be datetimes (YYYY-MM-DD[ HH:MM]) with the start before the end")
+            }
+            guard let grouping = ReportRepository.Grouping(rawValue: self.by) else {
+                throw ValidationError("--by must be user, group, node or resource")
+            }
+            let csv = self.csv
+            let lines = try await withDatabase(configuration, logger: logger) { db in
+                try await ReportRepository(db: db).usage(from: from, to: to, by: grouping, onlyOwner: nil, logger: logger)
+            }
+            let settings = configuration.usage
+            let measured: MeasuredUse? = grouping == .user && settings.prometheusURL != nil
+                ? await PrometheusUsage(settings: settings).measure(from: from, to: to, zone: zone, logger: logger) : nil
+            if csv {
+                print(UsageReport.csv(lines, by: grouping, measured: measured, cpuResource: settings.cpuResource), terminator: "")
+            } else {
+                print(UsageReport.json(lines, by: grouping, from: from, to: to, measured: measured, cpuResource: settings.cpuResource))
+            }
         }
     }
 }

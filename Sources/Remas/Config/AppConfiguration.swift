@@ -48,6 +48,8 @@ public struct AppConfiguration: Sendable {
     public var trustedProxies: TrustedProxies
     /// Node status, outages and capacity alerts (README "Node status and outages", "Capacity alerts").
     public var operations: OperationsSettings
+    /// Measured use for usage reports (README "Usage reports").
+    public var usage: UsageMeasurementSettings
     /// The address users reach remas at, for the URLs remas hands out (calendar feeds); nil: the request's host.
     public var publicURL: String?
 
@@ -175,6 +177,18 @@ public struct AppConfiguration: Sendable {
         operations.capacityMinIntervalSeconds = try int(
             "CAPACITY_CHECK_MIN_INTERVAL_SECONDS", operations.capacityMinIntervalSeconds, range: 0...86_400)
         self.operations = operations
+        var usage = UsageMeasurementSettings()
+        if let raw = env["PROMETHEUS_URL"], !raw.isEmpty {
+            guard let url = URL(string: raw), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+                throw ConfigurationError("PROMETHEUS_URL must be an absolute http(s) URL, got '\(raw)'")
+            }
+            usage.prometheusURL = raw
+        }
+        usage.cpuQuery = string("USAGE_CPU_QUERY", usage.cpuQuery)
+        usage.memoryQuery = string("USAGE_MEMORY_QUERY", usage.memoryQuery)
+        usage.cpuResource = string("USAGE_CPU_RESOURCE", usage.cpuResource)
+        usage.timeoutSeconds = try int("PROMETHEUS_TIMEOUT_SECONDS", usage.timeoutSeconds, range: 1...300)
+        self.usage = usage
         if let raw = env["PUBLIC_URL"], !raw.isEmpty {
             guard let url = URL(string: raw), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
                 throw ConfigurationError("PUBLIC_URL must be an absolute http(s) URL, got '\(raw)'")

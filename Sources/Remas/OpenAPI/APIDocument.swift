@@ -23,6 +23,8 @@ public enum APIDocument {
 
     enum Reply {
         case json(JSONValue)
+        /// JSON, or CSV with `format=csv`.
+        case jsonOrCSV(JSONValue)
         case text(String, example: String)
         case html
     }
@@ -40,6 +42,8 @@ public enum APIDocument {
         var optionalQuery: [String] = []
         /// Optional integer query parameters.
         var integerQuery: [String] = []
+        /// Optional query parameters of a closed set of words.
+        var choiceQuery: [(String, [String])] = []
         let reply: Reply
         /// POST /user and POST /group answer 201, as the original does, and POST /maintenance; everything else 200.
         var success = 200
@@ -286,6 +290,23 @@ public enum APIDocument {
             ["task": ref("TaskRequest"), "rule": ["type": "string", "examples": ["FREQ=WEEKLY;BYDAY=MO,WE;COUNT=10"]]],
             required: ["task", "rule"],
             description: "rule: an RRULE (RFC 5545) with FREQ=DAILY or WEEKLY, INTERVAL, BYDAY (weekly; plain weekdays), and COUNT or UNTIL (YYYYMMDD, YYYYMMDDTHHMMSS local, or …Z); at most 366 occurrences. task is the body of POST /task (id null): its times are the first occurrence's; every occurrence keeps that local wall-clock time"),
+        "UsageReport": object(
+            [
+                "start": localTime, "end": localTime, "by": ["type": "string", "enum": ["user", "group", "node", "resource"]],
+                "rows": array(object(
+                    [
+                        "id": id, "name": string, "tasks": ["type": "integer"],
+                        "resources": array(exact([
+                            "resource_id": id, "resource": string, "unit": unit, "reserved_hours": ["type": "number"], "peak": amount,
+                        ])),
+                        "used": exact([
+                            "cpu_core_hours": nullable(["type": "number"]), "peak_memory_bytes": nullable(["type": "number"]),
+                            "efficiency": nullable(["type": "number"]),
+                        ]),
+                    ], required: ["id", "name", "tasks", "resources"])),
+                "used_unavailable": text,
+            ], required: ["start", "end", "by", "rows"],
+            description: "Per row and resource: reserved_hours = amount x hours within the period, peak = the most held at once; tasks overlapping the period. With PROMETHEUS_URL and by=user, each row has used (measured CPU core-hours, peak memory, efficiency = used / reserved CPU core-hours) and used_unavailable says why when Prometheus did not answer"),
         "CalendarURL": exact(["url": string], description: "The secret feed URL; asking again rotates it"),
         "TaskSeriesCreated": exact(["series_id": id, "rule": string, "task_ids": ids]),
         "TaskSeries": exact(["series_id": id, "rule": string, "owner_id": id, "task_ids": ids], description: "task_ids: the occurrences left, by start"),
@@ -480,6 +501,12 @@ public enum APIDocument {
               access: .machine("alerts"), body: .json("AlertmanagerWebhook"), reply: .json(ref("AlertmanagerResult")),
               description: "A firing node-down alert marks its node down, its resolution marks it up; repeated deliveries change nothing and mail no one twice"),
 
+        // Reports
+        .init(method: "get", path: "/report/usage", tag: "reports", summary: "Reserved (and measured) use over a period", access: .user,
+              query: ["start", "end"], choiceQuery: [("by", ["user", "group", "node", "resource"]), ("format", ["json", "csv"])],
+              reply: .jsonOrCSV(ref("UsageReport")), errors: [400],
+              description: "Admins see everyone; a user sees their own reservations only. format=csv: a header row, RFC 4180 quoting"),
+
         // Calendar feeds
         .init(method: "post", path: "/calendar/token", tag: "calendar", summary: "Create or rotate the caller's feed URL", access: .user,
               reply: .json(ref("CalendarURL"))),
@@ -614,7 +641,7 @@ public enum APIDocument {
     }
 
     static let tagOrder = ["authentication", "users", "groups", "nodes", "resources", "aliases", "limits", "task tags", "tasks",
-                           "notifications", "maintenance", "node status", "calendar", "service"]
+                           "notifications", "maintenance", "node status", "calendar", "reports", "service"]
 
     static func operationObject(_ op: Operation) -> JSONValue {
         var o: [String: JSONValue] = [
@@ -630,6 +657,9 @@ public enum APIDocument {
             + op.query.map { name in ["name": .string(name), "in": "query", "required": true, "schema": timeInput] }
             + op.optionalQuery.map { name in ["name": .string(name), "in": "query", "required": false, "schema": timeInput] }
             + op.integerQuery.map { name in ["name": .string(name), "in": "query", "required": false, "schema": id] }
+            + op.choiceQuery.map { name, words in
+                ["name": .string(name), "in": "query", "required": false, "schema": ["type": "string", "enum": .array(words.map(JSONValue.string))]]
+            }
         if !all.isEmpty { o["parameters"] = .array(all) }
         switch op.access {
         case .open: o["security"] = []
@@ -648,6 +678,11 @@ public enum APIDocument {
         case .json(let schema):
             responses[String(op.success)] = [
                 "description": op.success == 201 ? "Created" : "Success", "content": ["application/json": ["schema": schema]],
+            ]
+        case .jsonOrCSV(let schema):
+            responses["200"] = [
+                "description": "Success",
+                "content": ["application/json": ["schema": schema], "text/csv; charset=utf-8": ["schema": ["type": "string"]]],
             ]
         case .text(let type, let example):
             let content: JSONValue = ["schema": ["type": "string", "examples": [.string(example)]]]

@@ -98,6 +98,14 @@ public struct LocalDateTime: Sendable, Hashable, Comparable, CustomStringConvert
     /// Now, as a wall-clock time in `zone`.
     public static func now(in zone: TimeZone) -> LocalDateTime { LocalDateTime(instant: Date(), in: zone) }
 
+    /// The instant this wall-clock time names in `zone` (in a DST gap, the instant an hour on; in an overlap, the
+    /// earlier offset's, as PostgreSQL reads a local time).
+    public func instant(in zone: TimeZone) -> Date {
+        let wall = Double(self.microseconds) / 1_000_000
+        let first = wall - Double(zone.secondsFromGMT(for: Date(timeIntervalSince1970: wall)))
+        return Date(timeIntervalSince1970: wall - Double(zone.secondsFromGMT(for: Date(timeIntervalSince1970: first))))
+    }
+
     public func adding(seconds: Int64) -> LocalDateTime { LocalDateTime(microseconds: self.microseconds + seconds * 1_000_000) }
 
     // MARK: parsing

@@ -189,6 +189,8 @@ import Testing
                 ("get", "/maintenance/{maintenance_id}", ["maintenance_id": windowID], nil),
                 ("get", "/apikey", [:], nil), ("get", "/node/status", [:], nil),
                 ("get", "/task/series/{series_id}", ["series_id": seriesID], nil),
+                ("get", "/report/usage?start=2031-03-01T00:00:00&end=2031-04-01T00:00:00&by=user", [:], nil),
+                ("get", "/report/usage?start=2031-03-01T00:00:00&end=2031-04-01T00:00:00&by=resource", [:], nil),
             ]
             for (method, path, parameters, body) in reads {
                 let answer = try await check.call(method, path, parameters, body: body)
