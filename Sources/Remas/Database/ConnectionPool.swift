@@ -112,7 +112,9 @@ public final class ConnectionPool: Service, Sendable {
         switch after {
         case .handOver(let waiter): waiter.resume(returning: connection)
         case .replace(let waiter, let id): self.connect(id: id, for: waiter)
-        case .close: connection.close().whenComplete { _ in }
+        // The closure keeps the connection until its channel has closed: PostgresNIO asserts (debug builds) that a
+        // connection is closed when it is deinitialised, and a lease released after shutdown was otherwise freed first.
+        case .close: connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
         case .none: break
         }
     }
