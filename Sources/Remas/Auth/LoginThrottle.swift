@@ -194,7 +194,7 @@ final class LockoutCache: Sendable {
                 return nil
             }
             let left = end - now
-            return max(1, Int((Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18).rounded(.up)))
+            return max(1, Int(left.timeInterval.rounded(.up)))
         }
     }
 

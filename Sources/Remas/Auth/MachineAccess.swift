@@ -39,10 +39,7 @@ extension AppEnvironment {
     /// A machine route's caller: a key holding `scope`, or a logged-in admin. A key without the scope is 403; a
     /// user token of a non-admin is 403; no or an unknown credential is 401.
     func machineCaller(_ request: Request, scope: ApiKeyScope, logger: Logger) async throws -> MachineCaller {
-        if let header = request.headers[.authorization], let space = header.firstIndex(of: " "),
-            header[..<space].lowercased() == "bearer"
-        {
-            let credential = header[header.index(after: space)...].trimmingCharacters(in: .whitespaces)
+        if let credential = TokenService.bearer(request)?.trimmingCharacters(in: .whitespaces) {
             if credential.hasPrefix(ApiKeys.prefix) {
                 guard let key = try await ApiKeyRepository(db: self.db).use(credential, logger: logger) else {
                     throw AppError.unauthorized("Could not validate credentials!", bearerChallenge: true)

@@ -78,12 +78,7 @@ public struct TokenService: Sendable {
 
     /// Checks the `Authorization` header and the token kind, with the original's exact 401 texts.
     public func authenticate(_ request: Request, refresh: Bool = false) async throws -> CurrentUser {
-        guard let header = request.headers[.authorization], let space = header.firstIndex(of: " "),
-            header[..<space].lowercased() == "bearer"
-        else {
-            throw AppError.unauthorized("Not authenticated", bearerChallenge: true)
-        }
-        let token = header[header.index(after: space)...]
+        guard let token = Self.bearer(request) else { throw AppError.unauthorized("Not authenticated", bearerChallenge: true) }
         let payload: TokenPayload
         if let cached = self.cache.lookup(token) {
             payload = cached
@@ -105,6 +100,15 @@ public struct TokenService: Sendable {
         try await self.revocation?.check(
             userID: payload.user_id, session: payload.sid, epoch: payload.epoch ?? 0, claimsAdmin: payload.is_admin)
         return CurrentUser(id: payload.user_id, username: payload.sub.value, isAdmin: payload.is_admin, sessionID: payload.sid)
+    }
+
+    /// The credential of an `Authorization: Bearer …` header (scheme case-insensitive); nil without one. The one
+    /// parser of the header: user tokens here, API keys in `machineCaller`.
+    static func bearer(_ request: Request) -> Substring? {
+        guard let header = request.headers[.authorization], let space = header.firstIndex(of: " "),
+            header[..<space].lowercased() == "bearer"
+        else { return nil }
+        return header[header.index(after: space)...]
     }
 
     struct Header: Decodable { let alg: String? }

@@ -98,7 +98,7 @@ public final class GrafanaSyncWorker: Sendable {
                 "grafana sync failed for some users; retrying with backoff",
                 metadata: ["failed": "\(result.failed.count)", "synced": "\(result.synced.count)", "first_error": "\(result.failed.values.first ?? "")"])
         }
-        let millis = { (d: Duration) in String(format: "%.0f", Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15) }
+        let millis = { (d: Duration) in String(format: "%.0f", d.timeInterval * 1000) }
         self.logger.info(
             "grafana sync pass",
             metadata: [

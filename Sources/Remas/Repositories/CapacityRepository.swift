@@ -143,8 +143,7 @@ public struct CapacityRepository: Sendable {
             body += "\nBack below \(percent(threshold - OperationsSettings.capacityHysteresis)) (resolved):\n"
             for t in resolved { body += "- \(place(t)): \(percent(t.ratio))\n" }
         }
-        let admins = try await tx.query("SELECT u.id FROM users u WHERE \(unescaped: UserRepository.isAdminSQL) ORDER BY u.id", logger: logger)
-            .map { try $0.decode(Int.self) }
+        let admins = try await UserRepository(db: self.db).adminIDs(on: tx, logger: logger)
         let key = "capacity:\(first.resourceID).\(first.nodeID).\(first.count):\(transitions.count)"
         try await EventRepository(db: self.db).queueNotices(
             admins.map { .init(recipient: $0, subject: subject, body: body, key: "\(key):\($0)") }, in: tx, logger: logger)

@@ -150,8 +150,7 @@ struct NodeStatusRepository: Sendable {
                 id: task, owner: owner, username: username, name: name, start: LocalDateTime(microseconds: start),
                 end: LocalDateTime(microseconds: end))
         }
-        let admins = try await tx.query("SELECT u.id FROM users u WHERE \(unescaped: UserRepository.isAdminSQL) ORDER BY u.id", logger: logger)
-            .map { try $0.decode(Int.self) }
+        let admins = try await UserRepository(db: self.db).adminIDs(on: tx, logger: logger)
         var head = "Node \(name) is down since \(since.spaced) (reported by \(report.source))"
         if let message = report.message, !message.isEmpty { head += ": \(message)" }
         head += ".\n"

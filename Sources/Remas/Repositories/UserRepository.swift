@@ -67,6 +67,12 @@ struct UserRepository: Sendable {
             """, logger: logger) > 0
     }
 
+    /// Every admin's id (the Administrators group and the groups below it), the recipients of operational notices.
+    func adminIDs(on executor: any SQLExecutor, logger: Logger) async throws -> [Int] {
+        try await executor.query("SELECT u.id FROM users u WHERE \(unescaped: Self.isAdminSQL) ORDER BY u.id", logger: logger)
+            .map { try $0.decode(Int.self) }
+    }
+
     func exists(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> Bool {
         try await (executor ?? self.db).exists("SELECT 1 FROM users WHERE id = \(id)", logger: logger)
     }

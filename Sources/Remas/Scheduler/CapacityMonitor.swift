@@ -81,7 +81,3 @@ final class CapacityMonitor: Sendable {
         }
     }
 }
-
-extension Duration {
-    var timeInterval: Double { Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18 }
-}

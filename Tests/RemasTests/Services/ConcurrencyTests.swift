@@ -119,7 +119,9 @@ import Testing
             let app = try await buildApplication(configuration: configuration, logger: TestDatabase.logger)
             try await app.test(.live) { client in
                 try await withDatabase(configuration, logger: TestDatabase.logger) { db in
-                    let t = TestContext(client: client, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration)
+                    let t = TestContext(
+                        client: client, db: db, tokens: await TokenService(configuration: configuration), configuration: configuration,
+                        livePort: client.port)
                     let cluster = try await t.cluster(nodes: 4, capacity: 4)
                     let (_, token) = try await t.userWithToken("racer")
                     let outcomes = try await Self.fire(Self.workload(nodes: cluster.0, resource: cluster.1[0]), ports: [client.port!], token: token)
