@@ -93,26 +93,7 @@ import Testing
     @Test func measuredUseFromPrometheus() async throws {
         let environment = ProcessInfo.processInfo.environment
         let prometheus = try #require(environment["PROMETHEUS_URL"], "scripts/test starts Prometheus and sets PROMETHEUS_URL")
-        let port = try #require(environment["PROMETHEUS_EXPORTER_PORT"].flatMap { Int($0) })
-        // The exporter: uid 7001 uses 2 cores and 1 GiB, uid 7002 half a core and 256 MiB.
-        let exporter = Process()
-        exporter.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        exporter.arguments = ["-c", """
-            import http.server, time
-            t0 = time.time()
-            class H(http.server.BaseHTTPRequestHandler):
-                def do_GET(self):
-                    e = time.time() - t0
-                    body = ("namedprocess_namegroup_cpu_seconds_total{groupname=\\"7001\\",mode=\\"user\\"} %f\\n" % (2 * e)
-                            + "namedprocess_namegroup_cpu_seconds_total{groupname=\\"7002\\",mode=\\"user\\"} %f\\n" % (0.5 * e)
-                            + "namedprocess_namegroup_memory_bytes{groupname=\\"7001\\",memtype=\\"resident\\"} 1073741824\\n"
-                            + "namedprocess_namegroup_memory_bytes{groupname=\\"7002\\",memtype=\\"resident\\"} 268435456\\n").encode()
-                    self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
-                def log_message(self, *a): pass
-            http.server.HTTPServer(("127.0.0.1", \(port)), H).serve_forever()
-            """]
-        try exporter.run()
-        defer { exporter.terminate() }
+        // scripts/usage-exporter.py, scraped every second: uid 7001 uses 2 cores and 1 GiB, uid 7002 half a core and 256 MiB.
         let extra = ["PROMETHEUS_URL": prometheus, "USAGE_MEMORY_QUERY": "max_over_time((sum by (groupname) (namedprocess_namegroup_memory_bytes{memtype=\"resident\"}))[${range}:1s])"]
         try await withApp(extra: extra) { t in
             let admin = try await t.adminToken()
