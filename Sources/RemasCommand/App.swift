@@ -166,24 +166,22 @@ struct Report: AsyncParsableCommand {
             let configuration = loadConfiguration(requireSecret: false)
             let logger = makeLogger(configuration)
             let zone = configuration.timeZone
-            guard let from = LocalDateTime.parse(self.start, zone: zone), let to = LocalDateTime.parse(self.end, zone: zone), from < to else {
-                throw ValidationError("--start and --end must be datetimes (YYYY-MM-DD[ HH:MM]) with the start before the end")
+            guard let from = LocalDateTime.parse(self.start, zone: zone), let to = LocalDateTime.parse(self.end, zone: zone) else {
+                throw ValidationError("--start and --end must be datetimes (YYYY-MM-DD[ HH:MM])")
             }
             guard let grouping = ReportRepository.Grouping(rawValue: self.by) else {
                 throw ValidationError("--by must be user, group, node or resource")
             }
-            let csv = self.csv
-            let lines = try await withDatabase(configuration, logger: logger) { db in
-                try await ReportRepository(db: db).usage(from: from, to: to, by: grouping, onlyOwner: nil, logger: logger)
+            let text = try await withDatabase(configuration, logger: logger) { db in
+                do {
+                    return try await UsageReport.make(
+                        db: db, from: from, to: to, by: grouping, onlyOwner: nil, csv: self.csv, settings: configuration.usage, zone: zone,
+                        logger: logger)
+                } catch let error as AppError {
+                    throw ValidationError(error.detail)
+                }
             }
-            let settings = configuration.usage
-            let measured: MeasuredUse? = grouping == .user && settings.prometheusURL != nil
-                ? await PrometheusUsage(settings: settings).measure(from: from, to: to, zone: zone, logger: logger) : nil
-            if csv {
-                print(UsageReport.csv(lines, by: grouping, measured: measured, cpuResource: settings.cpuResource), terminator: "")
-            } else {
-                print(UsageReport.json(lines, by: grouping, from: from, to: to, measured: measured, cpuResource: settings.cpuResource))
-            }
+            print(text, terminator: self.csv ? "" : "\n")
         }
     }
 }

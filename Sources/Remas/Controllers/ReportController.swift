@@ -16,23 +16,13 @@ struct ReportController {
             else { throw AppError.unprocessable("Field required: query.start") }
             let by = try Self.choice(query.get("by"), default: ReportRepository.Grouping.user, "by")
             let csv = try Self.choice(query.get("format"), default: Format.json, "format") == .csv
-            guard start < end else { throw AppError.badRequest("The period's start must be before its end!") }
-            guard end.microseconds - start.microseconds <= 3_700 * 86_400 * 1_000_000 else {
-                throw AppError.badRequest("A report covers at most ten years")
-            }
-            let lines = try await ReportRepository(db: self.env.db).usage(
-                from: start, to: end, by: by, onlyOwner: caller.isAdmin ? nil : caller.id, logger: context.logger)
-            let settings = self.env.configuration.usage
-            let measured: MeasuredUse? = by == .user && settings.prometheusURL != nil
-                ? await PrometheusUsage(settings: settings).measure(from: start, to: end, zone: self.env.zone, logger: context.logger)
-                : nil
-            if csv {
-                let text = UsageReport.csv(lines, by: by, measured: measured, cpuResource: settings.cpuResource)
-                return Response(
-                    status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"usage.csv\""],
-                    body: .init(byteBuffer: ByteBuffer(string: text)))
-            }
-            return .json(UsageReport.json(lines, by: by, from: start, to: end, measured: measured, cpuResource: settings.cpuResource))
+            let text = try await UsageReport.make(
+                db: self.env.db, from: start, to: end, by: by, onlyOwner: caller.isAdmin ? nil : caller.id, csv: csv,
+                settings: self.env.configuration.usage, zone: self.env.zone, logger: context.logger)
+            guard csv else { return .json(text) }
+            return Response(
+                status: .ok, headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"usage.csv\""],
+                body: .init(byteBuffer: ByteBuffer(string: text)))
         }
     }
 

@@ -86,6 +86,25 @@ public struct PrometheusUsage: Sendable {
 
 /// Renders a usage report as JSON or CSV (RFC 4180).
 public enum UsageReport {
+    /// The one way a report is made, for `GET /report/usage` and `remas report usage`: the period checked (400 when
+    /// inverted or longer than ten years), the reserved figures, measured use for `by=user` when `PROMETHEUS_URL` is
+    /// set, rendered as JSON or CSV. `onlyOwner` limits the rows to one user's reservations.
+    public static func make(
+        db: Database, from start: LocalDateTime, to end: LocalDateTime, by: ReportRepository.Grouping, onlyOwner: Int?,
+        csv: Bool, settings: UsageMeasurementSettings, zone: TimeZone, logger: Logger
+    ) async throws -> String {
+        guard start < end else { throw AppError.badRequest("The period's start must be before its end!") }
+        guard end.microseconds - start.microseconds <= 3_700 * 86_400 * 1_000_000 else {
+            throw AppError.badRequest("A report covers at most ten years")
+        }
+        let lines = try await ReportRepository(db: db).usage(from: start, to: end, by: by, onlyOwner: onlyOwner, logger: logger)
+        let measured: MeasuredUse? = by == .user && settings.prometheusURL != nil
+            ? await PrometheusUsage(settings: settings).measure(from: start, to: end, zone: zone, logger: logger) : nil
+        return csv
+            ? Self.csv(lines, by: by, measured: measured, cpuResource: settings.cpuResource)
+            : Self.json(lines, by: by, from: start, to: end, measured: measured, cpuResource: settings.cpuResource)
+    }
+
     public static func json(
         _ lines: [ReportRepository.Line], by: ReportRepository.Grouping, from start: LocalDateTime, to end: LocalDateTime,
         measured: MeasuredUse?, cpuResource: String

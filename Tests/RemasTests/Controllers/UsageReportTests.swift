@@ -70,6 +70,14 @@ import Testing
             #expect(lines.contains("\(group),\"lab \"\"A\"\", west\",cpu,,20,5,3"))
             #expect(lines.last == "")
 
+            // `remas report usage` prints what the route answers an admin.
+            let cli = try await runRemas(t, ["report", "usage", "--start", "2031-03-01", "--end", "2031-04-01", "--by", "group", "--csv"])
+            #expect(cli.status == 0 && cli.output == r.body, "\(cli)")
+            let cliJSON = try await runRemas(t, ["report", "usage", "--start", "2031-03-01", "--end", "2031-04-01", "--by", "node"])
+            let http = try await t.request(.get, "/report/usage?start=2031-03-01&end=2031-04-01&by=node", token: admin)
+            #expect(cliJSON.status == 0 && cliJSON.output == http.body + "\n", "\(cliJSON)")
+            #expect(try await runRemas(t, ["report", "usage", "--start", "2031-04-01", "--end", "2031-03-01"]).status != 0)
+
             // Bad input.
             let bad: [(String, HTTPResponse.Status)] = [
                 ("/report/usage?start=2031-03-01", .unprocessableContent),

@@ -17,7 +17,38 @@ func waitUntil(timeout: Double, _ condition: () async throws -> Bool) async thro
 /// The `remas` binary (`REMAS_BINARY`, built by scripts/test) serving `t`'s schema as a separate process, its output
 /// in `log`.
 func launchServer(_ t: TestContext, log: String, port: Int = 0, extra: [String: String] = [:]) throws -> Process {
-    let binary = try SMTPTestServer.require("REMAS_BINARY")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try SMTPTestServer.require("REMAS_BINARY"))
+    process.arguments = ["serve"]
+    process.environment = try remasEnvironment(t, port: port, extra: extra)
+    FileManager.default.createFile(atPath: log, contents: nil)
+    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    return process
+}
+
+/// Runs a `remas` command (`REMAS_BINARY`) on `t`'s schema to its end: its exit status and standard output.
+func runRemas(_ t: TestContext, _ arguments: [String], extra: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+    let out = NSTemporaryDirectory() + "remas-cli-\(UUID().uuidString).txt"
+    FileManager.default.createFile(atPath: out, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: out) }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: try SMTPTestServer.require("REMAS_BINARY"))
+    process.arguments = arguments
+    process.environment = try remasEnvironment(t, port: 0, extra: extra)
+    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: out))
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    _ = try await waitUntil(timeout: 60) { !process.isRunning }
+    if process.isRunning { process.terminate() }
+    process.waitUntilExit()
+    return (process.terminationStatus, try String(contentsOfFile: out, encoding: .utf8))
+}
+
+/// The environment of a `remas` process on `t`'s schema, mailing through the SMTP test server.
+private func remasEnvironment(_ t: TestContext, port: Int, extra: [String: String]) throws -> [String: String] {
     var env: [String: String] = [
         "DATABASE_URL": TestDatabase.url, "DB_SEARCH_PATH": t.configuration.searchPath ?? "", "DB_PREWARM": "false",
         "DB_MAX_CONNECTIONS": "4", "SECRET_KEY": "test-secret-key-test-secret-key-0123456789", "HOST": "127.0.0.1", "PORT": String(port),
@@ -28,14 +59,5 @@ func launchServer(_ t: TestContext, log: String, port: Int = 0, extra: [String: 
     ]
     env["PATH"] = ProcessInfo.processInfo.environment["PATH"]
     env.merge(extra) { $1 }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: binary)
-    process.arguments = ["serve"]
-    process.environment = env
-    FileManager.default.createFile(atPath: log, contents: nil)
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-    process.standardOutput = handle
-    process.standardError = handle
-    try process.run()
-    return process
+    return env
 }
