@@ -1,72 +1,106 @@
 import Foundation
 
-/// Writes iCalendar text (RFC 5545): CRLF line ends, content lines folded at 75 octets (never inside a UTF-8
-/// sequence), TEXT values escaped.
+/// Writes iCalendar text (RFC 5545) straight into bytes: CRLF line ends, content lines folded at 75 octets (never
+/// inside a UTF-8 sequence), TEXT values escaped as they are written.
 struct ICalendarWriter {
     private(set) var bytes: [UInt8] = []
+    /// Octets on the current physical line.
+    private var width = 0
 
-    init() { self.bytes.reserveCapacity(64 * 1024) }
+    init(capacity: Int = 64 * 1024) { self.bytes.reserveCapacity(capacity) }
 
-    /// One content line, `NAME[;PARAMS]:value`; `value` is written as given (escape TEXT with `escaped`).
+    /// One content line, `NAME[;PARAMS]:value`, the value written as given.
     mutating func line(_ name: String, _ value: String) {
-        var content = Array(name.utf8)
-        content.append(UInt8(ascii: ":"))
-        content.append(contentsOf: value.utf8)
-        var width = 0
-        var i = 0
-        while i < content.count {
-            // The length of the UTF-8 sequence starting here.
-            let b = content[i]
-            let length = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4
-            if width + length > 75 {
-                self.bytes.append(contentsOf: [13, 10, 32])
-                width = 1
-            }
-            self.bytes.append(contentsOf: content[i..<min(i + length, content.count)])
-            width += length
-            i += length
-        }
-        self.bytes.append(contentsOf: [13, 10])
+        self.begin(name)
+        for b in value.utf8 { self.put(b) }
+        self.end()
     }
 
-    /// A TEXT value: backslash, semicolon, comma and newlines escaped.
-    static func escaped(_ text: String) -> String {
-        var out = ""
-        out.reserveCapacity(text.utf8.count)
-        for ch in text {
-            switch ch {
-            case "\\": out += "\\\\"
-            case ";": out += "\\;"
-            case ",": out += "\\,"
-            case "\n", "\r\n": out += "\\n"
-            case "\r": break
-            default: out.append(ch)
+    /// One content line whose value is TEXT: backslash, semicolon and comma escaped, line breaks as `\n`.
+    mutating func line(_ name: String, text: String) {
+        self.begin(name)
+        for b in text.utf8 {
+            switch b {
+            case UInt8(ascii: "\\"), UInt8(ascii: ";"), UInt8(ascii: ","):
+                self.put(UInt8(ascii: "\\"))
+                self.put(b)
+            case 10:
+                self.put(UInt8(ascii: "\\"))
+                self.put(UInt8(ascii: "n"))
+            case 13: break  // CRLF is one line break, written for its LF
+            default: self.put(b)
             }
         }
-        return out
+        self.end()
     }
 
-    /// `YYYYMMDDTHHMMSS` of a local wall-clock time.
-    static func local(_ t: LocalDateTime) -> String {
-        let c = t.components
-        return pad(c.year, 4) + pad(c.month, 2) + pad(c.day, 2) + "T" + pad(c.hour, 2) + pad(c.minute, 2) + pad(c.second, 2)
+    /// A line whose value is a local wall-clock time, `YYYYMMDDTHHMMSS` (`Z` appended for UTC).
+    mutating func line(_ name: String, time: LocalDateTime, utc: Bool = false) {
+        self.begin(name)
+        let c = time.components
+        self.digits(c.year, 4)
+        self.digits(c.month, 2)
+        self.digits(c.day, 2)
+        self.put(UInt8(ascii: "T"))
+        self.digits(c.hour, 2)
+        self.digits(c.minute, 2)
+        self.digits(c.second, 2)
+        if utc { self.put(UInt8(ascii: "Z")) }
+        self.end()
+    }
+
+    /// A line whose value is an instant in UTC, `YYYYMMDDTHHMMSSZ`.
+    mutating func line(_ name: String, instant: Date) {
+        self.line(name, time: LocalDateTime(instant: instant, in: Self.gmt), utc: true)
     }
 
     static let gmt = TimeZone(secondsFromGMT: 0)!
 
-    /// `YYYYMMDDTHHMMSSZ` of an instant.
-    static func utc(_ date: Date) -> String { local(LocalDateTime(instant: date, in: Self.gmt)) + "Z" }
+    private mutating func begin(_ name: String) {
+        for b in name.utf8 { self.put(b) }
+        self.put(UInt8(ascii: ":"))
+    }
 
-    static func pad(_ value: Int, _ width: Int) -> String {
-        let s = String(value)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    private mutating func end() {
+        self.bytes.append(13)
+        self.bytes.append(10)
+        self.width = 0
+    }
+
+    /// Appends one octet, folding first when the UTF-8 sequence it starts would pass 75 octets.
+    private mutating func put(_ b: UInt8) {
+        if b & 0xC0 != 0x80 {
+            let length = b < 0x80 ? 1 : b < 0xE0 ? 2 : b < 0xF0 ? 3 : 4
+            if self.width + length > 75 {
+                self.bytes.append(13)
+                self.bytes.append(10)
+                self.bytes.append(32)
+                self.width = 1
+            }
+        }
+        self.bytes.append(b)
+        self.width += 1
+    }
+
+    private mutating func digits(_ value: Int, _ count: Int) {
+        var divisor = 1
+        for _ in 1..<count { divisor *= 10 }
+        var v = value
+        if v >= divisor * 10 {  // wider than asked: all of it
+            for ch in String(v).utf8 { self.put(ch) }
+            return
+        }
+        while divisor > 0 {
+            self.put(UInt8(ascii: "0") + UInt8(v / divisor))
+            v %= divisor
+            divisor /= 10
+        }
     }
 
     /// `+HHMM` / `-HHMM`.
     static func offset(_ seconds: Int) -> String {
-        let sign = seconds < 0 ? "-" : "+"
         let m = abs(seconds) / 60
-        return sign + pad(m / 60, 2) + pad(m % 60, 2)
+        return (seconds < 0 ? "-" : "+") + String(format: "%02d%02d", m / 60, m % 60)
     }
 
     /// A VTIMEZONE for `zone` covering [from, to]: the offset in force at `from`, then every transition up to `to`
@@ -78,10 +112,10 @@ struct ICalendarWriter {
             let kind = zone.isDaylightSavingTime(for: instant) ? "DAYLIGHT" : "STANDARD"
             self.line("BEGIN", kind)
             // DTSTART is the local time just before the change, in the offset that was in force.
-            self.line("DTSTART", Self.local(LocalDateTime(instant: instant.addingTimeInterval(Double(before)), in: Self.gmt)))
+            self.line("DTSTART", time: LocalDateTime(instant: instant.addingTimeInterval(Double(before)), in: Self.gmt))
             self.line("TZOFFSETFROM", Self.offset(before))
             self.line("TZOFFSETTO", Self.offset(after))
-            if let name = zone.abbreviation(for: instant) { self.line("TZNAME", Self.escaped(name)) }
+            if let name = zone.abbreviation(for: instant) { self.line("TZNAME", text: name) }
             self.line("END", kind)
         }
         let first = zone.secondsFromGMT(for: from)
@@ -94,5 +128,40 @@ struct ICalendarWriter {
             count += 1
         }
         self.line("END", "VTIMEZONE")
+    }
+
+    /// A whole feed: the calendar's properties, the VTIMEZONE over the events' span, one VEVENT per event.
+    static func feed(_ events: [CalendarRepository.Event], name: String, zone: TimeZone, now: Date = Date()) -> [UInt8] {
+        var ics = ICalendarWriter(capacity: 1024 + events.count * 400)
+        ics.line("BEGIN", "VCALENDAR")
+        ics.line("VERSION", "2.0")
+        ics.line("PRODID", "-//remas//reservations//EN")
+        ics.line("CALSCALE", "GREGORIAN")
+        ics.line("METHOD", "PUBLISH")
+        ics.line("X-WR-CALNAME", text: name)
+        ics.line("X-WR-TIMEZONE", zone.identifier)
+        // The zone's offsets over the feed's span (local wall-clock microseconds are within a day of the instant).
+        let first = min(events.map { Double($0.start.microseconds) / 1e6 }.min() ?? now.timeIntervalSince1970, now.timeIntervalSince1970 - 31 * 86_400)
+        let last = max(events.map { Double($0.end.microseconds) / 1e6 }.max() ?? now.timeIntervalSince1970, now.timeIntervalSince1970)
+        ics.timeZone(zone, from: Date(timeIntervalSince1970: first - 2 * 86_400), to: Date(timeIntervalSince1970: last + 2 * 86_400))
+        let stamp = LocalDateTime(instant: now, in: Self.gmt)
+        let start = "DTSTART;TZID=" + zone.identifier
+        let end = "DTEND;TZID=" + zone.identifier
+        for event in events {
+            ics.line("BEGIN", "VEVENT")
+            ics.line("UID", event.uid + "@remas")
+            ics.line("DTSTAMP", time: stamp, utc: true)
+            ics.line(start, time: event.start)
+            ics.line(end, time: event.end)
+            ics.line("SUMMARY", text: event.summary)
+            ics.line("DESCRIPTION", text: event.description)
+            ics.line("STATUS", event.status)
+            ics.line("SEQUENCE", String(event.sequence))
+            if let modified = event.modified { ics.line("LAST-MODIFIED", instant: Date(timeIntervalSince1970: modified)) }
+            ics.line("TRANSP", "OPAQUE")
+            ics.line("END", "VEVENT")
+        }
+        ics.line("END", "VCALENDAR")
+        return ics.bytes
     }
 }

@@ -60,7 +60,7 @@ struct CalendarController {
             case .owner: name = "remas: my reservations"
             case .node(let id): name = "remas: reservations on node \(id)"
             }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: Self.render(events, name: name, zone: self.env.zone))))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: ICalendarWriter.feed(events, name: name, zone: self.env.zone))))
         }
     }
 
@@ -76,39 +76,5 @@ struct CalendarController {
         if let url = self.env.configuration.publicURL { return url }
         let host = request.head.authority ?? "localhost:\(self.env.configuration.port)"
         return "http://\(host)"
-    }
-
-    static func render(_ events: [CalendarRepository.Event], name: String, zone: TimeZone) -> [UInt8] {
-        var ics = ICalendarWriter()
-        ics.line("BEGIN", "VCALENDAR")
-        ics.line("VERSION", "2.0")
-        ics.line("PRODID", "-//remas//reservations//EN")
-        ics.line("CALSCALE", "GREGORIAN")
-        ics.line("METHOD", "PUBLISH")
-        ics.line("X-WR-CALNAME", ICalendarWriter.escaped(name))
-        ics.line("X-WR-TIMEZONE", zone.identifier)
-        let now = Date()
-        // The zone's offsets over the feed's span (local wall-clock microseconds are within a day of the instant).
-        let first = min(events.map { Double($0.start.microseconds) / 1e6 }.min() ?? now.timeIntervalSince1970, now.timeIntervalSince1970 - 31 * 86_400)
-        let last = max(events.map { Double($0.end.microseconds) / 1e6 }.max() ?? now.timeIntervalSince1970, now.timeIntervalSince1970)
-        ics.timeZone(zone, from: Date(timeIntervalSince1970: first - 2 * 86_400), to: Date(timeIntervalSince1970: last + 2 * 86_400))
-        let stamp = ICalendarWriter.utc(now)
-        let tzid = "TZID=" + zone.identifier
-        for event in events {
-            ics.line("BEGIN", "VEVENT")
-            ics.line("UID", event.uid + "@remas")
-            ics.line("DTSTAMP", stamp)
-            ics.line("DTSTART;" + tzid, ICalendarWriter.local(event.start))
-            ics.line("DTEND;" + tzid, ICalendarWriter.local(event.end))
-            ics.line("SUMMARY", ICalendarWriter.escaped(event.summary))
-            ics.line("DESCRIPTION", ICalendarWriter.escaped(event.description))
-            ics.line("STATUS", event.status)
-            ics.line("SEQUENCE", String(event.sequence))
-            if let modified = event.modified { ics.line("LAST-MODIFIED", ICalendarWriter.utc(Date(timeIntervalSince1970: modified))) }
-            ics.line("TRANSP", "OPAQUE")
-            ics.line("END", "VEVENT")
-        }
-        ics.line("END", "VCALENDAR")
-        return ics.bytes
     }
 }

@@ -7,6 +7,10 @@ import PostgresNIO
 ///
 /// One transaction per file, a `schema_migrations` table with SHA-256 checksums, a session advisory lock so two
 /// starting replicas cannot both migrate, and a refusal, naming the file, when history and files disagree.
+///
+/// A file whose first line is `-- remas:no-transaction` runs statement by statement outside a transaction (for
+/// `CREATE INDEX CONCURRENTLY`, which lets bookings go on while an index builds on a large table); it is recorded once
+/// all its statements succeeded, so each of them must be safe to run again (`IF EXISTS`, `IF NOT EXISTS`).
 public struct Migrator: Sendable {
     public struct File: Sendable, Equatable {
         public let version: String
@@ -61,8 +65,17 @@ public struct Migrator: Sendable {
     public func migrate(db: Database, logger: Logger) async throws -> [String] {
         try await db.pool.withConnection { connection in
             let connection = LeasedConnection(connection: connection)
-            // One lock per schema: replicas sharing a schema wait for each other, parallel test schemas do not.
-            try await connection.query("SELECT pg_advisory_lock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
+            // One lock per schema: replicas sharing a schema wait for each other, parallel test schemas do not. A waiting
+            // replica polls instead of blocking in pg_advisory_lock: a statement blocked there holds a snapshot, and
+            // CREATE INDEX CONCURRENTLY in the migrating replica would wait for that snapshot to go (a deadlock).
+            var waited = false
+            while try await connection.query(
+                "SELECT pg_try_advisory_lock(hashtext('remas.migrate.' || current_schema()))", logger: logger
+            ).first?.decode(Bool.self) != true {
+                if !waited { logger.info("waiting for another process's migration") }
+                waited = true
+                try await Task.sleep(for: .milliseconds(100))
+            }
             do {
                 let applied = try await self.run(connection: connection, logger: logger)
                 try await connection.query("SELECT pg_advisory_unlock(hashtext('remas.migrate.' || current_schema()))", logger: logger)
@@ -96,7 +109,8 @@ public struct Migrator: Sendable {
                 guard checksum == file.checksum else { throw MigrationError.checksumMismatch(file.name) }
                 continue
             }
-            try await connection.query("BEGIN", logger: logger)
+            let transactional = !file.sql.hasPrefix("-- remas:no-transaction")
+            if transactional { try await connection.query("BEGIN", logger: logger) }
             do {
                 for (index, statement) in SQLSplitter.split(file.sql).enumerated() {
                     do {
@@ -108,9 +122,9 @@ public struct Migrator: Sendable {
                 try await connection.query(
                     "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(file.version), \(file.name), \(file.checksum))",
                     logger: logger)
-                try await connection.query("COMMIT", logger: logger)
+                if transactional { try await connection.query("COMMIT", logger: logger) }
             } catch {
-                _ = try? await connection.query("ROLLBACK", logger: logger)
+                if transactional { _ = try? await connection.query("ROLLBACK", logger: logger) }
                 throw error
             }
             logger.info("applied migration", metadata: ["file": "\(file.name)"])

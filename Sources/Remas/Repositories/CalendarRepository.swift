@@ -43,16 +43,22 @@ struct CalendarRepository: Sendable {
         }
     }
 
-    /// A validator of the feed's content: it changes whenever a task or window it shows is added, edited or removed
-    /// (tasks count their edits), and once a day as the 30-day window moves. One aggregate over index scans.
+    /// A validator of the feed's content, from aggregates only: the count, the sum of the ids and the sum of the edit
+    /// counts of the tasks it shows (an insert raises the id sum even when a delete keeps the count, as new ids are
+    /// higher than every older one; a delete alone lowers the count; an edit raises the edit count), a digest of the
+    /// windows (few) with their nodes, and the day (the 30-day span moves), hashed. For a user's feed the tasks part is an index-only scan
+    /// (`tasks_owner_end_idx`, migration 0009).
     func etag(_ scope: Scope, logger: Logger) async throws -> String {
         try await self.db.text(
             """
-            SELECT md5(COALESCE((SELECT string_agg(t.id || ':' || COALESCE(t.revision, 0), ',' ORDER BY t.id)
-                                 FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days'), '')
-                       || '|' || COALESCE((SELECT string_agg(w.id || ':' || md5(w.name || COALESCE(w.description, '') || w.start_time || w.end_time), ',' ORDER BY w.id)
-                                           FROM maintenance_windows w WHERE w.end_time > localtimestamp - interval '30 days'), '')
-                       || '|' || current_date)
+            SELECT md5((SELECT count(*) || '.' || COALESCE(sum(t.id::int8), 0) || '.' || COALESCE(sum(t.revision::int8), 0)
+                    FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days')
+                   || '-' || md5(COALESCE((
+                       SELECT string_agg(concat_ws(':', w.id, w.name, w.description, w.start_time, w.end_time, w.all_nodes,
+                                                   (SELECT string_agg(m.node_id::text, ',' ORDER BY m.node_id) FROM maintenance_nodes m WHERE m.window_id = w.id)),
+                                         ',' ORDER BY w.id)
+                       FROM maintenance_windows w WHERE w.end_time > localtimestamp - interval '30 days'), ''))
+                   || '-' || to_char(current_date, 'YYYYMMDD'))
             """, logger: logger) ?? ""
     }
 
@@ -73,20 +79,26 @@ struct CalendarRepository: Sendable {
     func events(_ scope: Scope, logger: Logger) async throws -> [Event] {
         let nodeFilter: String
         switch scope {
-        case .owner: nodeFilter = "a.task_id IN (SELECT id FROM mine)"
+        case .owner: nodeFilter = "a.task_id IN (SELECT task_id FROM held)"
         case .node(let id): nodeFilter = "a.node_id = \(id)"
         }
         let rows = try await self.db.query(
             """
-            WITH mine AS (SELECT t.* FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days'),
+            WITH mine AS MATERIALIZED (
+                SELECT t.id, t.name, t.description, t.owner_id, t.start_time, t.end_time, t.revision, t.modified_at
+                FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days'),
+            held AS MATERIALIZED (
+                SELECT a.task_id, a.node_id, n.name AS node, r.name AS resource,
+                       n.name || ': ' || r.name || ' ' || a.amount || COALESCE(' ' || NULLIF(r.unit, ''), '') AS line
+                FROM allocations a JOIN nodes n ON n.id = a.node_id JOIN resources r ON r.id = a.resource_id
+                WHERE a.task_id IN (SELECT id FROM mine)),
+            lines AS (SELECT task_id, string_agg(line, E'\\n' ORDER BY node, resource) AS text FROM held GROUP BY task_id),
             used AS (SELECT DISTINCT a.node_id FROM allocations a WHERE \(unescaped: nodeFilter))
             SELECT 'task-' || t.id, t.name,
-                   COALESCE(t.description || E'\\n\\n', '') || 'Booked by ' || u.username || E'.\\n' ||
-                   COALESCE((SELECT string_agg(n.name || ': ' || r.name || ' ' || a.amount || COALESCE(' ' || NULLIF(r.unit, ''), ''), E'\\n' ORDER BY n.name, r.name)
-                             FROM allocations a JOIN nodes n ON n.id = a.node_id JOIN resources r ON r.id = a.resource_id WHERE a.task_id = t.id), ''),
+                   COALESCE(t.description || E'\\n\\n', '') || 'Booked by ' || u.username || E'.\\n' || COALESCE(l.text, ''),
                    (extract(epoch FROM t.start_time) * 1000000)::int8, (extract(epoch FROM t.end_time) * 1000000)::int8,
                    COALESCE(t.revision, 0), extract(epoch FROM t.modified_at)::float8, 'CONFIRMED'
-            FROM mine t JOIN users u ON u.id = t.owner_id
+            FROM mine t JOIN users u ON u.id = t.owner_id LEFT JOIN lines l ON l.task_id = t.id
             UNION ALL
             SELECT 'maintenance-' || w.id, 'Maintenance: ' || w.name,
                    COALESCE(w.description || E'\\n\\n', '') || 'Nodes: ' ||

@@ -60,6 +60,29 @@ import Testing
         }
     }
 
+    /// A `-- remas:no-transaction` file runs statement by statement: what ran before a failure stays, the file is not
+    /// recorded, and once fixed it runs again from its first (repeatable) statement.
+    @Test func fileOutsideATransaction() async throws {
+        try await TestDatabase.withSchema(seed: false) { _, configuration in
+            try await withDatabase(configuration, logger: self.logger) { db in
+                let real = try Migrator(directory: TestDatabase.migrationsPath)
+                let header = "-- remas:no-transaction\nCREATE TABLE IF NOT EXISTS outside (id int);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS outside_idx ON outside (id);\n"
+                let broken = Migrator.File(version: "9999", name: "9999_outside.sql", sql: header + "SELECT nonsense_fn();")
+                await #expect(throws: Migrator.MigrationError.self) {
+                    try await Migrator(files: real.files + [broken]).migrate(db: db, logger: self.logger)
+                }
+                #expect(try await db.exists("SELECT 1 FROM pg_indexes WHERE indexname = 'outside_idx' AND schemaname = current_schema()", logger: self.logger))
+                #expect(try await !db.exists("SELECT 1 FROM schema_migrations WHERE version = '9999'", logger: self.logger))
+                let fixed = Migrator.File(version: "9999", name: "9999_outside.sql", sql: header + "SELECT 1;")
+                #expect(try await Migrator(files: real.files + [fixed]).migrate(db: db, logger: self.logger) == ["9999_outside.sql"])
+                #expect(try await db.exists("SELECT 1 FROM schema_migrations WHERE version = '9999'", logger: self.logger))
+                // The shipped index replaced the plain owner index.
+                #expect(try await db.exists("SELECT 1 FROM pg_indexes WHERE indexname = 'tasks_owner_end_idx' AND schemaname = current_schema()", logger: self.logger))
+                #expect(try await !db.exists("SELECT 1 FROM pg_indexes WHERE indexname = 'tasks_owner_id_idx' AND schemaname = current_schema()", logger: self.logger))
+            }
+        }
+    }
+
     @Test func concurrentMigratorsApplyOnce() async throws {
         try await TestDatabase.withSchema(seed: false) { schema, configuration in
             // A second, empty schema migrated by two clients at once.
