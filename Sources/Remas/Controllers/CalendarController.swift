@@ -45,7 +45,12 @@ struct CalendarController {
                 }
                 scope = .node(Int(node))
             }
-            let etag = "W/\"\(try await self.calendars.etag(scope, logger: context.logger))\""
+            let validator: String
+            switch scope {
+            case .owner: validator = holder.ownFeedETag
+            case .node: validator = try await self.calendars.etag(scope, logger: context.logger)
+            }
+            let etag = "W/\"\(validator)\""
             var headers: HTTPFields = [.eTag: etag, .cacheControl: "private, no-cache"]
             if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
                 let tag = $0.trimmingCharacters(in: .whitespaces)

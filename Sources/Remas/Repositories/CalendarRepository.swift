@@ -20,14 +20,16 @@ struct CalendarRepository: Sendable {
         try await self.db.exists("DELETE FROM calendar_tokens WHERE user_id = \(user) RETURNING user_id", logger: logger)
     }
 
-    /// The token's user and whether they are an admin; nil for a token that is not (or no longer) stored.
-    func holder(ofToken token: String, logger: Logger) async throws -> (user: Int, isAdmin: Bool)? {
+    /// Who holds a feed token: the user, whether they are an admin, and the validator of their own feed (`etag`),
+    /// all in one statement, so that a poll answered `304` costs one round trip. Nil for a token that is not (or no
+    /// longer) stored.
+    func holder(ofToken token: String, logger: Logger) async throws -> (user: Int, isAdmin: Bool, ownFeedETag: String)? {
         try await self.db.query(
             """
-            SELECT u.id, \(unescaped: UserRepository.isAdminSQL)
+            SELECT u.id, \(unescaped: UserRepository.isAdminSQL), \(unescaped: Self.validatorSQL(tasks: "t.owner_id = u.id"))
             FROM calendar_tokens c JOIN users u ON u.id = c.user_id WHERE c.token_hash = sha256(convert_to(\(token), 'UTF8'))
             """, logger: logger
-        ).first.map { try $0.decode((Int, Bool).self) }.map { (user: $0.0, isAdmin: $0.1) }
+        ).first.map { try $0.decode((Int, Bool, String).self) }.map { (user: $0.0, isAdmin: $0.1, ownFeedETag: $0.2) }
     }
 
     /// Whose reservations a feed shows.
@@ -43,23 +45,27 @@ struct CalendarRepository: Sendable {
         }
     }
 
-    /// A validator of the feed's content, from aggregates only: the count, the sum of the ids and the sum of the edit
-    /// counts of the tasks it shows (an insert raises the id sum even when a delete keeps the count, as new ids are
-    /// higher than every older one; a delete alone lowers the count; an edit raises the edit count), a digest of the
-    /// windows (few) with their nodes, and the day (the 30-day span moves), hashed. For a user's feed the tasks part is an index-only scan
-    /// (`tasks_owner_end_idx`, migration 0009).
+    /// The validator of a feed (its `ETag`).
     func etag(_ scope: Scope, logger: Logger) async throws -> String {
-        try await self.db.text(
-            """
-            SELECT md5((SELECT count(*) || '.' || COALESCE(sum(t.id::int8), 0) || '.' || COALESCE(sum(t.revision::int8), 0)
-                    FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days')
-                   || '-' || md5(COALESCE((
-                       SELECT string_agg(concat_ws(':', w.id, w.name, w.description, w.start_time, w.end_time, w.all_nodes,
-                                                   (SELECT string_agg(m.node_id::text, ',' ORDER BY m.node_id) FROM maintenance_nodes m WHERE m.window_id = w.id)),
-                                         ',' ORDER BY w.id)
-                       FROM maintenance_windows w WHERE w.end_time > localtimestamp - interval '30 days'), ''))
-                   || '-' || to_char(current_date, 'YYYYMMDD'))
-            """, logger: logger) ?? ""
+        try await self.db.text("SELECT \(unescaped: Self.validatorSQL(tasks: scope.filter))", logger: logger) ?? ""
+    }
+
+    /// SQL of a feed's validator, from aggregates only: the count, the sum of the ids and the sum of the edit counts of
+    /// the tasks it shows (an insert raises the id sum even when a delete keeps the count, as new ids are higher than
+    /// every older one; a delete alone lowers the count; an edit raises the edit count), a digest of the windows (few)
+    /// with their nodes, and the day (the 30-day span moves), hashed. For a user's feed the tasks part is an index-only
+    /// scan (`tasks_owner_end_idx`, migration 0009). `tasks` filters `tasks t`.
+    static func validatorSQL(tasks filter: String) -> String {
+        """
+        md5((SELECT count(*) || '.' || COALESCE(sum(t.id::int8), 0) || '.' || COALESCE(sum(t.revision::int8), 0)
+             FROM tasks t WHERE \(filter) AND t.end_time > localtimestamp - interval '30 days')
+            || '-' || md5(COALESCE((
+                SELECT string_agg(concat_ws(':', w.id, w.name, w.description, w.start_time, w.end_time, w.all_nodes,
+                                            (SELECT string_agg(m.node_id::text, ',' ORDER BY m.node_id) FROM maintenance_nodes m WHERE m.window_id = w.id)),
+                                  ',' ORDER BY w.id)
+                FROM maintenance_windows w WHERE w.end_time > localtimestamp - interval '30 days'), ''))
+            || '-' || to_char(current_date, 'YYYYMMDD'))
+        """
     }
 
     struct Event: Sendable {
