@@ -40,7 +40,7 @@ struct CalendarController {
                     throw AppError.unprocessable("Input should be a valid integer, unable to parse string as an integer: query.node")
                 }
                 guard holder.isAdmin else { throw AppError.forbidden("Only an admin's feed can show a node") }
-                guard try await self.calendars.nodeExists(Int(node), logger: context.logger) else {
+                guard try await NodeRepository(db: self.env.db).exists(id: Int(node), logger: context.logger) else {
                     throw AppError.notFound("Node with id \(node) not found!")
                 }
                 scope = .node(Int(node))

@@ -10,12 +10,11 @@ struct ReportController {
     func register(_ routes: RouteBuilder) {
         routes.get("/report/usage") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
-            let query = request.uri.queryParameters
             guard let start = try request.queryDateTime("start", zone: self.env.zone, required: true),
                 let end = try request.queryDateTime("end", zone: self.env.zone, required: true)
             else { throw AppError.unprocessable("Field required: query.start") }
-            let by = try Self.choice(query.get("by"), default: ReportRepository.Grouping.user, "by")
-            let csv = try Self.choice(query.get("format"), default: Format.json, "format") == .csv
+            let by = try request.queryChoice("by", default: ReportRepository.Grouping.user)
+            let csv = try request.queryChoice("format", default: Format.json) == .csv
             let text = try await UsageReport.make(
                 db: self.env.db, from: start, to: end, by: by, onlyOwner: caller.isAdmin ? nil : caller.id, csv: csv,
                 settings: self.env.configuration.usage, zone: self.env.zone, logger: context.logger)
@@ -27,12 +26,4 @@ struct ReportController {
     }
 
     enum Format: String, CaseIterable { case json, csv }
-
-    static func choice<E: RawRepresentable & CaseIterable>(_ raw: String?, default fallback: E, _ name: String) throws -> E where E.RawValue == String {
-        guard let raw else { return fallback }
-        guard let value = E(rawValue: raw) else {
-            throw AppError.unprocessable("Input should be one of \(E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")): query.\(name)")
-        }
-        return value
-    }
 }

@@ -97,8 +97,7 @@ public struct BodyFields: Sendable {
     public func choice<E: RawRepresentable & CaseIterable>(_ key: String, default fallback: E) throws -> E where E.RawValue == String {
         guard let value = self.values[key], value != .null else { return fallback }
         guard case .string(let s) = value, let choice = E(rawValue: s) else {
-            let words = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            throw AppError.unprocessable("Input should be one of \(words): \(self.path(key))")
+            throw AppError.notOneOf(E.self, at: self.path(key))
         }
         return choice
     }
@@ -107,8 +106,7 @@ public struct BodyFields: Sendable {
     public func requiredChoice<E: RawRepresentable & CaseIterable>(_ key: String) throws -> E where E.RawValue == String {
         guard let value = self.values[key], value != .null else { throw self.missing(key) }
         guard case .string(let s) = value, let choice = E(rawValue: s) else {
-            let words = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-            throw AppError.unprocessable("Input should be one of \(words): \(self.path(key))")
+            throw AppError.notOneOf(E.self, at: self.path(key))
         }
         return choice
     }
@@ -120,8 +118,7 @@ public struct BodyFields: Sendable {
         var chosen: [E] = []
         for (index, item) in items.enumerated() {
             guard case .string(let s) = item, let choice = E(rawValue: s) else {
-                let words = E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-                throw AppError.unprocessable("Input should be one of \(words): \(self.path(key)).\(index)")
+                throw AppError.notOneOf(E.self, at: "\(self.path(key)).\(index)")
             }
             if !chosen.contains(choice) { chosen.append(choice) }
         }
@@ -254,11 +251,25 @@ extension Request {
         return value
     }
 
+    /// One of a closed set of words (`?by=user`); `fallback` when absent.
+    public func queryChoice<E: RawRepresentable & CaseIterable>(_ name: String, default fallback: E) throws -> E where E.RawValue == String {
+        guard let raw = self.uri.queryParameters.get(name) else { return fallback }
+        guard let value = E(rawValue: raw) else { throw AppError.notOneOf(E.self, at: "query.\(name)") }
+        return value
+    }
+
     public func collectBody(limit: Int) async throws -> ByteBuffer {
         do {
             return try await self.body.collect(upTo: limit)
         } catch {
             throw AppError(.contentTooLarge, "Request body is larger than \(limit) bytes")
         }
+    }
+}
+
+extension AppError {
+    /// 422 for a word outside a closed set, naming the words allowed (pydantic's wording, as the original).
+    static func notOneOf<E: RawRepresentable & CaseIterable>(_: E.Type, at path: String) -> AppError where E.RawValue == String {
+        .unprocessable("Input should be one of \(E.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")): \(path)")
     }
 }

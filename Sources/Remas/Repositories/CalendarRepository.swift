@@ -126,9 +126,4 @@ struct CalendarRepository: Sendable {
                 end: LocalDateTime(microseconds: end), sequence: sequence, modified: modified, status: status)
         }
     }
-
-    /// False when there is no such node.
-    func nodeExists(_ id: Int, logger: Logger) async throws -> Bool {
-        try await self.db.exists("SELECT 1 FROM nodes WHERE id = \(id)", logger: logger)
-    }
 }
