@@ -71,7 +71,8 @@ public func buildApplication(
             Scheduler(
                 connection: configuration.connectionConfiguration, settings: configuration.scheduler, smtp: configuration.smtp,
                 clock: WallClock(zone: configuration.timeZone), grafana: grafana, grafanaWorker: worker, stats: stats,
-                operations: configuration.operations, capacityChanges: environment.capacityChanges, logger: logger))
+                operations: configuration.operations, capacityChanges: environment.capacityChanges, usage: configuration.usage,
+                logger: logger))
     }
     return app
 }

@@ -151,7 +151,7 @@ struct Events: AsyncParsableCommand {
 }
 
 struct Report: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Reports.", subcommands: [Usage.self])
+    static let configuration = CommandConfiguration(abstract: "Reports.", subcommands: [Usage.self, Rollup.self])
 
     struct Usage: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -182,6 +182,26 @@ struct Report: AsyncParsableCommand {
                 }
             }
             print(text, terminator: self.csv ? "" : "\n")
+        }
+    }
+
+    struct Rollup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Compute the day figures of usage reports for every closed day without them now (the scheduler does it every USAGE_ROLLUP_INTERVAL_SECONDS).")
+
+        @Option(help: "A day is closed this many hours after its end.") var graceHours = 1
+
+        func run() async throws {
+            let configuration = loadConfiguration(requireSecret: false)
+            let logger = makeLogger(configuration)
+            let grace = max(0, self.graceHours)
+            try await withDatabase(configuration, logger: logger) { db in
+                let began = ContinuousClock.now
+                let rolled = try await ReportRepository(db: db).rollUpPending(graceHours: grace, logger: logger)
+                let elapsed = ContinuousClock.now - began
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                print(String(format: "rolled up %d day(s) in %.1f s", rolled, seconds))
+            }
         }
     }
 }

@@ -188,6 +188,7 @@ public struct AppConfiguration: Sendable {
         usage.memoryQuery = string("USAGE_MEMORY_QUERY", usage.memoryQuery)
         usage.cpuResource = string("USAGE_CPU_RESOURCE", usage.cpuResource)
         usage.timeoutSeconds = try int("PROMETHEUS_TIMEOUT_SECONDS", usage.timeoutSeconds, range: 1...300)
+        usage.rollupIntervalSeconds = try int("USAGE_ROLLUP_INTERVAL_SECONDS", usage.rollupIntervalSeconds, range: 0...86_400)
         self.usage = usage
         if let raw = env["PUBLIC_URL"], !raw.isEmpty {
             guard let url = URL(string: raw), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {

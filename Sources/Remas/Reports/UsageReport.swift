@@ -15,6 +15,9 @@ public struct UsageMeasurementSettings: Sendable {
     /// The resource whose reserved hours `efficiency` divides by.
     public var cpuResource = "cpu"
     public var timeoutSeconds = 5
+    /// How often the scheduler looks for closed days without day figures (`UsageRollup`); 0: never (reports then sweep
+    /// those days live, and `remas report rollup` computes them by hand).
+    public var rollupIntervalSeconds = 600
 
     public init() {}
 }

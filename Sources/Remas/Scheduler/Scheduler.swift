@@ -52,6 +52,8 @@ public final class Scheduler: Service, Sendable {
     let threads: NIOThreadPool
     /// Capacity alerts, beside the event loop (nil when `CAPACITY_HORIZON_HOURS` is 0 or no change signal is given).
     let capacity: CapacityMonitor?
+    /// Day figures of usage reports, beside the event loop (nil when `USAGE_ROLLUP_INTERVAL_SECONDS` is 0).
+    let rollup: UsageRollup?
 
     /// The longest sleep: events due later than this are found by the next pass rather than announced. The NOTIFY
     /// trigger (migration 0002) only announces events due within 10 minutes, so this must stay well below that.
@@ -61,13 +63,13 @@ public final class Scheduler: Service, Sendable {
         connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
         clock: any SchedulerClock, grafana: any GrafanaSync, grafanaWorker: GrafanaSyncWorker? = nil,
         stats: SchedulerStats = SchedulerStats(), operations: OperationsSettings = OperationsSettings(),
-        capacityChanges: WakeSignal? = nil, logger: Logger
+        capacityChanges: WakeSignal? = nil, usage: UsageMeasurementSettings = UsageMeasurementSettings(), logger: Logger
     ) {
         self.grafanaWorker = grafanaWorker
         // Generic plans for the prepared claim statement (otherwise re-planned on every reminder).
         var poolConnection = connection
         poolConnection.options.additionalStartupParameters.append(("plan_cache_mode", "force_generic_plan"))
-        self.pool = ConnectionPool(configuration: poolConnection, maximumConnections: settings.workers + 1, logger: logger)
+        self.pool = ConnectionPool(configuration: poolConnection, maximumConnections: settings.workers + 2, logger: logger)
         self.db = Database(pool: self.pool)
         self.connection = connection
         self.settings = settings
@@ -86,6 +88,8 @@ public final class Scheduler: Service, Sendable {
         } else {
             self.capacity = nil
         }
+        self.rollup = usage.rollupIntervalSeconds > 0
+            ? UsageRollup(db: self.db, intervalSeconds: usage.rollupIntervalSeconds, logger: logger) : nil
     }
 
     public func run() async throws {
@@ -96,6 +100,7 @@ public final class Scheduler: Service, Sendable {
                     group.addTask { await self.listen() }
                     if let worker = self.grafanaWorker { group.addTask { await worker.loop() } }
                     if let capacity = self.capacity { group.addTask { await capacity.loop(isStopping: { self.isStopping }) } }
+                    if let rollup = self.rollup { group.addTask { await rollup.loop(isStopping: { self.isStopping }) } }
                     await self.loop()
                     group.cancelAll()
                 }
@@ -122,6 +127,7 @@ public final class Scheduler: Service, Sendable {
         self.wake.signal()
         self.grafanaWorker?.stop()
         self.capacity?.changes.signal()
+        self.rollup?.stop.signal()
     }
 
     var isStopping: Bool { self.stopping.load(ordering: .relaxed) }

@@ -1,0 +1,105 @@
+-- Usage reports read whole past days from figures computed once per day (README "Usage reports": day figures), instead
+-- of sweeping every allocation of the period again. Per day, way of grouping (1 user, 2 group, 3 node, 4 resource) and
+-- key: per resource the amount-hours within the day and the peak held at once; per key the tasks starting that day
+-- and those overlapping it (a period's task count is its first piece's overlapping plus each later piece's starting).
+-- New tables and triggers only: nothing existing is rewritten or scanned.
+CREATE TABLE usage_days (
+    day         date NOT NULL,
+    grouping    smallint NOT NULL,
+    key         integer NOT NULL,
+    resource_id integer NOT NULL,
+    hours       double precision NOT NULL,
+    peak        bigint NOT NULL,
+    PRIMARY KEY (grouping, day, key, resource_id)
+);
+
+CREATE TABLE usage_day_tasks (
+    day         date NOT NULL,
+    grouping    smallint NOT NULL,
+    key         integer NOT NULL,
+    started     integer NOT NULL,
+    overlapping integer NOT NULL,
+    PRIMARY KEY (grouping, day, key)
+);
+
+-- The days whose figures above are current (a day without reservations has no rows there, but is done). Only a row
+-- here makes a day's figures count: a change drops the row, the next roll-up replaces the figures.
+CREATE TABLE usage_days_done (
+    day         date PRIMARY KEY,
+    computed_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Drops the figures of days, each under a shared advisory lock of that day. The roll-up of a day holds the same lock
+-- exclusively while it reads and writes (ReportRepository.rollUp), so a change either commits before the roll-up
+-- reads, or waits for the roll-up to commit and then drops what it wrote. The lock is per schema: each schema is a
+-- remas of its own (tests run side by side in one database).
+CREATE FUNCTION remas_usage_days_drop(days date[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    d date;
+BEGIN
+    FOREACH d IN ARRAY days LOOP
+        PERFORM pg_advisory_xact_lock_shared(hashtext('remas.usage_day ' || current_schema()), d - date '2000-01-01');
+        DELETE FROM usage_days_done WHERE day = d;
+    END LOOP;
+END
+$$;
+
+-- The days a set of intervals touches, up to the day after tomorrow: days are only rolled up once closed in the
+-- server's zone, and the bound leaves room for sessions in another zone. Bookings further ahead touch nothing.
+CREATE FUNCTION remas_usage_days_of(starts timestamp[], ends timestamp[]) RETURNS date[]
+LANGUAGE sql STABLE AS $$
+    SELECT array_agg(DISTINCT g::date ORDER BY g::date)
+    FROM unnest(starts, ends) AS c(s, e),
+         generate_series(c.s::date, LEAST((c.e - interval '1 microsecond')::date, current_date + 2), interval '1 day') g
+    WHERE c.s < current_date + 3
+$$;
+
+CREATE FUNCTION remas_usage_days_inserted_or_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    days date[];
+BEGIN
+    SELECT remas_usage_days_of(array_agg(start_time), array_agg(end_time)) INTO days
+    FROM changed WHERE start_time < current_date + 3;
+    IF days IS NOT NULL THEN PERFORM remas_usage_days_drop(days); END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION remas_usage_days_updated() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    days date[];
+BEGIN
+    SELECT remas_usage_days_of(array_agg(start_time), array_agg(end_time)) INTO days
+    FROM (SELECT start_time, end_time FROM changed UNION ALL SELECT start_time, end_time FROM changed_before) c
+    WHERE start_time < current_date + 3;
+    IF days IS NOT NULL THEN PERFORM remas_usage_days_drop(days); END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER allocations_usage_days_insert AFTER INSERT ON allocations
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_inserted_or_deleted();
+CREATE TRIGGER allocations_usage_days_delete AFTER DELETE ON allocations
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_inserted_or_deleted();
+CREATE TRIGGER allocations_usage_days_update AFTER UPDATE ON allocations
+    REFERENCING NEW TABLE AS changed OLD TABLE AS changed_before FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_updated();
+
+-- A user who moves to another group moves their past reservations with them: the days they reserved are rolled up
+-- again (reports group by the user's group now, as every other figure of remas does).
+CREATE FUNCTION remas_usage_days_regrouped() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    days date[];
+BEGIN
+    SELECT remas_usage_days_of(array_agg(start_time), array_agg(end_time)) INTO days
+    FROM tasks WHERE owner_id = NEW.id AND start_time < current_date + 3;
+    IF days IS NOT NULL THEN PERFORM remas_usage_days_drop(days); END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER users_usage_days_regroup AFTER UPDATE OF group_id ON users
+    FOR EACH ROW WHEN (OLD.group_id IS DISTINCT FROM NEW.group_id) EXECUTE FUNCTION remas_usage_days_regrouped();
