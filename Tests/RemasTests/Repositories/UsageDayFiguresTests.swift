@@ -164,17 +164,24 @@ import Testing
             try await check("day figures")
             try await check("day figures, one owner", owner: users[1])
 
-            // A change of a past allocation drops exactly the days it touches (before and after the change).
+            // A change of a past reservation drops exactly the days it touches (before and after the change): one
+            // allocation's amount, and the task with all its allocations a day later (allocations carry their task's times).
             let moved = try #require(allocations.indices.first { allocations[$0].start >= 4 * 1_440 && allocations[$0].end <= 6 * 1_440 && allocations[$0].start / 1_440 != (allocations[$0].end - 1) / 1_440 })
+            let task = allocations[moved].task
             let before = Set((allocations[moved].start / 1_440...(allocations[moved].end - 1) / 1_440).map(day))
             allocations[moved].amount += 5
-            allocations[moved].start += 1_440
-            allocations[moved].end += 1_440
+            for i in allocations.indices where allocations[i].task == task {
+                allocations[i].start += 1_440
+                allocations[i].end += 1_440
+            }
             try await t.db.execute(
-                """
-                UPDATE allocations SET amount = amount + 5, start_time = start_time + interval '1 day', end_time = end_time + interval '1 day'
-                WHERE task_id = \(allocations[moved].task) AND node_id = \(allocations[moved].node)
-                """, logger: logger)
+                "UPDATE allocations SET amount = amount + 5 WHERE task_id = \(task) AND node_id = \(allocations[moved].node)", logger: logger)
+            try await t.db.execute(
+                "UPDATE tasks SET start_time = start_time + interval '1 day', end_time = end_time + interval '1 day' WHERE id = \(task)",
+                logger: logger)
+            try await t.db.execute(
+                "UPDATE allocations SET start_time = start_time + interval '1 day', end_time = end_time + interval '1 day' WHERE task_id = \(task)",
+                logger: logger)
             let after = Set((allocations[moved].start / 1_440...(allocations[moved].end - 1) / 1_440).map(day))
             var remaining = try await done()
             #expect(remaining.isDisjoint(with: before.union(after)) && remaining.isSuperset(of: Set((-1...10).map(day)).subtracting(before.union(after))))
@@ -208,9 +215,13 @@ import Testing
 
             // A change racing the roll-up of its day: the roll-up skips the day while the change holds its lock, and
             // the change drops the day; the next roll-up counts the change.
+            let host = try #require(allocations.first { a in
+                a.start < 5 * 1_440 + 60 && a.end > 5 * 1_440 + 60 && allocations.filter { $0.task == a.task }.count < nodes.count * 2 })
+            let used = Set(allocations.filter { $0.task == host.task }.map { "\($0.node)/\($0.resource)" })
+            let (freeNode, freeResource) = try #require(
+                nodes.flatMap { n in resources.map { (n, $0) } }.first { !used.contains("\($0.0)/\($0.1)") })
             let extra = Allocation(
-                task: allocations[0].task, owner: allocations[0].owner, node: nodes.first { n in !allocations.contains { $0.task == allocations[0].task && $0.node == n } }!,
-                resource: resources[0], amount: 7, start: 5 * 1_440 + 60, end: 5 * 1_440 + 120)
+                task: host.task, owner: host.owner, node: freeNode, resource: freeResource, amount: 7, start: host.start, end: host.end)
             let dayNumber = Int32(try await t.db.int("SELECT \(day(5))::date - date '2000-01-01'", logger: logger)!)
             try await t.db.transaction(logger: logger) { tx in
                 try await tx.query(
