@@ -32,12 +32,20 @@ CREATE TABLE usage_days_done (
 -- Drops the figures of days, each under a shared advisory lock of that day. The roll-up of a day holds the same lock
 -- exclusively while it reads and writes (ReportRepository.rollUp), so a change either commits before the roll-up
 -- reads, or waits for the roll-up to commit and then drops what it wrote. The lock is per schema: each schema is a
--- remas of its own (tests run side by side in one database).
+-- remas of its own (tests run side by side in one database). A change of more than 31 days (an import, a long
+-- reservation, a user with years of history changing group) takes one table lock instead of a lock per day: SHARE ROW
+-- EXCLUSIVE on usage_days_done waits for the roll-ups in progress (each holds ROW EXCLUSIVE on it from its start) and
+-- keeps new ones out until the change commits.
 CREATE FUNCTION remas_usage_days_drop(days date[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     d date;
 BEGIN
+    IF cardinality(days) > 31 THEN
+        LOCK TABLE usage_days_done IN SHARE ROW EXCLUSIVE MODE;
+        DELETE FROM usage_days_done WHERE day = ANY (days);
+        RETURN;
+    END IF;
     FOREACH d IN ARRAY days LOOP
         PERFORM pg_advisory_xact_lock_shared(hashtext('remas.usage_day ' || current_schema()), d - date '2000-01-01');
         DELETE FROM usage_days_done WHERE day = d;

@@ -147,11 +147,13 @@ public struct ReportRepository: Sendable {
     }
 
     /// Rolls up one day (numbered from 2000-01-01) for every way of grouping, in one transaction under the day's
-    /// exclusive advisory lock (changes of that day's allocations take it shared: migration 0010). False when another
-    /// replica holds the lock or the day is done already.
+    /// exclusive advisory lock (changes of that day's allocations take it shared; changes of many days lock the table
+    /// of done days instead: migration 0010). False when another replica or a change holds the lock, or the day is done.
     @discardableResult
     public func rollUp(day: Int32, logger: Logger) async throws -> Bool {
         try await self.db.transaction(logger: logger) { tx in
+            // First the table lock that changes of many days take (waiting here holds no day lock yet), then the day's.
+            try await tx.query("LOCK TABLE usage_days_done IN ROW EXCLUSIVE MODE", logger: logger)
             let locked = try await tx.query(
                 "SELECT pg_try_advisory_xact_lock(hashtext('remas.usage_day ' || current_schema()), \(day))", logger: logger)
             guard try locked.first?.decode(Bool.self) == true else { return false }

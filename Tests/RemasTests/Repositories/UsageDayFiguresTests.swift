@@ -6,7 +6,7 @@ import Testing
 /// The day figures behind usage reports (migration 0010, `ReportRepository.rollUp`): a report reads whole rolled-up
 /// days and sweeps the rest live, and must answer exactly what a sweep of every allocation answers — checked against
 /// figures computed here from the same random reservations, before and after the roll-up, after changes of past
-/// reservations (which drop the days they touch), after a user changes group, and with a change racing a roll-up.
+/// reservations (which drop the days they touch), after a user changes group, after a change of many days, and with a change racing a roll-up.
 @Suite struct UsageDayFiguresTests {
     /// One allocation as this test keeps it: minutes from the base day's midnight.
     struct Allocation {
@@ -205,6 +205,22 @@ import Testing
             try await reports.rollUpPending(logger: logger)
             try await check("group change rolled up")
 
+            // A change of more than 31 days (here a reservation over 40 past days) takes the table lock instead of one
+            // lock per day, and drops every day it touches.
+            let long = try #require(try await t.db.int(
+                """
+                INSERT INTO tasks (name, start_time, end_time, owner_id)
+                VALUES ('long', \(at(-30 * 1_440).sqlText)::timestamp, \(at(10 * 1_440).sqlText)::timestamp, \(users[3])) RETURNING id
+                """, logger: logger))
+            let longAllocation = Allocation(
+                task: long, owner: users[3], node: nodes[2], resource: resources[1], amount: 3, start: -30 * 1_440, end: 10 * 1_440)
+            try await insert([longAllocation])
+            allocations.append(longAllocation)
+            #expect(try await done().isDisjoint(with: (-1...9).map(day)))
+            try await check("after a change of 40 days")
+            #expect(try await reports.rollUpPending(logger: logger) >= 40)
+            try await check("40 days rolled up")
+
             // A booking ahead of time touches no day figures.
             let token = try await t.token(users[2], "u2", admin: false)
             let next = try await t.wallClock(minutes: 4 * 1_440)
@@ -216,7 +232,7 @@ import Testing
             // A change racing the roll-up of its day: the roll-up skips the day while the change holds its lock, and
             // the change drops the day; the next roll-up counts the change.
             let host = try #require(allocations.first { a in
-                a.start < 5 * 1_440 + 60 && a.end > 5 * 1_440 + 60 && allocations.filter { $0.task == a.task }.count < nodes.count * 2 })
+                a.start < 5 * 1_440 + 60 && a.end > 5 * 1_440 + 60 && a.task != long && allocations.filter { $0.task == a.task }.count < nodes.count * 2 })
             let used = Set(allocations.filter { $0.task == host.task }.map { "\($0.node)/\($0.resource)" })
             let (freeNode, freeResource) = try #require(
                 nodes.flatMap { n in resources.map { (n, $0) } }.first { !used.contains("\($0.0)/\($0.1)") })
