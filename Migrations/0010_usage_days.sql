@@ -41,6 +41,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     d date;
 BEGIN
+    IF days IS NULL THEN RETURN; END IF;
     IF cardinality(days) > 31 THEN
         LOCK TABLE usage_days_done IN SHARE ROW EXCLUSIVE MODE;
         DELETE FROM usage_days_done WHERE day = ANY (days);
@@ -53,58 +54,48 @@ BEGIN
 END
 $$;
 
--- The days a set of intervals touches, up to the day after tomorrow: days are only rolled up once closed in the
--- server's zone, and the bound leaves room for sessions in another zone. Bookings further ahead touch nothing.
-CREATE FUNCTION remas_usage_days_of(starts timestamp[], ends timestamp[]) RETURNS date[]
+-- The days an interval touches, up to the day after tomorrow: days are only rolled up once closed in the server's
+-- zone, and the bound leaves room for sessions in another zone. Reservations further ahead touch nothing. A plain SQL
+-- set-returning function, so PostgreSQL inlines it into the statements below (a function call per trigger would cost
+-- a booking more than the trigger's whole work).
+CREATE FUNCTION remas_usage_days_touched(s timestamp, e timestamp) RETURNS SETOF date
 LANGUAGE sql STABLE AS $$
-    SELECT array_agg(DISTINCT g::date ORDER BY g::date)
-    FROM unnest(starts, ends) AS c(s, e),
-         generate_series(c.s::date, LEAST((c.e - interval '1 microsecond')::date, current_date + 2), interval '1 day') g
-    WHERE c.s < current_date + 3
+    SELECT g::date FROM generate_series(s::date, LEAST((e - interval '1 microsecond')::date, current_date + 2), interval '1 day') g
+    WHERE s < current_date + 3
 $$;
 
-CREATE FUNCTION remas_usage_days_inserted_or_deleted() RETURNS trigger
+-- The statement triggers on allocations: the days of the rows a statement inserted, deleted or updated (an update
+-- fires twice, with the rows before and after). A statement with nothing before the day after tomorrow (a booking
+-- ahead of time) ends at the first check.
+CREATE FUNCTION remas_usage_days_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     days date[];
 BEGIN
-    SELECT remas_usage_days_of(array_agg(start_time), array_agg(end_time)) INTO days
-    FROM changed WHERE start_time < current_date + 3;
-    IF days IS NOT NULL THEN PERFORM remas_usage_days_drop(days); END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE FUNCTION remas_usage_days_updated() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    days date[];
-BEGIN
-    SELECT remas_usage_days_of(array_agg(start_time), array_agg(end_time)) INTO days
-    FROM (SELECT start_time, end_time FROM changed UNION ALL SELECT start_time, end_time FROM changed_before) c
-    WHERE start_time < current_date + 3;
-    IF days IS NOT NULL THEN PERFORM remas_usage_days_drop(days); END IF;
+    IF NOT EXISTS (SELECT 1 FROM changed WHERE start_time < current_date + 3) THEN RETURN NULL; END IF;
+    SELECT array_agg(DISTINCT d ORDER BY d) INTO days FROM changed c, remas_usage_days_touched(c.start_time, c.end_time) d;
+    PERFORM remas_usage_days_drop(days);
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER allocations_usage_days_insert AFTER INSERT ON allocations
-    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_inserted_or_deleted();
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_changed();
 CREATE TRIGGER allocations_usage_days_delete AFTER DELETE ON allocations
-    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_inserted_or_deleted();
-CREATE TRIGGER allocations_usage_days_update AFTER UPDATE ON allocations
-    REFERENCING NEW TABLE AS changed OLD TABLE AS changed_before FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_updated();
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_changed();
+CREATE TRIGGER allocations_usage_days_update_before AFTER UPDATE ON allocations
+    REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_changed();
+CREATE TRIGGER allocations_usage_days_update_after AFTER UPDATE ON allocations
+    REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION remas_usage_days_changed();
 
 -- A user who moves to another group moves their past reservations with them: the days they reserved are rolled up
 -- again (reports group by the user's group now, as every other figure of remas does).
 CREATE FUNCTION remas_usage_days_regrouped() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    days date[];
 BEGIN
-    SELECT remas_usage_days_of(array_agg(start_time), array_agg(end_time)) INTO days
-    FROM tasks WHERE owner_id = NEW.id AND start_time < current_date + 3;
-    IF days IS NOT NULL THEN PERFORM remas_usage_days_drop(days); END IF;
+    PERFORM remas_usage_days_drop((
+        SELECT array_agg(DISTINCT d ORDER BY d) FROM tasks t, remas_usage_days_touched(t.start_time, t.end_time) d
+        WHERE t.owner_id = NEW.id));
     RETURN NULL;
 END
 $$;

@@ -12,13 +12,15 @@ fails; every wait is bounded.
   check-up NODE    the node is up again; one more mail each, and no more
 """
 import datetime
-import http.server
 import json
 import os
 import sys
 import time
 import urllib.parse
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import exporter as exporter_lib  # noqa: E402
 
 URL = os.environ.get("OUTAGES_URL", "")
 MAIL = os.environ.get("OUTAGES_MAIL_DIR", "")
@@ -117,19 +119,7 @@ def setup():
 
 
 def exporter(port):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = b"# TYPE outage_test_exporter gauge\noutage_test_exporter 1\n"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    http.server.HTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
+    exporter_lib.serve(port, lambda: "# TYPE outage_test_exporter gauge\noutage_test_exporter 1\n")
 
 
 def wait_up(nodes):

@@ -4,30 +4,24 @@ Prometheus). It serves what prometheus/process-exporter.yml makes process-export
 the user of uid 7001 runs 2 cores and holds 1 GiB resident, uid 7002 half a core and 256 MiB.
 
 Usage: usage-exporter.py PORT"""
-import http.server
+import os
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
+import exporter  # noqa: E402
 
 START = time.time()
 USERS = {"7001": (2.0, 1 << 30), "7002": (0.5, 256 << 20)}
 
 
-class Metrics(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        elapsed = time.time() - START
-        lines = []
-        for uid, (cores, resident) in USERS.items():
-            lines.append('namedprocess_namegroup_cpu_seconds_total{groupname="%s",mode="user"} %f' % (uid, cores * elapsed))
-            lines.append('namedprocess_namegroup_memory_bytes{groupname="%s",memtype="resident"} %d' % (uid, resident))
-        body = ("\n".join(lines) + "\n").encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+def render():
+    elapsed = time.time() - START
+    lines = []
+    for uid, (cores, resident) in USERS.items():
+        lines.append('namedprocess_namegroup_cpu_seconds_total{groupname="%s",mode="user"} %f' % (uid, cores * elapsed))
+        lines.append('namedprocess_namegroup_memory_bytes{groupname="%s",memtype="resident"} %d' % (uid, resident))
+    return "\n".join(lines) + "\n"
 
 
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Metrics).serve_forever()
+exporter.serve(sys.argv[1], render)

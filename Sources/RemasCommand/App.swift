@@ -194,13 +194,12 @@ struct Report: AsyncParsableCommand {
         func run() async throws {
             let configuration = loadConfiguration(requireSecret: false)
             let logger = makeLogger(configuration)
-            let grace = max(0, self.graceHours)
+            let grace = self.graceHours
+            guard grace >= 0 else { throw ValidationError("--grace-hours must be 0 or more") }
             try await withDatabase(configuration, logger: logger) { db in
                 let began = ContinuousClock.now
                 let rolled = try await ReportRepository(db: db).rollUpPending(graceHours: grace, logger: logger)
-                let elapsed = ContinuousClock.now - began
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-                print(String(format: "rolled up %d day(s) in %.1f s", rolled, seconds))
+                print(String(format: "rolled up %d day(s) in %.1f s", rolled, (ContinuousClock.now - began).timeInterval))
             }
         }
     }
@@ -222,8 +221,7 @@ struct Capacity: AsyncParsableCommand {
             for _ in 0..<passes {
                 let began = ContinuousClock.now
                 let pass = try await capacity.evaluate(settings: configuration.operations, logger: logger)
-                let elapsed = ContinuousClock.now - began
-                let ms = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+                let ms = (ContinuousClock.now - began).timeInterval * 1000
                 print(String(format: "pass: %.1f ms, %d alert change(s), %d share(s) written", ms, pass.transitions.count, pass.written))
             }
             guard !quiet else { return }

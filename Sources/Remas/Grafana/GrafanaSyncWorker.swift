@@ -159,7 +159,7 @@ public final class GrafanaSyncWorker: Sendable {
                 }
             } catch {
                 failures += 1
-                delay = Double(min(self.settings.retryLimitSeconds, 1 << min(failures, 6)))
+                delay = backoffSeconds(failures: failures, doublings: 6, limit: self.settings.retryLimitSeconds)
                 self.logger.error("grafana sync pass failed", metadata: ["error": "\(String(reflecting: error))", "retry_in_s": "\(delay)"])
             }
             if self.stopping.load(ordering: .relaxed) { break }

@@ -64,7 +64,7 @@ final class CapacityMonitor: Sendable {
                 }
             } catch {
                 failures += 1
-                delay = Double(min(300, 1 << min(failures, 8)))
+                delay = backoffSeconds(failures: failures, doublings: 8, limit: 300)
                 self.logger.error("capacity pass failed", metadata: ["error": "\(String(reflecting: error))", "retry_in_s": "\(delay)"])
             }
             if isStopping() { break }

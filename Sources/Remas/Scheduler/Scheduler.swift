@@ -147,7 +147,7 @@ public final class Scheduler: Service, Sendable {
             } catch {
                 // The database is unreachable or refused: try again soon, with backoff, and never end the service.
                 failures += 1
-                delay = Double(min(self.settings.retryLimitSeconds, 1 << min(failures, 6)))
+                delay = backoffSeconds(failures: failures, doublings: 6, limit: self.settings.retryLimitSeconds)
                 self.logger.error("scheduler pass failed", metadata: ["error": "\(String(reflecting: error))", "retry_in_s": "\(delay)"])
             }
             if self.isStopping { break }

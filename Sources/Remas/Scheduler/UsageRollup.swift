@@ -34,7 +34,7 @@ final class UsageRollup: Sendable {
                 }
             } catch {
                 failures += 1
-                delay = min(delay, Double(min(300, 1 << min(failures, 8))))
+                delay = min(delay, backoffSeconds(failures: failures, doublings: 8, limit: 300))
                 self.logger.error("usage roll-up failed", metadata: ["error": "\(String(reflecting: error))", "retry_in_s": "\(delay)"])
             }
             if isStopping() { break }
