@@ -101,6 +101,13 @@ import Testing
                 ends.append(start + [30, 90, 240, 600, 1_500, 2_900].randomElement(using: &rng)!)
                 owners.append(users.randomElement(using: &rng)!)
             }
+            // Besides the random ones, the shapes the changes below need whatever the draw: one over midnight between
+            // days 4 and 5, one inside day 2, one over day 5's 01:00.
+            for (start, minutes) in [(4 * 1_440 + 1_200, 600), (2 * 1_440 + 60, 90), (5 * 1_440 - 60, 600)] {
+                starts.append(start)
+                ends.append(start + minutes)
+                owners.append(users[0])
+            }
             let rows = try await t.db.query(
                 """
                 INSERT INTO tasks (name, start_time, end_time, owner_id)
