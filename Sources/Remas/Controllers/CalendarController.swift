@@ -50,7 +50,8 @@ struct CalendarController {
             case .owner: validator = holder.ownFeedETag
             case .node: validator = try await self.calendars.etag(scope, logger: context.logger)
             }
-            let etag = "W/\"\(validator)\""
+            // The zone too: events are written in it (a restart with another `TZ` changes every feed).
+            let etag = "W/\"\(validator).\(self.env.zone.identifier)\""
             var headers: HTTPFields = [.eTag: etag, .cacheControl: "private, no-cache"]
             if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
                 let tag = $0.trimmingCharacters(in: .whitespaces)

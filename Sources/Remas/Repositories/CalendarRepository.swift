@@ -21,12 +21,12 @@ struct CalendarRepository: Sendable {
     }
 
     /// Who holds a feed token: the user, whether they are an admin, and the validator of their own feed (`etag`),
-    /// all in one statement, so that a poll answered `304` costs one round trip. Nil for a token that is not (or no
-    /// longer) stored.
+    /// all in one statement, so that a poll answered `304` costs one round trip of index probes. Nil for a token that
+    /// is not (or no longer) stored.
     func holder(ofToken token: String, logger: Logger) async throws -> (user: Int, isAdmin: Bool, ownFeedETag: String)? {
         try await self.db.query(
             """
-            SELECT u.id, \(unescaped: UserRepository.isAdminSQL), \(unescaped: Self.validatorSQL(tasks: "t.owner_id = u.id"))
+            SELECT u.id, \(unescaped: UserRepository.isAdminSQL), \(unescaped: Self.validatorSQL(scope: "o", key: "u.id"))
             FROM calendar_tokens c JOIN users u ON u.id = c.user_id WHERE c.token_hash = sha256(convert_to(\(token), 'UTF8'))
             """, logger: logger
         ).first.map { try $0.decode((Int, Bool, String).self) }.map { (user: $0.0, isAdmin: $0.1, ownFeedETag: $0.2) }
@@ -37,34 +37,37 @@ struct CalendarRepository: Sendable {
         case owner(Int)
         case node(Int)
 
+        /// The feed's tasks, from `tasks t`.
         var filter: String {
             switch self {
             case .owner(let id): "t.owner_id = \(id)"
-            case .node(let id): "t.id IN (SELECT a.task_id FROM allocations a WHERE a.node_id = \(id) AND a.end_time > localtimestamp - interval '30 days')"
+            case .node(let id): "t.id IN (SELECT a.task_id FROM allocations a WHERE a.node_id = \(id) AND a.end_time > \(CalendarRepository.since))"
             }
         }
     }
 
+    /// Where a feed begins: local midnight 30 days back (whole days, so that a feed's content changes with its tasks,
+    /// maintenance windows and names, or at midnight, which are what its validator counts).
+    static let since = "(current_date - 30)::timestamp"
+
     /// The validator of a feed (its `ETag`).
     func etag(_ scope: Scope, logger: Logger) async throws -> String {
-        try await self.db.text("SELECT \(unescaped: Self.validatorSQL(tasks: scope.filter))", logger: logger) ?? ""
+        let sql: String
+        switch scope {
+        case .owner(let id): sql = Self.validatorSQL(scope: "o", key: "\(id)")
+        case .node(let id): sql = Self.validatorSQL(scope: "n", key: "\(id)")
+        }
+        return try await self.db.text("SELECT \(unescaped: sql)", logger: logger) ?? ""
     }
 
-    /// SQL of a feed's validator, from aggregates only: the count, the sum of the ids and the sum of the edit counts of
-    /// the tasks it shows (an insert raises the id sum even when a delete keeps the count, as new ids are higher than
-    /// every older one; a delete alone lowers the count; an edit raises the edit count), a digest of the windows (few)
-    /// with their nodes, and the day (the 30-day span moves), hashed. For a user's feed the tasks part is an index-only
-    /// scan (`tasks_owner_end_idx`, migration 0009). `tasks` filters `tasks t`.
-    static func validatorSQL(tasks filter: String) -> String {
+    /// SQL of a feed's validator: the change counters of the feed's scope and key and of what all feeds share
+    /// (`calendar_changes`, migration 0012: each only grows, with every committed change of what the feed shows), and
+    /// the day (the feed's first day moves at midnight). A probe of one index, whatever the feed holds.
+    static func validatorSQL(scope: String, key: String) -> String {
         """
-        md5((SELECT count(*) || '.' || COALESCE(sum(t.id::int8), 0) || '.' || COALESCE(sum(t.revision::int8), 0)
-             FROM tasks t WHERE \(filter) AND t.end_time > localtimestamp - interval '30 days')
-            || '-' || md5(COALESCE((
-                SELECT string_agg(concat_ws(':', w.id, w.name, w.description, w.start_time, w.end_time, w.all_nodes,
-                                            (SELECT string_agg(m.node_id::text, ',' ORDER BY m.node_id) FROM maintenance_nodes m WHERE m.window_id = w.id)),
-                                  ',' ORDER BY w.id)
-                FROM maintenance_windows w WHERE w.end_time > localtimestamp - interval '30 days'), ''))
-            || '-' || to_char(current_date, 'YYYYMMDD'))
+        (SELECT COALESCE(sum(x.changes) FILTER (WHERE x.scope = '\(scope)'), 0) || '.' || COALESCE(sum(x.changes) FILTER (WHERE x.scope = 's'), 0)
+         FROM calendar_changes x WHERE (x.scope = '\(scope)' AND x.key = \(key)) OR (x.scope = 's' AND x.key = 0))
+        || '.' || to_char(current_date, 'YYYYMMDD')
         """
     }
 
@@ -92,7 +95,7 @@ struct CalendarRepository: Sendable {
             """
             WITH mine AS MATERIALIZED (
                 SELECT t.id, t.name, t.description, t.owner_id, t.start_time, t.end_time, t.revision, t.modified_at
-                FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > localtimestamp - interval '30 days'),
+                FROM tasks t WHERE \(unescaped: scope.filter) AND t.end_time > \(unescaped: Self.since)),
             held AS MATERIALIZED (
                 SELECT a.task_id, a.node_id, n.name AS node, r.name AS resource,
                        n.name || ': ' || r.name || ' ' || a.amount || COALESCE(' ' || NULLIF(r.unit, ''), '') AS line
@@ -113,7 +116,7 @@ struct CalendarRepository: Sendable {
                    (extract(epoch FROM w.start_time) * 1000000)::int8, (extract(epoch FROM w.end_time) * 1000000)::int8,
                    0, NULL::float8, 'CONFIRMED'
             FROM maintenance_windows w
-            WHERE w.end_time > localtimestamp - interval '30 days'
+            WHERE w.end_time > \(unescaped: Self.since)
               AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id IN (SELECT node_id FROM used)))
               AND EXISTS (SELECT 1 FROM used)
             ORDER BY 4, 1

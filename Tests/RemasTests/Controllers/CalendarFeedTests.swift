@@ -143,4 +143,103 @@ import Testing
             #expect(try await t.request(.get, adminURL + "?node=x").status == .unprocessableContent)
         }
     }
+
+    /// A feed's validator follows exactly the changes of what the feed shows: a user's own bookings and edits, the
+    /// reservations on a node, and what every feed shares (maintenance windows, names); someone else's booking elsewhere
+    /// leaves it alone, and a no-op write too.
+    @Test func validatorsFollowChanges() async throws {
+        try await withApp { t in
+            let admin = try await t.adminToken()
+            let (_, adaToken) = try await t.userWithToken("ada")
+            let (bob, bobToken) = try await t.userWithToken("bob")
+            let (nodes, resources) = try await t.cluster(nodes: 2, capacity: 8)
+            var r = try await t.book(adaToken, name: "a", start: "2031-05-01 10:00", end: "2031-05-01 11:00", [(nodes[0], resources[0], 1)])
+            let adaTask = try #require(r.object["id"] as? Int)
+            let feeds = [
+                Self.path(try #require(try await t.request(.post, "/calendar/token", token: adaToken).object["url"] as? String)),
+                Self.path(try #require(try await t.request(.post, "/calendar/token", token: bobToken).object["url"] as? String)),
+            ]
+            let adminURL = Self.path(try #require(try await t.request(.post, "/calendar/token", token: admin).object["url"] as? String))
+            let urls = feeds + [adminURL + "?node=\(nodes[0])", adminURL + "?node=\(nodes[1])"]
+            @Sendable func tags() async throws -> [String] {
+                var tags: [String] = []
+                for url in urls {
+                    let reply = try await t.request(.get, url)
+                    #expect(reply.status == .ok)
+                    tags.append(try #require(reply.headers[.eTag]))
+                }
+                return tags
+            }
+            /// Which of ada's feed, bob's feed, node 0's and node 1's changed.
+            var last = try await tags()
+            func changed(_ expected: [Bool], _ what: Comment) async throws -> [String] {
+                let before = last
+                let now = try await tags()
+                #expect(zip(before, now).map { $0 != $1 } == expected, what)
+                return now
+            }
+            // A 304 needs the same validator again.
+            #expect(try await t.request(.get, urls[0], headers: [.ifNoneMatch: last[0]]).status == .notModified)
+
+            #expect(try await t.book(bobToken, name: "b", start: "2031-05-01 10:00", end: "2031-05-01 11:00", [(nodes[1], resources[0], 1)]).status == .ok)
+            last = try await changed([false, true, false, true], "bob books on node 1")
+            r = try await t.book(adaToken, id: adaTask, name: "a renamed", start: "2031-05-01 10:00", end: "2031-05-01 11:00", [(nodes[0], resources[0], 1)])
+            #expect(r.status == .ok)
+            last = try await changed([true, false, true, false], "ada renames her task on node 0")
+            r = try await t.book(adaToken, id: adaTask, name: "a renamed", start: "2031-05-01 10:00", end: "2031-05-01 11:00", [(nodes[1], resources[0], 1)])
+            last = try await changed([true, false, true, true], "ada moves her task to node 1")
+            try await t.db.execute("UPDATE users SET username = username WHERE id = \(bob)", logger: t.logger)
+            try await t.db.execute("UPDATE nodes SET name = name", logger: t.logger)
+            last = try await changed([false, false, false, false], "writes that change nothing shown")
+            try await t.db.execute("UPDATE users SET username = 'robert' WHERE id = \(bob)", logger: t.logger)
+            last = try await changed([true, true, true, true], "a user renamed")
+            try await t.db.execute("UPDATE nodes SET name = 'gpu0' WHERE id = \(nodes[0])", logger: t.logger)
+            last = try await changed([true, true, true, true], "a node renamed")
+            try await t.db.execute("UPDATE resources SET unit = 'Bytes (IEC)' WHERE id = \(resources[0])", logger: t.logger)
+            last = try await changed([true, true, true, true], "a resource's unit")
+            #expect(try await t.request(.post, "/maintenance", token: admin, json: MaintenanceAPITests.window("fans", start: "2031-06-01 08:00", end: "2031-06-01 12:00", nodes: [nodes[1]])).status == .created)
+            last = try await changed([true, true, true, true], "a maintenance window")
+            #expect(try await t.request(.delete, "/task/\(adaTask)", token: adaToken).status == .ok)
+            last = try await changed([true, false, false, true], "ada deletes her task")
+        }
+    }
+
+    /// The change counters never make writers wait: two transactions count the same key at once (the second with a lock
+    /// timeout, so a wait would fail it), both are counted, a rolled-back count is not, and the next count merges the
+    /// rows into one.
+    @Test func changeCountersNeverWait() async throws {
+        try await withApp { t in
+            let logger = t.logger
+            @Sendable func sum() async throws -> Int {
+                try await t.db.int("SELECT COALESCE(sum(changes), 0)::int FROM calendar_changes WHERE scope = 'o' AND key = 4242", logger: logger) ?? -1
+            }
+            /// The sum and the number of rows.
+            @Sendable func state() async throws -> [Int] {
+                [try await sum(), try await t.count("SELECT count(*)::int FROM calendar_changes WHERE scope = 'o' AND key = 4242")]
+            }
+            for _ in 0..<3 { try await t.db.execute("SELECT remas_calendar_count('o', ARRAY[4242, 4242, NULL])", logger: logger) }
+            #expect(try await state() == [3, 1])
+            try await t.db.transaction(logger: logger) { first in
+                try await first.query("SELECT remas_calendar_count('o', ARRAY[4242])", logger: logger)
+                try await t.db.transaction(logger: logger) { second in
+                    try await second.query("SET LOCAL lock_timeout = '2s'", logger: logger)
+                    try await second.query("SELECT remas_calendar_count('o', ARRAY[4242, 4243])", logger: logger)
+                }
+                // The second committed beside the first's rows: the first's merge is not visible yet.
+                #expect(try await sum() == 4)
+            }
+            #expect(try await state() == [5, 2])
+            struct Rollback: Error {}
+            await #expect(throws: Rollback.self) {
+                try await t.db.transaction(logger: logger) { tx in
+                    try await tx.query("SELECT remas_calendar_count('o', ARRAY[4242])", logger: logger)
+                    throw Rollback()
+                }
+            }
+            #expect(try await state() == [5, 2])
+            try await t.db.execute("SELECT remas_calendar_count('o', ARRAY[4242])", logger: logger)
+            #expect(try await state() == [6, 1])
+            #expect(try await t.count("SELECT COALESCE(sum(changes), 0)::int FROM calendar_changes WHERE scope = 'o' AND key = 4243") == 1)
+        }
+    }
 }
