@@ -3,31 +3,37 @@
 -- 'o' a user's tasks (key: the owner), 'n' the reservations on a node (key: the node), 's' what every feed shares
 -- (key 0: maintenance windows, and the names of users, nodes and resources that events quote).
 --
--- A change adds a row; it also takes the key's existing rows that no other transaction holds (FOR UPDATE SKIP LOCKED),
--- deletes them and carries their sum into its own row. So writers never wait for each other (no row of a counter is
--- contended, nothing can deadlock), a key keeps about as many rows as transactions changed it at once, and the sum of
--- a key's rows, read in one snapshot, grows with every committed change and never repeats.
+-- A key's counter is the sum of its rows. A change adds one to a row of the key that no other transaction holds
+-- (FOR UPDATE SKIP LOCKED), or adds a row when all are held. So writers never wait for each other (nothing can
+-- deadlock either), a key has as many rows as transactions ever changed it at once, and the sum, read in one
+-- snapshot, grows with every committed change and never repeats. The count is not indexed and the table leaves room
+-- in its pages, so an update is a heap-only (HOT) update: the index does not grow with changes.
 -- A new table and triggers only: nothing existing is rewritten or scanned.
 CREATE TABLE calendar_changes (
     scope   "char" NOT NULL,
     key     integer NOT NULL,
     changes bigint NOT NULL
-);
-CREATE INDEX calendar_changes_key_idx ON calendar_changes (scope, key) INCLUDE (changes);
+) WITH (fillfactor = 50);
+CREATE INDEX calendar_changes_key_idx ON calendar_changes (scope, key);
 
--- Counts one change of each key (NULLs and repeats ignored). PL/pgSQL, so its statement's plan is kept per session.
+-- Counts one change of each key (NULLs and repeats ignored). PL/pgSQL, so its statements' plans are kept per session;
+-- one key at a time, each an update of a row found by the index and updated by its address (a set-based statement
+-- planned a sequential scan for the addresses).
 CREATE FUNCTION remas_calendar_count(kind "char", keys integer[]) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    k integer;
 BEGIN
     IF COALESCE(cardinality(keys), 0) = 0 THEN RETURN; END IF;
-    WITH k AS (SELECT DISTINCT x AS key FROM unnest(keys) x WHERE x IS NOT NULL),
-    merged AS (
-        DELETE FROM calendar_changes c
-        WHERE c.ctid = ANY (ARRAY(
-            SELECT c2.ctid FROM calendar_changes c2 WHERE c2.scope = kind AND c2.key = ANY (keys) FOR UPDATE SKIP LOCKED))
-        RETURNING c.key, c.changes)
-    INSERT INTO calendar_changes (scope, key, changes)
-    SELECT kind, k.key, 1 + COALESCE((SELECT sum(m.changes) FROM merged m WHERE m.key = k.key), 0) FROM k;
+    IF cardinality(keys) > 1 THEN keys := ARRAY(SELECT DISTINCT x FROM unnest(keys) x ORDER BY x); END IF;
+    FOREACH k IN ARRAY keys LOOP
+        CONTINUE WHEN k IS NULL;
+        UPDATE calendar_changes SET changes = changes + 1
+        WHERE ctid = (SELECT c.ctid FROM calendar_changes c WHERE c.scope = kind AND c.key = k LIMIT 1 FOR UPDATE SKIP LOCKED);
+        IF NOT FOUND THEN
+            INSERT INTO calendar_changes (scope, key, changes) VALUES (kind, k, 1);
+        END IF;
+    END LOOP;
 END
 $$;
 
