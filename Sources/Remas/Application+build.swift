@@ -22,7 +22,7 @@ public func buildApplication(
     logger: Logger
 ) async throws -> some ApplicationProtocol {
     let pool = ConnectionPool(
-        configuration: configuration.connectionConfiguration,
+        target: configuration.databaseTarget,
         maximumConnections: configuration.maxConnections, prewarm: configuration.prewarmConnections, logger: logger)
     let hasher = PasswordHasher(cost: configuration.bcryptCost)
     let db = Database(pool: pool)
@@ -59,7 +59,7 @@ public func buildApplication(
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.
     app.addServices(extraServices)
     app.addServices(pool, hasher, TokenRevocation.Listener(
-        revocation: revocation, connection: configuration.connectionConfiguration, observer: authListener, logger: logger))
+        revocation: revocation, target: configuration.databaseTarget, observer: authListener, logger: logger))
     if configuration.scheduler.enabled {
         let worker = configuration.grafana.enabled
             ? GrafanaSyncWorker(
@@ -69,7 +69,7 @@ public func buildApplication(
             : nil
         app.addServices(
             Scheduler(
-                connection: configuration.connectionConfiguration, settings: configuration.scheduler, smtp: configuration.smtp,
+                target: configuration.databaseTarget, settings: configuration.scheduler, smtp: configuration.smtp,
                 clock: WallClock(zone: configuration.timeZone), grafana: grafana, grafanaWorker: worker, stats: stats,
                 operations: configuration.operations, capacityChanges: environment.capacityChanges, usage: configuration.usage,
                 logger: logger))
@@ -111,7 +111,7 @@ public func withDatabase<T: Sendable>(
     _ configuration: AppConfiguration, logger: Logger, _ body: @escaping @Sendable (Database) async throws -> T
 ) async throws -> T {
     let pool = ConnectionPool(
-        configuration: configuration.connectionConfiguration,
+        target: configuration.databaseTarget,
         maximumConnections: 2, logger: logger)
     do {
         let value = try await body(Database(pool: pool))

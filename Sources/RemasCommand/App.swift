@@ -304,11 +304,10 @@ struct Import: AsyncParsableCommand {
         let logger = makeLogger(configuration)
         do {
             let url = try DatabaseURL(parsing: self.from)
-            let searchPath = URLComponents(string: self.from)?.queryItems?.first { $0.name == "search_path" }?.value
             try await runMigrations(configuration, logger: logger)
             let report = try await withDatabase(configuration, logger: logger) { db in
                 try await RemasImporter(
-                    source: url.connectionConfiguration(searchPath: searchPath, timeZone: configuration.timeZone), target: db, logger: logger
+                    source: url.target(searchPath: url.parameters["search_path"], timeZone: configuration.timeZone), target: db, logger: logger
                 ).run(dryRun: self.dryRun)
             }
             print(report.text)

@@ -99,14 +99,14 @@ public final class TokenRevocation: Sendable {
     /// The service that keeps the cache honest: LISTEN on `remas_auth_…` for as long as the server runs.
     struct Listener: Service {
         let revocation: TokenRevocation
-        let connection: PostgresConnection.Configuration
+        let target: DatabaseTarget
         let observer: ListenerObserver?
         let logger: Logger
 
         func run() async throws {
             // Cancelled on graceful shutdown, which also ends the LISTEN sequence it waits in.
             await cancelWhenGracefulShutdown {
-                await NotificationListener(connection: self.connection, prefix: "remas_auth", table: "users", logger: self.logger).run(
+                await NotificationListener(target: self.target, prefix: "remas_auth", table: "users", logger: self.logger).run(
                     isStopping: { Task.isCancelled },
                     listening: {
                         self.revocation.setListening(true)

@@ -224,9 +224,9 @@ public struct AppConfiguration: Sendable {
 
     public var logLevel: Logger.Level { self.debug ? .debug : .info }
 
-    /// The connection settings every pool and listener of this server uses.
-    public var connectionConfiguration: PostgresConnection.Configuration {
-        self.database.connectionConfiguration(searchPath: self.searchPath, timeZone: self.timeZone)
+    /// Where every pool and listener of this server connects.
+    public var databaseTarget: DatabaseTarget {
+        self.database.target(searchPath: self.searchPath, timeZone: self.timeZone)
     }
 }
 

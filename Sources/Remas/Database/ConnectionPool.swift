@@ -27,13 +27,13 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     private let state = Mutex(State())
-    let configuration: PostgresConnection.Configuration
+    let target: DatabaseTarget
     let maximumConnections: Int
     let prewarms: Bool
     let logger: Logger
 
-    public init(configuration: PostgresConnection.Configuration, maximumConnections: Int, prewarm: Bool = false, logger: Logger) {
-        self.configuration = configuration
+    public init(target: DatabaseTarget, maximumConnections: Int, prewarm: Bool = false, logger: Logger) {
+        self.target = target
         self.maximumConnections = max(1, maximumConnections)
         self.prewarms = prewarm
         self.logger = logger
@@ -122,7 +122,7 @@ public final class ConnectionPool: Service, Sendable {
     private func connect(id: Int, for continuation: CheckedContinuation<PostgresConnection, any Error>) {
         Task {
             do {
-                let connection = try await PostgresConnection.connect(configuration: self.configuration, id: id, logger: self.logger)
+                let connection = try await self.target.connect(id: id, logger: self.logger)
                 continuation.resume(returning: connection)
             } catch {
                 // The requests queued behind this one would wait for a release that never comes while no connection

@@ -69,16 +69,30 @@ public struct LeasedConnection: SQLExecutor {
     public func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow] {
         StatementCounter.current?.increment()
         try self.connection.ensureOpen()
-        return try await self.connection.query(query, logger: logger).collect()
+        return try await self.droppingStandbys { try await self.connection.query(query, logger: logger).collect() }
     }
 
     @discardableResult
     public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
         StatementCounter.current?.increment()
         try self.connection.ensureOpen()
-        var rows: [S.Row] = []
-        for try await row in try await self.connection.execute(statement, logger: logger) { rows.append(row) }
-        return rows
+        return try await self.droppingStandbys {
+            var rows: [S.Row] = []
+            for try await row in try await self.connection.execute(statement, logger: logger) { rows.append(row) }
+            return rows
+        }
+    }
+
+    /// A server that refuses writes (SQLSTATE 25006) is no longer the primary (demoted without a restart, as some
+    /// managed services do): the connection is closed, so that the pool's next connection looks for the writable
+    /// server again (`DatabaseTarget`), and the error answers 503 (`ErrorMiddleware.databaseUnavailable`).
+    private func droppingStandbys<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as PSQLError where error.sqlState == "25006" {
+            try? await self.connection.close()
+            throw error
+        }
     }
 }
 

@@ -7,7 +7,7 @@ import Synchronization
 /// deployments and tests sharing a database never hear each other. Used by the scheduler (`remas_events_…`) and by
 /// token revocation (`remas_auth_…`).
 struct NotificationListener: Sendable {
-    let connection: PostgresConnection.Configuration
+    let target: DatabaseTarget
     /// `remas_events` or `remas_auth`.
     let prefix: String
     /// A table of the schema, to find which schema the connection's search path resolves to.
@@ -25,7 +25,7 @@ struct NotificationListener: Sendable {
         var backoff = 1.0
         while !Task.isCancelled && !isStopping() {
             do {
-                let connection = try await PostgresConnection.connect(configuration: self.connection, id: 0, logger: self.logger)
+                let connection = try await self.target.connect(id: 0, logger: self.logger)
                 // Closed on every path (awaited: a connection must not be released before it is closed).
                 let failure: (any Error)?
                 do {

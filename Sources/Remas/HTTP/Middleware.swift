@@ -51,18 +51,19 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 
     /// Connection-level failures: no connection could be made, the server closed it (restart, shutdown, terminated
-    /// backend), or the server refuses connections for now (SQLSTATE class 08, 57P01–57P03).
+    /// backend), the server refuses connections for now (SQLSTATE class 08, 57P01–57P03), no listed server is the
+    /// writable one (a failover in progress), or the server became a read-only standby under us (25006).
     static func databaseUnavailable(_ error: any Error) -> Bool {
         if let error = error as? PSQLError {
             switch error.code {
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed: return true
             case .server:
                 let state = error.serverInfo?[.sqlState] ?? ""
-                return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state)
+                return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "25006"].contains(state)
             default: return false
             }
         }
-        return error is ConnectionPool.PoolShutDown || error is IOError || error is NIOConnectionError || error is ChannelError
+        return error is ConnectionPool.PoolShutDown || error is DatabaseTarget.NoUsableServer || error is IOError || error is NIOConnectionError || error is ChannelError
     }
 
     func unmatched(_ request: Request) -> Response {

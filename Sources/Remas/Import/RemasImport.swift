@@ -17,11 +17,11 @@ import PostgresNIO
 ///   them; those whose time has already passed are recorded as done or skipped, so nothing is mailed twice.
 /// - `dryRun` runs everything and rolls back, so the report is exactly what a real run would do.
 public struct RemasImporter: Sendable {
-    public let source: PostgresConnection.Configuration
+    public let source: DatabaseTarget
     public let target: Database
     public let logger: Logger
 
-    public init(source: PostgresConnection.Configuration, target: Database, logger: Logger) {
+    public init(source: DatabaseTarget, target: Database, logger: Logger) {
         self.source = source
         self.target = target
         self.logger = logger
@@ -112,7 +112,7 @@ public struct RemasImporter: Sendable {
 
     func read() async throws -> [String: Rows] {
         // Statements through a pool of one, like every other statement (a source that goes away fails them at once).
-        let pool = ConnectionPool(configuration: self.source, maximumConnections: 1, logger: self.logger)
+        let pool = ConnectionPool(target: self.source, maximumConnections: 1, logger: self.logger)
         do {
             let source = Database(pool: pool)
             var data: [String: Rows] = [:]

@@ -33,7 +33,7 @@ public final class Scheduler: Service, Sendable {
     let db: Database
     /// The work queue (`events`).
     var events: EventRepository { EventRepository(db: self.db) }
-    let connection: PostgresConnection.Configuration
+    let target: DatabaseTarget
     let settings: SchedulerSettings
     let smtp: SMTPSettings
     let clock: any SchedulerClock
@@ -60,18 +60,17 @@ public final class Scheduler: Service, Sendable {
     static let idleRecheckSeconds = 300.0
 
     public init(
-        connection: PostgresConnection.Configuration, settings: SchedulerSettings, smtp: SMTPSettings,
+        target: DatabaseTarget, settings: SchedulerSettings, smtp: SMTPSettings,
         clock: any SchedulerClock, grafana: any GrafanaSync, grafanaWorker: GrafanaSyncWorker? = nil,
         stats: SchedulerStats = SchedulerStats(), operations: OperationsSettings = OperationsSettings(),
         capacityChanges: WakeSignal? = nil, usage: UsageMeasurementSettings = UsageMeasurementSettings(), logger: Logger
     ) {
         self.grafanaWorker = grafanaWorker
         // Generic plans for the prepared claim statement (otherwise re-planned on every reminder).
-        var poolConnection = connection
-        poolConnection.options.additionalStartupParameters.append(("plan_cache_mode", "force_generic_plan"))
-        self.pool = ConnectionPool(configuration: poolConnection, maximumConnections: settings.workers + 2, logger: logger)
+        self.pool = ConnectionPool(
+            target: target.adding(parameter: "plan_cache_mode", "force_generic_plan"), maximumConnections: settings.workers + 2, logger: logger)
         self.db = Database(pool: self.pool)
-        self.connection = connection
+        self.target = target
         self.settings = settings
         self.smtp = smtp
         self.clock = clock
@@ -159,7 +158,7 @@ public final class Scheduler: Service, Sendable {
     /// LISTEN on this schema's `remas_events_…` channel (`NotificationListener`). Every reconnect (which may have
     /// missed notifications) and every notification due earlier than planned wakes the loop.
     func listen() async {
-        await NotificationListener(connection: self.connection, prefix: "remas_events", table: "events", logger: self.logger).run(
+        await NotificationListener(target: self.target, prefix: "remas_events", table: "events", logger: self.logger).run(
             isStopping: { self.isStopping },
             listening: {
                 self.wake.signal()

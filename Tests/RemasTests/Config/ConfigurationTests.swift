@@ -67,4 +67,26 @@ import Testing
         #expect(c.database.port == 6543)
         #expect(c.database.database == "remas")
     }
+
+    /// libpq's multi-host form: every host in order, `target_session_attrs` (several hosts without it: read-write).
+    @Test func multiHostDatabaseURLs() throws {
+        var url = try DatabaseURL(parsing: "postgresql://u:p@h1:5432,h2:5433,[::1]:6000,h4/remas?target_session_attrs=read-write&x=1")
+        #expect(url.hosts.map { "\($0.host)/\($0.port)" } == ["h1/5432", "h2/5433", "::1/6000", "h4/5432"])
+        #expect(url.sessionAttributes == .readWrite && url.database == "remas" && url.username == "u" && url.password == "p")
+        #expect(url.target(searchPath: nil, timeZone: .gmt).servers.map(\.label) == ["h1:5432", "h2:5433", "[::1]:6000", "h4:5432"])
+        url = try DatabaseURL(parsing: "postgresql://u@h1,h2/remas")
+        #expect(url.sessionAttributes == .readWrite, "several hosts: a writable one")
+        url = try DatabaseURL(parsing: "postgresql://u@h1,h2/remas?target_session_attrs=any")
+        #expect(url.sessionAttributes == .any)
+        url = try DatabaseURL(parsing: "postgresql://u@h1/remas?search_path=src%20schema")
+        #expect(url.sessionAttributes == .any && url.parameters["search_path"] == "src schema" && url.host == "h1" && url.port == 5432)
+        url = try DatabaseURL(parsing: "postgresql://u@/remas")
+        #expect(url.host == "localhost")
+        for bad in [
+            "postgresql://u@h1,h2/remas?target_session_attrs=standby", "postgresql://u@h1:99999/remas", "postgresql://u@h1:x/remas",
+            "postgresql://u@[::1/remas", "postgresql://u@h1,h2", "mysql://u@h1/remas", "h1:5432/remas",
+        ] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try DatabaseURL(parsing: bad) }
+        }
+    }
 }

@@ -16,8 +16,8 @@ import Testing
         socket.close()
         let configuration = try TestDatabase.configuration(
             schema: "public", extra: ["DATABASE_URL": "postgresql://remas@127.0.0.1:\(port)/remas"]
-        ).connectionConfiguration
-        let pool = ConnectionPool(configuration: configuration, maximumConnections: 2, logger: TestDatabase.logger)
+        ).databaseTarget
+        let pool = ConnectionPool(target: configuration, maximumConnections: 2, logger: TestDatabase.logger)
         let started = ContinuousClock.now
         let failures = try await withThrowingTaskGroup(of: Bool.self) { group in
             for _ in 0..<20 {
@@ -43,7 +43,7 @@ import Testing
     @Test func aStatementOnAClosedConnectionFailsInsteadOfHanging() async throws {
         try await withApp { t in
             let pool = ConnectionPool(
-                configuration: t.configuration.connectionConfiguration, maximumConnections: 1, logger: TestDatabase.logger)
+                target: t.configuration.databaseTarget, maximumConnections: 1, logger: TestDatabase.logger)
             let db = Database(pool: pool)
             let outcome = Mutex<String?>(nil)
             let attempt = Task {

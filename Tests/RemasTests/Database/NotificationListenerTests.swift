@@ -12,7 +12,7 @@ import Testing
     @Test func endsWhenCancelledAtAnyPointOfItsSetup() async throws {
         try await withApp { t in
             let listener = NotificationListener(
-                connection: t.configuration.connectionConfiguration, prefix: "remas_auth", table: "users", logger: t.logger)
+                target: t.configuration.databaseTarget, prefix: "remas_auth", table: "users", logger: t.logger)
             // Cancels one run `delay` after its start (nil: once it listens); true if it ended within 5 s.
             func endsWhenCancelled(after delay: Duration?) async throws -> Bool {
                 let finished = Mutex(false)

@@ -11,13 +11,13 @@ import Testing
 /// schema, ids kept, bcrypt hashes still logging in, refusals reported, a second run changing nothing.
 @Suite struct ImportTests {
     /// Creates the original's schema with the fixture's rows in a schema of its own; returns its connection settings.
-    static func withSource(_ body: @Sendable (PostgresConnection.Configuration) async throws -> Void) async throws {
+    static func withSource(_ body: @Sendable (DatabaseTarget) async throws -> Void) async throws {
         let schema = "remas_src_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
-        let source = try TestDatabase.configuration(schema: schema).connectionConfiguration
+        let source = try TestDatabase.configuration(schema: schema).databaseTarget
         let sql = try String(
             contentsOf: RepositoryFiles.url("Tests/RemasTests/Fixtures/remas-original.sql"),
             encoding: .utf8)
-        let connection = try await PostgresConnection.connect(configuration: source, id: 1, logger: TestDatabase.logger)
+        let connection = try await source.connect(id: 1, logger: TestDatabase.logger)
         do {
             try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema)"), logger: TestDatabase.logger)
             for statement in SQLSplitter.split(sql) {

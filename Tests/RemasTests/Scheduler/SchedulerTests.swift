@@ -153,11 +153,10 @@ import Testing
             let (user, token) = try await t.userWithEmail(SMTPTestServer.address())
             let n = try await t.makeNotification("an hour before", offset: "3600")
             #expect(try await t.assign(n, user: user).status == .ok)
-            let connection = try await PostgresConnection.connect(
-                configuration: t.configuration.connectionConfiguration, id: 99, logger: t.logger)
+            let connection = try await t.configuration.databaseTarget.connect(id: 99, logger: t.logger)
             let received = Mutex<[String]>([])
             let channel = try await NotificationListener(
-                connection: t.configuration.connectionConfiguration, prefix: "remas_events", table: "events", logger: t.logger
+                target: t.configuration.databaseTarget, prefix: "remas_events", table: "events", logger: t.logger
             ).channel(on: connection)
             let listener = Task {
                 try await connection.listen(on: channel) { notifications in

@@ -99,7 +99,7 @@ extension TestContext {
         _ body: @Sendable (Scheduler) async throws -> T
     ) async throws -> T {
         let scheduler = Scheduler(
-            connection: self.configuration.connectionConfiguration,
+            target: self.configuration.databaseTarget,
             settings: SchedulerSettings(
                 enabled: true, precisionSeconds: precision, retryLimitSeconds: retryLimit, maxAttempts: maxAttempts, workers: workers),
             smtp: try smtp ?? SMTPTestServer.settings(), clock: clock, grafana: grafana, logger: self.logger)
