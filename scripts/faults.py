@@ -12,6 +12,12 @@ non-zero with a message when a check fails.
   load         GET /node and bookings through nginx until $FAULTS_DIR/stop (PostgreSQL is restarted meanwhile)
   check-load   only 2xx and 503-with-detail answers, 503s seen while PostgreSQL was down, recovery, nothing half-written
   slow         slow clients and a 10 MB body against a replica and through nginx while other requests go on
+  check-failover  (scripts/test-failover; after `load` with FAULTS_CONTEND=1 while the primary was killed) only 2xx,
+               409 and 503-with-detail answers, none slow, all 2xx again within 30 s of the kill, every acknowledged
+               booking in the new primary and none twice, no instant over capacity
+
+FAULTS_REMINDER_SECONDS (default 6) puts the reminders that many seconds after setup; FAULTS_HANG=0 gives no user the
+address that hangs at RCPT.
 """
 import datetime
 import http.client
@@ -138,7 +144,8 @@ def setup():
     users = []
     for i in range(20):
         username = "storm%02d" % i
-        email = ("hang-storm%02d@cluster.example" if i == 0 else "storm%02d@cluster.example") % i
+        hang = i == 0 and os.environ.get("FAULTS_HANG", "1") != "0"
+        email = ("hang-storm%02d@cluster.example" if hang else "storm%02d@cluster.example") % i
         must(*request("POST", "/user", admin, {"uid": 20000 + i, "username": username, "email": email, "password": "password"}), "user")
         users.append({"username": username, "email": email, "token": login(username, "password")})
     notification = must(*request("POST", "/notification", admin, {
@@ -146,7 +153,7 @@ def setup():
         "notification_template": "Your task ${task_name} starts at ${task_start}."}), "notification")["id"]
     must(*request("POST", "/notification/assign", admin, {"notification_id": notification, "group_id": 3}), "assign")
     # Every user books a task on the reminders node whose reminder falls due a few seconds from now.
-    start = now_utc() + datetime.timedelta(seconds=OFFSET + 6)
+    start = now_utc() + datetime.timedelta(seconds=OFFSET + int(os.environ.get("FAULTS_REMINDER_SECONDS", "6")))
     for user in users:
         must(*request("POST", "/task", user["token"], {
             "id": None, "name": "remind " + user["username"], "description": None, "tag_ids": [],
@@ -154,6 +161,19 @@ def setup():
             "start_time": start.isoformat(), "end_time": (start + datetime.timedelta(hours=1)).isoformat()}), "reminder task")
     save("setup.json", {"cpu": cpu, "nodes": nodes[:3], "users": users, "notification": notification})
     print("setup: 20 users, 3 storm nodes of 8 cpu, 20 reminders due at %s UTC" % (start - datetime.timedelta(seconds=OFFSET)))
+
+
+def over_capacity(nodes):
+    """How many allocation starts on the nodes see more reserved than the node provides."""
+    return sql("""
+        SELECT count(*) FROM (
+            SELECT p.node_id, p.resource_id, p.start_time, sum(b.amount) AS used
+            FROM (SELECT DISTINCT node_id, resource_id, start_time FROM allocations WHERE node_id IN (%s)) p
+            JOIN allocations b ON b.node_id = p.node_id AND b.resource_id = p.resource_id
+                 AND b.start_time <= p.start_time AND b.end_time > p.start_time
+            GROUP BY 1, 2, 3) s
+        JOIN node_resources nr ON nr.node_id = s.node_id AND nr.resource_id = s.resource_id
+        WHERE s.used > nr.amount""" % ",".join(str(n) for n in nodes))
 
 
 def storm():
@@ -201,17 +221,8 @@ def storm():
 def check_storm():
     outcomes = load("storm.json")
     state = load("setup.json")
-    nodes = ",".join(str(n) for n in state["nodes"])
     # 1. No instant over capacity: at every allocation start, the overlapping amounts of its node fit.
-    over = sql("""
-        SELECT count(*) FROM (
-            SELECT p.node_id, p.resource_id, p.start_time, sum(b.amount) AS used
-            FROM (SELECT DISTINCT node_id, resource_id, start_time FROM allocations WHERE node_id IN (%s)) p
-            JOIN allocations b ON b.node_id = p.node_id AND b.resource_id = p.resource_id
-                 AND b.start_time <= p.start_time AND b.end_time > p.start_time
-            GROUP BY 1, 2, 3) s
-        JOIN node_resources nr ON nr.node_id = s.node_id AND nr.resource_id = s.resource_id
-        WHERE s.used > nr.amount""" % nodes)
+    over = over_capacity(state["nodes"])
     if over != "0":
         fail("%s instants over capacity" % over)
     # 2. Nothing half-written anywhere: every task has its allocation, every allocation its task's times.
@@ -314,19 +325,28 @@ def load_phase():
                                 "detail": parsed.get("detail") if isinstance(parsed, dict) else None, "text": text[:120]})
             time.sleep(0.02)
 
+    contend = os.environ.get("FAULTS_CONTEND") == "1"
+
     def writer(w):
         n = 0
+        rng = random.Random(w)
         while not stopped():
             n += 1
             name = "load-%d-%d" % (w, n)
+            node, amount = state["nodes"][w % 3], 1
             begin = datetime.datetime(2032, 1, 1) + datetime.timedelta(hours=w * 10000 + n)
+            if contend:
+                # Overlapping slots of one day on the three nodes: the nodes fill, then refuse (409).
+                node, amount = rng.choice(state["nodes"]), rng.randrange(1, 5)
+                begin = datetime.datetime(2032, 6, 1, 8) + datetime.timedelta(minutes=15 * rng.randrange(0, 40))
             started = time.time()
             status, parsed, text = request("POST", "/task", token, {
                 "id": None, "name": name, "description": None, "tag_ids": [],
-                "resource_allocations": [{"node_id": state["nodes"][w % 3], "resource_id": state["cpu"], "amount": 1}],
+                "resource_allocations": [{"node_id": node, "resource_id": state["cpu"], "amount": amount}],
                 "start_time": begin.isoformat(), "end_time": (begin + datetime.timedelta(minutes=30)).isoformat()}, timeout=20)
             with lock:
                 records.append({"t": started, "kind": "write", "name": name, "status": status, "seconds": time.time() - started,
+                                "id": parsed.get("id") if isinstance(parsed, dict) else None,
                                 "detail": parsed.get("detail") if isinstance(parsed, dict) else None, "text": text[:120]})
             time.sleep(0.05)
 
@@ -372,6 +392,58 @@ def check_load():
     print("check-load: %d requests, %d answered 503 with a detail (max %.2f s) while PostgreSQL restarted, all OK after;"
           " %d commits without acknowledgement (stored whole)"
           % (len(records), len(unavailable), max(r["seconds"] for r in unavailable), len(lost_acks)))
+
+
+def check_failover():
+    records = sorted(load("load.json"), key=lambda r: r["t"])
+    state = load("setup.json")
+    event = load("failover.json")  # {"killed": t0, "promoted": t1}
+    killed = event["killed"]
+    bad = [r for r in records if r["status"] not in (200, 409, 503)
+           or (r["status"] in (409, 503) and not isinstance(r["detail"], str))]
+    if bad:
+        fail("answers other than 200, 409 or 503-with-detail (a 0 is a timeout or a reset): %s" % json.dumps(bad[:5]))
+    unavailable = [r for r in records if r["status"] == 503]
+    if not unavailable:
+        fail("no 503 while the primary was gone")
+    slow = [r for r in records if r["seconds"] > 5]
+    if slow:
+        fail("answers slower than 5 s (a request waited for a dead server): %s" % json.dumps(slow[:3]))
+    last_bad = max(r["t"] + r["seconds"] for r in unavailable)
+    recovered = last_bad - killed
+    after = [r for r in records if r["t"] > last_bad]
+    if recovered > 30 or not after:
+        fail("remas answered 503 until %.1f s after the kill (want < 30 s, then answers)" % recovered)
+    stored = {}
+    for line in sql("SELECT name, id FROM tasks WHERE name LIKE 'load-%'").splitlines():
+        name, tid = line.split("|")
+        if name in stored:
+            fail("%s stored twice" % name)
+        stored[name] = int(tid)
+    lost_acks = []
+    acknowledged = 0
+    for r in records:
+        if r["kind"] != "write":
+            continue
+        if r["status"] == 200:
+            acknowledged += 1
+            if stored.get(r["name"]) != r["id"]:
+                fail("%s was acknowledged (id %s) but the new primary has %s" % (r["name"], r["id"], stored.get(r["name"])))
+        elif r["name"] in stored:
+            # A COMMIT that reached both servers while the primary died, its answer lost with it: stored whole.
+            lost_acks.append(r["name"])
+    over = over_capacity(state["nodes"])
+    if over != "0":
+        fail("%s instants over capacity" % over)
+    orphans = sql("SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM allocations a WHERE a.task_id = t.id)")
+    if orphans != "0":
+        fail("%s tasks without allocations" % orphans)
+    refused = len([r for r in records if r["status"] == 409])
+    print("check-failover: %d requests (%d bookings acknowledged, all in the new primary, none twice; %d refused as full;"
+          " no instant over capacity); %d answered 503 with a detail (max %.2f s); answering again %.1f s after the kill"
+          " (Patroni promoted at %.1f s); %d commits without acknowledgement (stored whole)"
+          % (len(records), acknowledged, refused, len(unavailable), max(r["seconds"] for r in unavailable), recovered,
+             event["promoted"] - killed, len(lost_acks)))
 
 
 def slow():
@@ -431,4 +503,4 @@ def slow():
 
 if __name__ == "__main__":
     {"setup": setup, "storm": storm, "check-storm": check_storm, "check-mail": check_mail, "load": load_phase,
-     "check-load": check_load, "wait-hang": wait_hang, "slow": slow}[sys.argv[1]]()
+     "check-load": check_load, "wait-hang": wait_hang, "slow": slow, "check-failover": check_failover}[sys.argv[1]]()
