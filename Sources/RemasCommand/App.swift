@@ -11,7 +11,7 @@ struct RemasCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "remas",
         abstract: "Book node resources of a shared cluster on a calendar (REMAS-compatible API server).",
-        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self, Import.self, Capacity.self, Report.self],
+        subcommands: [Serve.self, Migrate.self, Seed.self, SetPassword.self, Events.self, GrafanaInit.self, OpenAPI.self, Import.self, Purge.self, Capacity.self, Report.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -313,6 +313,54 @@ struct Import: AsyncParsableCommand {
             print(report.text)
         } catch {
             FileHandle.standardError.write(Data("remas: import failed: \(String(reflecting: error))\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Purge: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Move finished tasks that ended before a day out of the database, in batches (usage reports keep covering them).",
+        discussion: """
+            First the day figures of usage reports are computed for every day before --finished-before and made final; \
+            then the tasks that ended before that day (local midnight, TZ) go with their allocations, events, tags and \
+            series links, --batch-size at a time, each batch one short transaction. With --archive, one CSV row per \
+            allocation is written (and flushed) before each batch commits; an existing archive is appended to. \
+            Progress goes to standard error (rewritten in place on a terminal).
+            """)
+
+    @Option(help: "Purge tasks that ended before this day (YYYY-MM-DD, local time of TZ).") var finishedBefore: String
+    @Option(help: "Write the purged tasks to this CSV file (RFC 4180) first.") var archive: String?
+    @Option(help: "Tasks per transaction.") var batchSize = 1_000
+
+    func run() async throws {
+        let configuration = loadConfiguration(requireSecret: false)
+        let logger = makeLogger(configuration)
+        guard self.finishedBefore.count == 10, LocalDateTime.parse(self.finishedBefore, zone: configuration.timeZone) != nil else {
+            throw ValidationError("--finished-before must be a day, YYYY-MM-DD")
+        }
+        guard (1...100_000).contains(self.batchSize) else { throw ValidationError("--batch-size must be 1 to 100000") }
+        let output = ProgressOutput(unit: "tasks")
+        let began = ContinuousClock.now
+        do {
+            let summary = try await withDatabase(configuration, logger: logger) { db in
+                try await HistoryPurge(db: db, batchSize: self.batchSize).run(
+                    finishedBefore: self.finishedBefore, archive: self.archive, logger: logger
+                ) { step in
+                    switch step {
+                    case .stage(let text): output.stage(text)
+                    case .progress(let done, let total): output.progress(done: done, total: total)
+                    }
+                }
+            }
+            let seconds = String(format: "%.1f", (ContinuousClock.now - began).timeInterval)
+            output.finish(
+                "purged \(summary.tasks) task(s) with \(summary.allocations) allocation(s) in \(seconds) s; usage before \(summary.horizon) is kept as day figures")
+        } catch let error as HistoryPurge.Failure {
+            output.finish("remas: purge refused: \(error.description)")
+            throw ExitCode(1)
+        } catch {
+            output.finish("remas: purge failed: \(String(reflecting: error))")
             throw ExitCode(1)
         }
     }

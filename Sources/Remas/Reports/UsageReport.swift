@@ -100,6 +100,13 @@ public enum UsageReport {
         guard end.microseconds - start.microseconds <= 3_700 * 86_400 * 1_000_000 else {
             throw AppError.badRequest("A report covers at most ten years")
         }
+        // Before the purge horizon only whole days' figures are left (README "Old history").
+        if let horizon = try await PurgeRepository(db: db).horizon(logger: logger), let day = LocalDateTime.parse(horizon, zone: zone),
+            [start, end].contains(where: { $0 < day && $0.microseconds % 86_400_000_000 != 0 })
+        {
+            throw AppError.badRequest(
+                "History before \(horizon) was purged and is kept as day figures: a period reaching before that day must start and end at midnight")
+        }
         let lines = try await ReportRepository(db: db).usage(from: start, to: end, by: by, onlyOwner: onlyOwner, logger: logger)
         let measured: MeasuredUse? = by == .user && settings.prometheusURL != nil
             ? await PrometheusUsage(settings: settings).measure(from: start, to: end, zone: zone, logger: logger) : nil
@@ -164,7 +171,7 @@ public enum UsageReport {
     public static func csv(_ lines: [ReportRepository.Line], by: ReportRepository.Grouping, measured: MeasuredUse?, cpuResource: String) -> String {
         var header = [by.rawValue + "_id", by.rawValue, "resource", "unit", "reserved_hours", "peak", "tasks"]
         if measured != nil { header += ["used_cpu_core_hours", "used_peak_memory_bytes", "efficiency", "used_unavailable"] }
-        var out = Self.row(header)
+        var out = CSV.record(header)
         for group in Self.grouped(lines) {
             let used = measured.map { Self.used(group, $0, cpuResource: cpuResource) }
             for line in group {
@@ -177,18 +184,10 @@ public enum UsageReport {
                         used.efficiency.map(Self.number) ?? "", measured.unavailable ?? "",
                     ]
                 }
-                out += Self.row(fields)
+                out += CSV.record(fields)
             }
         }
         return out
-    }
-
-    /// One CSV record: fields with a comma, quote, CR or LF are quoted, quotes doubled; CRLF at the end.
-    static func row(_ fields: [String]) -> String {
-        fields.map { field in
-            field.contains(where: { $0 == "," || $0 == "\"" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" })
-                ? "\"" + field.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : field
-        }.joined(separator: ",") + "\r\n"
     }
 
     static func grouped(_ lines: [ReportRepository.Line]) -> [[ReportRepository.Line]] {

@@ -157,8 +157,12 @@ public struct ReportRepository: Sendable {
             let locked = try await tx.query(
                 "SELECT pg_try_advisory_xact_lock(hashtext('remas.usage_day ' || current_schema()), \(day))", logger: logger)
             guard try locked.first?.decode(Bool.self) == true else { return false }
+            // Done, or before the purge horizon (migration 0013: those figures are all that is left of the day).
             let done = try await tx.query(
-                "SELECT 1 FROM usage_days_done WHERE day = \(unescaped: Self.epochDay) + \(day)", logger: logger)
+                """
+                SELECT 1 FROM usage_days_done WHERE day = \(unescaped: Self.epochDay) + \(day)
+                UNION ALL SELECT 1 FROM usage_history_purged WHERE before > \(unescaped: Self.epochDay) + \(day)
+                """, logger: logger)
             guard done.isEmpty else { return false }
             try await tx.query(
                 "DELETE FROM usage_days WHERE grouping IN (1, 2, 3, 4) AND day = \(unescaped: Self.epochDay) + \(day)", logger: logger)
@@ -193,7 +197,7 @@ public struct ReportRepository: Sendable {
         let rows = try await self.db.query(
             """
             SELECT n FROM generate_series(
-                (SELECT min(start_time)::date FROM tasks) - \(unescaped: Self.epochDay),
+                GREATEST((SELECT min(start_time)::date FROM tasks), (SELECT before FROM usage_history_purged)) - \(unescaped: Self.epochDay),
                 (localtimestamp - make_interval(hours => \(Int32(graceHours))))::date - 1 - \(unescaped: Self.epochDay)) n
             WHERE NOT EXISTS (SELECT 1 FROM usage_days_done d WHERE d.day = \(unescaped: Self.epochDay) + n)
             ORDER BY n DESC LIMIT \(Int32(limit))
