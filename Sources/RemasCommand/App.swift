@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import Hummingbird
 import Logging
 import Remas
@@ -305,11 +306,24 @@ struct Import: AsyncParsableCommand {
         do {
             let url = try DatabaseURL(parsing: self.from)
             try await runMigrations(configuration, logger: logger)
+            let output = ProgressOutput(unit: "rows")
+            let writing = Atomic<Bool>(false)
+            let began = ContinuousClock.now
+            output.stage("reading the REMAS database")
             let report = try await withDatabase(configuration, logger: logger) { db in
                 try await RemasImporter(
                     source: url.target(searchPath: url.parameters["search_path"], timeZone: configuration.timeZone), target: db, logger: logger
-                ).run(dryRun: self.dryRun)
+                ) { step in
+                    switch step {
+                    case .read(let table, let rows): output.transient("  read \(table): \(rows) rows")
+                    case .wrote(_, let rows, let total):
+                        if !writing.exchange(true, ordering: .relaxed) { output.stage("writing \(total) rows in one transaction") }
+                        output.progress(done: rows, total: total)
+                    case .committing: output.stage("committing")
+                    }
+                }.run(dryRun: self.dryRun)
             }
+            output.finish("\(self.dryRun ? "dry run" : "import") done in \(String(format: "%.1f", (ContinuousClock.now - began).timeInterval)) s")
             print(report.text)
         } catch {
             FileHandle.standardError.write(Data("remas: import failed: \(String(reflecting: error))\n".utf8))

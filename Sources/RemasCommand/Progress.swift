@@ -42,6 +42,13 @@ final class ProgressOutput: Sendable {
         if let line { self.write("\r\u{1B}[K" + line) }
     }
 
+    /// A line shown in place on a terminal only (what is being done right now), never on a log.
+    func transient(_ text: String) {
+        guard self.interactive else { return }
+        self.state.withLock { $0.drawn = true }
+        self.write("\r\u{1B}[K" + text)
+    }
+
     /// `  1200/5000 tasks (24 %), 830/s, 5 s left`
     static func line(done: Int, total: Int, unit: String, seconds: Double) -> String {
         let rate = seconds > 0 ? Double(done) / seconds : 0

@@ -20,11 +20,20 @@ public struct RemasImporter: Sendable {
     public let source: DatabaseTarget
     public let target: Database
     public let logger: Logger
+    /// Progress: each table read, then each table written (`rows` so far of `total` read), then the commit.
+    public var progress: @Sendable (Progress) -> Void = { _ in }
 
-    public init(source: DatabaseTarget, target: Database, logger: Logger) {
+    public init(source: DatabaseTarget, target: Database, logger: Logger, progress: @escaping @Sendable (Progress) -> Void = { _ in }) {
         self.source = source
         self.target = target
         self.logger = logger
+        self.progress = progress
+    }
+
+    public enum Progress: Sendable {
+        case read(table: String, rows: Int)
+        case wrote(table: String, rows: Int, total: Int)
+        case committing
     }
 
     /// Per table: rows read, written (inserted, updated, unchanged) and refused with reasons.
@@ -73,6 +82,7 @@ public struct RemasImporter: Sendable {
                 var report = try await self.write(data, in: tx)
                 report.dryRun = dryRun
                 if dryRun { throw RolledBack(report: report) }
+                self.progress(.committing)
                 return report
             }
         } catch let rolledBack as RolledBack {
@@ -124,6 +134,7 @@ public struct RemasImporter: Sendable {
                     if case .object(let o) = item { return o }
                     return nil
                 }
+                self.progress(.read(table: table, rows: data[table]?.count ?? 0))
             }
             await pool.shutdown()
             return data
@@ -137,6 +148,14 @@ public struct RemasImporter: Sendable {
 
     func write(_ data: [String: Rows], in tx: LeasedConnection) async throws -> Report {
         var report = Report()
+        let total = data.values.reduce(0) { $0 + $1.count }
+        var written = 0
+        /// A table is written: into the report, and reported as progress.
+        func finished(_ table: TableReport) {
+            report.tables.append(table)
+            written += table.read
+            self.progress(.wrote(table: table.table, rows: written, total: total))
+        }
         func int(_ row: [String: JSONValue], _ key: String) -> Int? { row[key]?.intValue }
         func describe(_ row: [String: JSONValue]) -> String { String(decoding: JSONValue.object(row).jsonData, as: UTF8.self) }
 
@@ -154,7 +173,7 @@ public struct RemasImporter: Sendable {
             FROM jsonb_to_recordset(\(Self.json(groupRows))::jsonb) AS r(id int, parent_id int)
             WHERE g.id = r.id AND g.parent_id IS DISTINCT FROM r.parent_id
             """, logger: self.logger)
-        report.tables.append(groups)
+        finished(groups)
 
         var users = TableReport(table: "users")
         let userRows = data["users"] ?? []
@@ -163,7 +182,7 @@ public struct RemasImporter: Sendable {
             userRows.map { $0["group_id"] == nil || $0["group_id"] == .null ? $0.merging(["group_id": .int(Int64(SeededGroup.users.rawValue))]) { _, n in n } : $0 },
             into: "users", columns: "id int, name text, surname text, uid int, username text, password text, email text, group_id int",
             compared: ["name", "surname", "uid", "username", "password", "email", "group_id"], report: &users, in: tx)
-        report.tables.append(users)
+        finished(users)
 
         for (table, columns, compared) in [
             ("nodes", "id int, name text, description text", ["name", "description"]),
@@ -173,7 +192,7 @@ public struct RemasImporter: Sendable {
             let rows = data[table] ?? []
             t.read = rows.count
             try await self.upsert(rows, into: table, columns: columns, compared: compared, report: &t, in: tx)
-            report.tables.append(t)
+            finished(t)
         }
 
         var resources = TableReport(table: "resources")
@@ -189,7 +208,7 @@ public struct RemasImporter: Sendable {
         }
         try await self.upsert(resourceRows, into: "resources", columns: "id int, name text, description text, unit text",
                               compared: ["name", "description", "unit"], report: &resources, in: tx)
-        report.tables.append(resources)
+        finished(resources)
         let resourceIDs = Set(resourceRows.compactMap { int($0, "id") })
 
         var nodeResources = TableReport(table: "node_resources")
@@ -205,9 +224,9 @@ public struct RemasImporter: Sendable {
         }
         try await self.upsert(nodeResourceRows, into: "node_resources", columns: "node_id int, resource_id int, amount int8",
                               key: "node_id, resource_id", compared: ["amount"], report: &nodeResources, in: tx)
-        report.tables.append(nodeResources)
+        finished(nodeResources)
 
-        report.tables.append(try await self.link(
+        finished(try await self.link(
             data, "resource_alias_links", columns: "resource_id int, alias_id int", keeping: "resource_id", of: resourceIDs, in: tx))
 
         var limits = TableReport(table: "limits")
@@ -226,15 +245,15 @@ public struct RemasImporter: Sendable {
         try await self.upsert(
             limitRows, into: "limits", columns: "id int, name text, description text, amount int8, user_id int, group_id int, resource_id int",
             compared: ["name", "description", "amount", "user_id", "group_id", "resource_id"], report: &limits, in: tx)
-        report.tables.append(limits)
+        finished(limits)
         let limitIDs = Set(limitRows.compactMap { int($0, "id") })
-        report.tables.append(try await self.link(data, "limit_nodes", columns: "limit_id int, node_id int", keeping: "limit_id", of: limitIDs, in: tx))
+        finished(try await self.link(data, "limit_nodes", columns: "limit_id int, node_id int", keeping: "limit_id", of: limitIDs, in: tx))
 
         var tags = TableReport(table: "task_tags")
         tags.read = data["task_tags"]?.count ?? 0
         try await self.upsert(data["task_tags"] ?? [], into: "task_tags", columns: "id int, name text, description text, user_id int",
                               compared: ["name", "description", "user_id"], report: &tags, in: tx)
-        report.tables.append(tags)
+        finished(tags)
 
         // Tasks and their allocations (each allocation copies its task's interval, as bookings write it).
         var tasks = TableReport(table: "tasks")
@@ -281,15 +300,15 @@ public struct RemasImporter: Sendable {
         try await self.upsert(
             taskRows, into: "tasks", columns: "id int, name text, description text, start_time timestamp, end_time timestamp, owner_id int",
             compared: ["name", "description", "start_time", "end_time", "owner_id"], report: &tasks, in: tx)
-        report.tables.append(tasks)
+        finished(tasks)
         try await self.upsert(
             allocationRows, into: "allocations",
             columns: "task_id int, node_id int, resource_id int, amount int8, start_time timestamp, end_time timestamp",
             key: "task_id, node_id, resource_id", compared: ["amount", "start_time", "end_time"], report: &allocations, in: tx)
-        report.tables.append(allocations)
+        finished(allocations)
         let taskIDs = Set(taskRows.compactMap { int($0, "id") })
 
-        report.tables.append(try await self.link(data, "task_tag_links", columns: "task_id int, tag_id int", keeping: "task_id", of: taskIDs, in: tx))
+        finished(try await self.link(data, "task_tag_links", columns: "task_id int, tag_id int", keeping: "task_id", of: taskIDs, in: tx))
 
         var notifications = TableReport(table: "notifications")
         var notificationRows: Rows = []
@@ -307,10 +326,10 @@ public struct RemasImporter: Sendable {
             columns: "id int, name text, description text, time_offset int, notification_template text, type text, default_amount int8, owner_id int, resource_id int",
             compared: ["name", "description", "time_offset", "notification_template", "type", "default_amount", "owner_id", "resource_id"],
             report: &notifications, in: tx)
-        report.tables.append(notifications)
+        finished(notifications)
         let notificationIDs = Set(notificationRows.compactMap { int($0, "id") })
         for (table, columns) in [("notification_users", "user_id int, notification_id int"), ("notification_groups", "group_id int, notification_id int")] {
-            report.tables.append(try await self.link(data, table, columns: columns, keeping: "notification_id", of: notificationIDs, in: tx))
+            finished(try await self.link(data, table, columns: columns, keeping: "notification_id", of: notificationIDs, in: tx))
         }
 
         // The scheduler's events for the imported tasks: start and end (done when past), reminders as bookings make
