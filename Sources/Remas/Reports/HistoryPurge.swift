@@ -56,7 +56,7 @@ public struct HistoryPurge: Sendable {
         guard missing == 0 else {
             throw Failure(description: "\(missing) day(s) before \(day) still have no usage figures (changed while this ran?); run again")
         }
-        let (total, _) = try await purge.count(before: day, logger: logger)
+        let total = try await purge.count(before: day, logger: logger)
         report(.stage("purging \(total) finished task(s) that ended before \(day)" + (path.map { ", archived to \($0)" } ?? "")))
         let archive = try path.map { try ArchiveFile(path: $0) }
         defer { try? archive?.handle.close() }

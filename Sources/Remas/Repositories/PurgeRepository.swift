@@ -33,14 +33,10 @@ struct PurgeRepository: Sendable {
         }
     }
 
-    /// Finished tasks that end before `cutoff` (local midnight): how many, and their allocations.
-    func count(before cutoff: String, logger: Logger) async throws -> (tasks: Int, allocations: Int) {
-        let row = try await self.db.query(
-            """
-            SELECT count(*)::int, COALESCE(sum((SELECT count(*) FROM allocations a WHERE a.task_id = t.id)), 0)::int
-            FROM tasks t WHERE t.end_time <= \(cutoff)::date AND t.end_time <= localtimestamp
-            """, logger: logger)
-        return try row.first.map { try $0.decode((Int, Int).self) } ?? (0, 0)
+    /// How many finished tasks end before `cutoff` (local midnight).
+    func count(before cutoff: String, logger: Logger) async throws -> Int {
+        try await self.db.int(
+            "SELECT count(*)::int FROM tasks WHERE end_time <= \(cutoff)::date AND end_time <= localtimestamp", logger: logger) ?? 0
     }
 
     /// One archived allocation (a task without allocations gives one row without node and resource).
