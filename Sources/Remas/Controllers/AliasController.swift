@@ -9,7 +9,7 @@ struct AliasController {
     func register(_ routes: RouteBuilder) {
         routes.get("/resource_alias") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.aliases.list(logger: context.logger))
+            return try await self.aliases.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/resource_alias/:alias_id") { request, context in
             _ = try await self.env.tokens.authenticate(request)

@@ -11,7 +11,7 @@ struct GroupController {
     func register(_ routes: RouteBuilder) {
         routes.get("/group") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.groups.list(logger: context.logger))
+            return try await self.groups.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

@@ -9,19 +9,19 @@ struct LimitController {
     func register(_ routes: RouteBuilder) {
         routes.get("/limit") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.limits.list(logger: context.logger))
+            return try await self.limits.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/limit/user/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             try caller.requireAdmin()
-            return .json(try await self.limits.list(ofUser: id, logger: context.logger))
+            return try await self.limits.list(ofUser: id, try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/limit/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("group_id")
             try caller.requireAdmin()
-            return .json(try await self.limits.list(ofGroup: id, logger: context.logger))
+            return try await self.limits.list(ofGroup: id, try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/limit/user_all/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

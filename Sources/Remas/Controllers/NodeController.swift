@@ -10,7 +10,7 @@ struct NodeController {
     func register(_ routes: RouteBuilder) {
         routes.get("/node") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.nodes.list(logger: context.logger))
+            return try await self.nodes.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/node/:node_id") { request, context in
             _ = try await self.env.tokens.authenticate(request)

@@ -9,7 +9,7 @@ struct NotificationController {
     func register(_ routes: RouteBuilder) {
         routes.get("/notification") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.notifications.all(logger: context.logger))
+            return try await self.notifications.all(try request.listWindow()).response(logger: context.logger)
         }
         routes.post("/notification", self.create)
         routes.put("/notification", self.update)
@@ -37,7 +37,7 @@ struct NotificationController {
             guard try await UserRepository(db: self.env.db).exists(id: id, logger: context.logger) else {
                 throw AppError.notFound("User with id \(id) not found!")
             }
-            return .json(try await self.notifications.owned(by: id, logger: context.logger))
+            return try await self.notifications.owned(by: id, try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/notification/:notification_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

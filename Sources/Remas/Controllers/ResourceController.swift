@@ -10,7 +10,7 @@ struct ResourceController {
     func register(_ routes: RouteBuilder) {
         routes.get("/resource") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.resources.list(logger: context.logger))
+            return try await self.resources.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/resource/:resource_id") { request, context in
             _ = try await self.env.tokens.authenticate(request)

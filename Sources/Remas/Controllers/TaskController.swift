@@ -10,13 +10,13 @@ struct TaskController {
     func register(_ routes: RouteBuilder) {
         routes.get("/task") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.tasks.list(logger: context.logger))
+            return try await self.tasks.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/task/user/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            return .json(try await self.tasks.list(ofUser: id, logger: context.logger))
+            return try await self.tasks.list(ofUser: id, try request.listWindow()).response(logger: context.logger)
         }
         routes.post("/task/user/:user_id/active") { request, context in
             try await self.page(request, context, ownOnly: true) { UserActivePage(limit: $0, offset: $1, userID: $2) }

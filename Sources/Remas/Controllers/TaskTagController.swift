@@ -9,13 +9,13 @@ struct TaskTagController {
     func register(_ routes: RouteBuilder) {
         routes.get("/task_tag") { request, context in
             try await self.env.tokens.authenticate(request).requireAdmin()
-            return .json(try await self.tags.list(logger: context.logger))
+            return try await self.tags.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/task_tag/user/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            return .json(try await self.tags.list(ofUser: id, logger: context.logger))
+            return try await self.tags.list(ofUser: id, try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/task_tag/group/:group_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)
@@ -24,7 +24,7 @@ struct TaskTagController {
             guard try await GroupRepository(db: self.env.db).exists(id: id, logger: context.logger) else {
                 throw AppError.notFound("Group with id \(id) not found!")
             }
-            return .json(try await self.tags.list(ofGroup: id, logger: context.logger))
+            return try await self.tags.list(ofGroup: id, try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/task_tag/:task_tag_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

@@ -9,7 +9,7 @@ struct UserController {
     func register(_ routes: RouteBuilder) {
         routes.get("/user") { request, context in
             _ = try await self.env.tokens.authenticate(request)
-            return .json(try await self.users.list(logger: context.logger))
+            return try await self.users.list(try request.listWindow()).response(logger: context.logger)
         }
         routes.get("/user/:user_id") { request, context in
             let caller = try await self.env.tokens.authenticate(request)

@@ -23,13 +23,6 @@ extension JSONByIDStatement {
     }
 }
 
-/// A JSON document without parameters.
-protocol JSONListStatement: JSONStatement {}
-
-extension JSONListStatement {
-    func makeBindings() throws -> PostgresBindings { PostgresBindings() }
-}
-
 extension SQLExecutor {
     /// Runs a prepared JSON statement and returns the document of its first row.
     func json<S: JSONStatement>(_ statement: S, logger: Logger) async throws -> String? {

@@ -45,6 +45,16 @@ public enum APIDocument {
         /// Optional query parameters of a closed set of words.
         var choiceQuery: [(String, [String])] = []
         let reply: Reply
+        /// A list the server reads in pages (`ListPages`): optional `offset` and `limit`.
+        var window: Bool { self.method == "get" && Self.windowed.contains(self.path) }
+
+        /// The routes answered by `ListPages` (their controllers call `Request.listWindow`; `APIDocumentTests` checks
+        /// each one against the router).
+        static let windowed: Set<String> = [
+            "/user", "/group", "/node", "/resource", "/resource_alias", "/limit", "/limit/user/{user_id}", "/limit/group/{group_id}",
+            "/task_tag", "/task_tag/user/{user_id}", "/task_tag/group/{group_id}", "/task", "/task/user/{user_id}", "/notification",
+            "/notification/owner/{owner_id}",
+        ]
         /// POST /user and POST /group answer 201, as the original does, and POST /maintenance; everything else 200.
         var success = 200
         /// Errors besides 401 (from `access`), 422 (every operation with a parameter or a body) and 5XX (every one).
@@ -640,6 +650,18 @@ public enum APIDocument {
         return .object(root)
     }
 
+    /// `offset`/`limit` of the lists read in pages (`Request.listWindow`).
+    static let windowParameters: [JSONValue] = [
+        [
+            "name": "offset", "in": "query", "required": false, "schema": ["type": "integer", "format": "int64", "minimum": 0, "default": 0],
+            "description": "Elements to skip, in id order.",
+        ],
+        [
+            "name": "limit", "in": "query", "required": false, "schema": ["type": "integer", "format": "int64", "minimum": 0],
+            "description": "At most this many elements; without it, every element from `offset` on. Long lists are streamed (chunked) in pages.",
+        ],
+    ]
+
     static let tagOrder = ["authentication", "users", "groups", "nodes", "resources", "aliases", "limits", "task tags", "tasks",
                            "notifications", "maintenance", "node status", "calendar", "reports", "service"]
 
@@ -660,6 +682,7 @@ public enum APIDocument {
             + op.choiceQuery.map { name, words in
                 ["name": .string(name), "in": "query", "required": false, "schema": ["type": "string", "enum": .array(words.map(JSONValue.string))]]
             }
+            + (op.window ? windowParameters : [])
         if !all.isEmpty { o["parameters"] = .array(all) }
         switch op.access {
         case .open: o["security"] = []

@@ -5,8 +5,8 @@ import PostgresNIO
 struct AliasRepository: Sendable {
     let db: Database
 
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(AliasListStatement(), logger: logger)
+    func list(_ window: ListWindow) -> ListPages<AliasList> {
+        ListPages(db: self.db, window: window)
     }
 
     /// One alias's document; nil when there is no such alias.
@@ -39,8 +39,8 @@ struct AliasRepository: Sendable {
     }
 }
 
-struct AliasListStatement: JSONListStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.aliasResponse("a"), table: "resource_aliases", alias: "a")
+enum AliasList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.aliasResponse("a"), table: "resource_aliases", alias: "a")
 }
 
 struct AliasStatement: JSONByIDStatement {

@@ -10,8 +10,8 @@ struct GroupRepository: Sendable {
     }
 
     /// Every group, as `GET /group` answers them.
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(GroupListStatement(), logger: logger)
+    func list(_ window: ListWindow) -> ListPages<GroupList> {
+        ListPages(db: self.db, window: window)
     }
 
     func json(id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> String? {
@@ -113,6 +113,8 @@ struct GroupRepository: Sendable {
     }
 }
 
-struct GroupListStatement: JSONListStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.groupResponse("g"), table: "groups", alias: "g")
+enum GroupList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.groupResponse("g"), table: "groups", alias: "g")
+    /// A group embeds its members.
+    static let pageRows: Int64 = 50
 }

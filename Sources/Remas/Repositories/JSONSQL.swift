@@ -121,8 +121,10 @@ enum JSONSQL {
         """
     }
 
-    /// `SELECT COALESCE(json_agg(<element> ORDER BY alias.id), '[]')::text FROM <table> alias <where>`
-    static func listDocument(_ element: String, table: String, alias: String, where condition: String = "") -> String {
-        "SELECT COALESCE(json_agg(\(element) ORDER BY \(alias).id), '[]'::json)::text FROM \(table) \(alias) \(condition)"
+    /// One page of a list (`ListDefinition`): rows `(id, element)` after the id `$2`, `$3` of them, `$4` skipped;
+    /// `condition` may use the list's key `$1`.
+    static func listPage(_ element: String, table: String, alias: String, where condition: String? = nil) -> String {
+        let filter = condition.map { " AND (\($0))" } ?? ""
+        return "SELECT \(alias).id, (\(element))::text FROM \(table) \(alias) WHERE \(alias).id > $2\(filter) ORDER BY \(alias).id LIMIT $3 OFFSET $4"
     }
 }

@@ -18,18 +18,18 @@ struct LimitRepository: Sendable {
         let nodeIDs: [Int]
     }
 
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(LimitListStatement(), logger: logger)
+    func list(_ window: ListWindow) -> ListPages<LimitList> {
+        ListPages(db: self.db, window: window)
     }
 
     /// The limits set on one user (not inherited ones).
-    func list(ofUser id: Int, logger: Logger) async throws -> String {
-        try await self.db.jsonList(UserLimitsStatement(id: id), logger: logger)
+    func list(ofUser id: Int, _ window: ListWindow) -> ListPages<UserLimitList> {
+        ListPages(db: self.db, key: id, window: window)
     }
 
     /// The limits set on one group (not inherited ones).
-    func list(ofGroup id: Int, logger: Logger) async throws -> String {
-        try await self.db.jsonList(GroupLimitsStatement(id: id), logger: logger)
+    func list(ofGroup id: Int, _ window: ListWindow) -> ListPages<GroupLimitList> {
+        ListPages(db: self.db, key: id, window: window)
     }
 
     /// One limit's document; nil when there is no such limit.
@@ -147,8 +147,8 @@ struct LimitRepository: Sendable {
     }
 }
 
-struct LimitListStatement: JSONListStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.limitResponse("l"), table: "limits", alias: "l")
+enum LimitList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.limitResponse("l"), table: "limits", alias: "l")
 }
 
 struct LimitStatement: JSONByIDStatement {
@@ -156,14 +156,12 @@ struct LimitStatement: JSONByIDStatement {
     let id: Int
 }
 
-struct UserLimitsStatement: JSONByIDStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.limitResponse("l"), table: "limits", alias: "l", where: "WHERE l.user_id = $1")
-    let id: Int
+enum UserLimitList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.limitResponse("l"), table: "limits", alias: "l", where: "l.user_id = $1")
 }
 
-struct GroupLimitsStatement: JSONByIDStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.limitResponse("l"), table: "limits", alias: "l", where: "WHERE l.group_id = $1")
-    let id: Int
+enum GroupLimitList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.limitResponse("l"), table: "limits", alias: "l", where: "l.group_id = $1")
 }
 
 // MARK: effective limits

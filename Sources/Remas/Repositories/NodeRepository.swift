@@ -5,9 +5,9 @@ import PostgresNIO
 struct NodeRepository: Sendable {
     let db: Database
 
-    /// The whole list, as `GET /node` answers it.
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(NodeListStatement(), logger: logger)
+    /// `GET /node`: every node (or the window asked for) with what it provides.
+    func list(_ window: ListWindow) -> ListPages<NodeList> {
+        ListPages(db: self.db, window: window)
     }
 
     /// One node's document; nil when there is no such node.
@@ -96,8 +96,10 @@ enum NodeSQL {
         """
 }
 
-struct NodeListStatement: JSONListStatement {
-    static let sql = "SELECT COALESCE(json_agg(x ORDER BY x.id), '[]'::json)::text FROM (\(NodeSQL.rows)) x"
+enum NodeList: ListDefinition {
+    static let pageSQL = """
+        SELECT x.id, row_to_json(x)::text FROM (\(NodeSQL.rows) WHERE n.id > $2 ORDER BY n.id LIMIT $3 OFFSET $4) x ORDER BY x.id
+        """
 }
 
 struct NodeStatement: JSONByIDStatement {

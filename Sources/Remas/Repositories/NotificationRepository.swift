@@ -28,14 +28,12 @@ struct NotificationRepository: Sendable {
             "SELECT \(unescaped: JSONSQL.notificationFlat("n"))::text FROM notifications n WHERE n.id = \(id)", logger: logger)
     }
 
-    func all(logger: Logger) async throws -> String {
-        try await self.db.text(PostgresQuery(unsafeSQL: JSONSQL.listDocument(JSONSQL.notificationFlat("n"), table: "notifications", alias: "n")),
-            logger: logger) ?? "[]"
+    func all(_ window: ListWindow) -> ListPages<NotificationList> {
+        ListPages(db: self.db, window: window)
     }
 
-    func owned(by ownerID: Int, logger: Logger) async throws -> String {
-        let sql = JSONSQL.listDocument(JSONSQL.notificationFlat("n"), table: "notifications", alias: "n", where: "WHERE n.owner_id = $1")
-        return try await self.byID(ownerID, sql, logger: logger) ?? "[]"
+    func owned(by ownerID: Int, _ window: ListWindow) -> ListPages<OwnedNotificationList> {
+        ListPages(db: self.db, key: ownerID, window: window)
     }
 
     func load(id: Int, forUpdate: Bool, in tx: LeasedConnection, logger: Logger) async throws -> Stored? {
@@ -196,4 +194,12 @@ struct NotificationRepository: Sendable {
         bindings.append(id)
         return try await self.db.text(PostgresQuery(unsafeSQL: sql, binds: bindings), logger: logger)
     }
+}
+
+enum NotificationList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.notificationFlat("n"), table: "notifications", alias: "n")
+}
+
+enum OwnedNotificationList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.notificationFlat("n"), table: "notifications", alias: "n", where: "n.owner_id = $1")
 }

@@ -6,8 +6,8 @@ import PostgresNIO
 struct ResourceRepository: Sendable {
     let db: Database
 
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(ResourceListStatement(), logger: logger)
+    func list(_ window: ListWindow) -> ListPages<ResourceList> {
+        ListPages(db: self.db, window: window)
     }
 
     /// One resource's document; nil when there is no such resource.
@@ -85,8 +85,8 @@ struct ResourceRepository: Sendable {
     }
 }
 
-struct ResourceListStatement: JSONListStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.resourceResponse("r"), table: "resources", alias: "r")
+enum ResourceList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.resourceResponse("r"), table: "resources", alias: "r")
 }
 
 struct ResourceStatement: JSONByIDStatement {

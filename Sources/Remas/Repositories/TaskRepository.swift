@@ -7,13 +7,13 @@ import PostgresNIO
 struct TaskRepository: Sendable {
     let db: Database
 
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(TaskListStatement(), logger: logger)
+    func list(_ window: ListWindow) -> ListPages<TaskList> {
+        ListPages(db: self.db, window: window)
     }
 
     /// The tasks of one owner.
-    func list(ofUser id: Int, logger: Logger) async throws -> String {
-        try await self.db.jsonList(UserTaskListStatement(id: id), logger: logger)
+    func list(ofUser id: Int, _ window: ListWindow) -> ListPages<UserTaskList> {
+        ListPages(db: self.db, key: id, window: window)
     }
 
     /// One page of a paginated list.
@@ -123,13 +123,12 @@ struct TaskStatement: JSONByIDStatement {
     let id: Int
 }
 
-struct TaskListStatement: JSONListStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.taskSimple("t"), table: "tasks", alias: "t")
+enum TaskList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.taskSimple("t"), table: "tasks", alias: "t")
 }
 
-struct UserTaskListStatement: JSONByIDStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.taskSimple("t"), table: "tasks", alias: "t", where: "WHERE t.owner_id = $1")
-    let id: Int
+enum UserTaskList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.taskSimple("t"), table: "tasks", alias: "t", where: "t.owner_id = $1")
 }
 
 /// One page of `/task/user/{id}/active|finished` and `/task/active|finished`. Orders carry the id as a tie-breaker, so pages never overlap or skip rows.

@@ -5,18 +5,18 @@ import PostgresNIO
 struct TaskTagRepository: Sendable {
     let db: Database
 
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(TagListStatement(), logger: logger)
+    func list(_ window: ListWindow) -> ListPages<TagList> {
+        ListPages(db: self.db, window: window)
     }
 
     /// The tags of one user.
-    func list(ofUser id: Int, logger: Logger) async throws -> String {
-        try await self.db.jsonList(UserTagsStatement(id: id), logger: logger)
+    func list(ofUser id: Int, _ window: ListWindow) -> ListPages<UserTagList> {
+        ListPages(db: self.db, key: id, window: window)
     }
 
     /// The tags of a group's members.
-    func list(ofGroup id: Int, logger: Logger) async throws -> String {
-        try await self.db.jsonList(GroupTagsStatement(id: id), logger: logger)
+    func list(ofGroup id: Int, _ window: ListWindow) -> ListPages<GroupTagList> {
+        ListPages(db: self.db, key: id, window: window)
     }
 
     /// One tag's document; nil when there is no such tag.
@@ -50,8 +50,10 @@ struct TaskTagRepository: Sendable {
     }
 }
 
-struct TagListStatement: JSONListStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.tagResponse("g"), table: "task_tags", alias: "g")
+/// A tag embeds its tasks.
+enum TagList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.tagResponse("g"), table: "task_tags", alias: "g")
+    static let pageRows: Int64 = 50
 }
 
 struct TagStatement: JSONByIDStatement {
@@ -59,13 +61,13 @@ struct TagStatement: JSONByIDStatement {
     let id: Int
 }
 
-struct UserTagsStatement: JSONByIDStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.tagResponse("g"), table: "task_tags", alias: "g", where: "WHERE g.user_id = $1")
-    let id: Int
+enum UserTagList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.tagResponse("g"), table: "task_tags", alias: "g", where: "g.user_id = $1")
+    static let pageRows: Int64 = 50
 }
 
-struct GroupTagsStatement: JSONByIDStatement {
-    static let sql = JSONSQL.listDocument(
-        JSONSQL.tagResponse("g"), table: "task_tags", alias: "g", where: "WHERE g.user_id IN (SELECT id FROM users WHERE group_id = $1)")
-    let id: Int
+enum GroupTagList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(
+        JSONSQL.tagResponse("g"), table: "task_tags", alias: "g", where: "g.user_id IN (SELECT id FROM users WHERE group_id = $1)")
+    static let pageRows: Int64 = 50
 }

@@ -18,8 +18,8 @@ struct UserRepository: Sendable {
         """
 
     /// Every user, as `GET /user` answers them.
-    func list(logger: Logger) async throws -> String {
-        try await self.db.jsonList(UserListStatement(), logger: logger)
+    func list(_ window: ListWindow) -> ListPages<UserList> {
+        ListPages(db: self.db, window: window)
     }
 
     /// One user's document (`GET`, `PUT` and `POST /user` answer the same); nil when there is no such user.
@@ -130,8 +130,10 @@ struct UserRepository: Sendable {
     }
 }
 
-struct UserListStatement: JSONListStatement {
-    static let sql = JSONSQL.listDocument(JSONSQL.userFull("u"), table: "users", alias: "u")
+enum UserList: ListDefinition {
+    static let pageSQL = JSONSQL.listPage(JSONSQL.userFull("u"), table: "users", alias: "u")
+    /// A user embeds all their tasks.
+    static let pageRows: Int64 = 50
 }
 
 struct UserJSONStatement: JSONByIDStatement {

@@ -33,6 +33,23 @@ import Testing
         }
     }
 
+    /// The routes documented with `offset`/`limit` are the ones that read them: each answers a bad `limit` with the
+    /// 422 naming it, and a good window with that many elements.
+    @Test func windowedRoutesReadTheWindow() async throws {
+        try await withApp { t in
+            let admin = try await t.adminToken()
+            let paths = APIDocument.Operation.windowed.map { $0.replacing(/\{[a-z_]+\}/, with: "1") }
+            #expect(paths.count == 15)
+            for path in paths {
+                let bad = try await t.request(.get, "\(path)?limit=x", token: admin)
+                #expect(bad.status == .unprocessableContent, "\(path)")
+                #expect(bad.detail?.hasSuffix("query.limit") == true, "\(path): \(bad.body)")
+                let none = try await t.request(.get, "\(path)?limit=0", token: admin)
+                #expect(none.status == .ok && none.body == "[]", "\(path): \(none.body)")
+            }
+        }
+    }
+
     /// The document's own structure: every `$ref` resolves, bearer operations name the scheme and answer 401 with the
     /// error envelope, every error answer is `{"detail": string}`, path parameters match the path.
     @Test func documentIsConsistent() throws {
