@@ -32,8 +32,9 @@ func makeLogger(_ configuration: AppConfiguration) -> Logger {
     return logger
 }
 
-func runMigrations(_ configuration: AppConfiguration, logger: Logger) async throws {
-    let migrator = try Migrator(directory: configuration.migrationsPath)
+func runMigrations(_ configuration: AppConfiguration, upTo last: String? = nil, logger: Logger) async throws {
+    let all = try Migrator(directory: configuration.migrationsPath)
+    let migrator = last.map { last in Migrator(files: all.files.filter { $0.version <= last }) } ?? all
     let applied = try await withDatabase(configuration, logger: logger) { db in
         try await migrator.migrate(db: db, logger: logger)
     }
@@ -73,10 +74,17 @@ struct Serve: AsyncParsableCommand {
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply pending migrations from REMAS_MIGRATIONS_PATH (default Migrations/).")
 
+    @Option(name: .customLong("to"), help: "Stop after this version (e.g. 0011): upgrade in steps, or build an older schema.")
+    var last: String?
+
+    func validate() throws {
+        if let last, last.count != 4 || !last.allSatisfy(\.isNumber) { throw ValidationError("--to takes a four-digit version, e.g. 0011") }
+    }
+
     func run() async throws {
         let configuration = loadConfiguration(requireSecret: false)
         do {
-            try await runMigrations(configuration, logger: makeLogger(configuration))
+            try await runMigrations(configuration, upTo: self.last, logger: makeLogger(configuration))
         } catch {
             FileHandle.standardError.write(Data("remas: migration failed: \(error)\n".utf8))
             throw ExitCode(1)

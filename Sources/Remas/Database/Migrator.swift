@@ -11,6 +11,12 @@ import PostgresNIO
 /// A file whose first line is `-- remas:no-transaction` runs statement by statement outside a transaction (for
 /// `CREATE INDEX CONCURRENTLY`, which lets bookings go on while an index builds on a large table); it is recorded once
 /// all its statements succeeded, so each of them must be safe to run again (`IF EXISTS`, `IF NOT EXISTS`).
+///
+/// A transactional file waits at most `lockTimeout` for each lock it takes (`SET LOCAL lock_timeout`): a DDL statement
+/// queued behind a long reader would otherwise make every booking queue behind it. When a lock is not granted in time
+/// the file is rolled back and tried again after `retryPause`, up to `attempts` times. (Files outside a transaction
+/// get no lock timeout: `CREATE INDEX CONCURRENTLY` waits for older transactions without blocking writers, and a timeout
+/// there would leave an invalid index behind.)
 public struct Migrator: Sendable {
     public struct File: Sendable, Equatable {
         public let version: String
@@ -26,6 +32,8 @@ public struct Migrator: Sendable {
         case checksumMismatch(String)
         case failed(file: String, statement: Int, reason: String)
         case noDirectory(String)
+        /// A lock was not granted within `lockTimeout` (the file is retried).
+        case lockNotGranted(statement: Int)
 
         public var description: String {
             switch self {
@@ -35,11 +43,15 @@ public struct Migrator: Sendable {
             case .checksumMismatch(let f): "migration \(f) was changed after it was applied (checksum differs): add a new file instead"
             case .failed(let f, let n, let r): "migration \(f) failed at statement \(n): \(r)"
             case .noDirectory(let p): "migrations directory not found: \(p)"
+            case .lockNotGranted(let n): "a lock was not granted in time at statement \(n)"
             }
         }
     }
 
     public let files: [File]
+    public var lockTimeout: Duration = .milliseconds(500)
+    public var retryPause: Duration = .seconds(1)
+    public var attempts = 120
 
     public init(files: [File]) { self.files = files }
 
@@ -110,26 +122,53 @@ public struct Migrator: Sendable {
                 continue
             }
             let transactional = !file.sql.hasPrefix("-- remas:no-transaction")
-            if transactional { try await connection.query("BEGIN", logger: logger) }
-            do {
-                for (index, statement) in SQLSplitter.split(file.sql).enumerated() {
-                    do {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                    } catch let error as PSQLError {
-                        throw MigrationError.failed(file: file.name, statement: index + 1, reason: error.serverInfo?[.message] ?? "\(error)")
-                    }
+            var attempt = 1
+            while true {
+                do {
+                    try await self.apply(file, transactional: transactional, on: connection, logger: logger)
+                    break
+                } catch MigrationError.lockNotGranted(let statement) where attempt < self.attempts {
+                    logger.warning(
+                        "migration waited too long for a lock; rolled back, trying again",
+                        metadata: ["file": "\(file.name)", "statement": "\(statement)", "attempt": "\(attempt)"])
+                    attempt += 1
+                    try await Task.sleep(for: self.retryPause)
+                } catch MigrationError.lockNotGranted(let statement) {
+                    throw MigrationError.failed(
+                        file: file.name, statement: statement,
+                        reason: "a lock was not granted within \(self.lockTimeout) in \(self.attempts) attempts (long transactions hold it)")
                 }
-                try await connection.query(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(file.version), \(file.name), \(file.checksum))",
-                    logger: logger)
-                if transactional { try await connection.query("COMMIT", logger: logger) }
-            } catch {
-                if transactional { _ = try? await connection.query("ROLLBACK", logger: logger) }
-                throw error
             }
             logger.info("applied migration", metadata: ["file": "\(file.name)"])
             appliedNow.append(file.name)
         }
         return appliedNow
+    }
+
+    /// Runs one file's statements and records it; a transactional file is rolled back whole on any error.
+    private func apply(_ file: File, transactional: Bool, on connection: LeasedConnection, logger: Logger) async throws {
+        if transactional {
+            try await connection.query("BEGIN", logger: logger)
+            let milliseconds = self.lockTimeout.components.seconds * 1000 + self.lockTimeout.components.attoseconds / 1_000_000_000_000_000
+            try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(max(1, milliseconds))ms'"), logger: logger)
+        }
+        do {
+            for (index, statement) in SQLSplitter.split(file.sql).enumerated() {
+                do {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                } catch let error as PSQLError where transactional && error.sqlState == "55P03" {
+                    throw MigrationError.lockNotGranted(statement: index + 1)
+                } catch let error as PSQLError {
+                    throw MigrationError.failed(file: file.name, statement: index + 1, reason: error.serverInfo?[.message] ?? "\(error)")
+                }
+            }
+            try await connection.query(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (\(file.version), \(file.name), \(file.checksum))",
+                logger: logger)
+            if transactional { try await connection.query("COMMIT", logger: logger) }
+        } catch {
+            if transactional { _ = try? await connection.query("ROLLBACK", logger: logger) }
+            throw error
+        }
     }
 }

@@ -104,4 +104,74 @@ import Testing
             try await TestDatabase.drop(other, configuration)
         }
     }
+
+    /// A file needing a lock that a long transaction holds waits at most `lockTimeout` at a time, so the writes queued
+    /// behind it (bookings) go on; it is applied once the lock is free. Without the timeout the ALTER would queue for
+    /// the table's exclusive lock and every insert would queue behind it until the reader ended.
+    @Test func lockWaitsAreBounded() async throws {
+        try await TestDatabase.withSchema(seed: false) { _, configuration in
+            // The reader and the migrator on one pool (of two), the writer on another.
+            try await withDatabase(configuration, logger: self.logger) { db in
+            try await withDatabase(configuration, logger: self.logger) { writer in
+                try await db.execute("CREATE TABLE busy (id int)", logger: self.logger)
+                let real = try Migrator(directory: TestDatabase.migrationsPath)
+                var migrator = Migrator(files: real.files + [.init(version: "9999", name: "9999_alter_busy.sql", sql: "ALTER TABLE busy ADD COLUMN c int")])
+                migrator.lockTimeout = .milliseconds(200)
+                migrator.retryPause = .milliseconds(100)
+                let held = Duration.milliseconds(2500)
+                let clock = ContinuousClock()
+                let started = clock.now
+                async let reader: Void = db.transaction(logger: self.logger) { tx in
+                    try await tx.query("SELECT count(*) FROM busy", logger: self.logger)  // ACCESS SHARE until the end
+                    try await Task.sleep(for: held)
+                }
+                try await Task.sleep(for: .milliseconds(200))
+                async let applied = migrator.migrate(db: db, logger: self.logger)
+                var slowest = Duration.zero
+                var writes = 0
+                while clock.now - started < held - .milliseconds(300) {
+                    let t0 = clock.now
+                    try await writer.execute("INSERT INTO busy (id) VALUES (1)", logger: self.logger)
+                    slowest = max(slowest, clock.now - t0)
+                    writes += 1
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                try await reader
+                #expect(try await applied == ["9999_alter_busy.sql"])
+                #expect(clock.now - started >= held)
+                #expect(writes > 5)
+                #expect(slowest < .milliseconds(900), "a write waited \(slowest) behind the migration")
+                #expect(try await db.exists("SELECT 1 FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'c' AND table_schema = current_schema()", logger: self.logger))
+            }
+            }
+        }
+    }
+
+    /// A lock that never comes free fails the file after `attempts`, naming the statement, with nothing applied.
+    @Test func lockNeverGrantedFailsTheFile() async throws {
+        try await TestDatabase.withSchema(seed: false) { _, configuration in
+            try await withDatabase(configuration, logger: self.logger) { db in
+                try await db.execute("CREATE TABLE busy (id int)", logger: self.logger)
+                let real = try Migrator(directory: TestDatabase.migrationsPath)
+                var migrator = Migrator(files: real.files + [
+                    .init(version: "9999", name: "9999_alter_busy.sql", sql: "CREATE TABLE first_part (id int); ALTER TABLE busy ADD COLUMN c int")
+                ])
+                migrator.lockTimeout = .milliseconds(100)
+                migrator.retryPause = .milliseconds(50)
+                migrator.attempts = 3
+                try await db.transaction(logger: self.logger) { tx in
+                    try await tx.query("SELECT count(*) FROM busy", logger: self.logger)
+                    do {
+                        _ = try await migrator.migrate(db: db, logger: self.logger)
+                        Issue.record("the migration went through a held lock")
+                    } catch let error as Migrator.MigrationError {
+                        #expect("\(error)".contains("9999_alter_busy.sql failed at statement 2"), "\(error)")
+                        #expect("\(error)".contains("3 attempts"), "\(error)")
+                    }
+                }
+                #expect(try await !db.exists("SELECT 1 FROM pg_tables WHERE tablename = 'first_part' AND schemaname = current_schema()", logger: self.logger))
+                #expect(try await !db.exists("SELECT 1 FROM schema_migrations WHERE version = '9999'", logger: self.logger))
+            }
+        }
+    }
 }
