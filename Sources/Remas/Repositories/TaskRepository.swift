@@ -182,6 +182,9 @@ struct AllFinishedPage: TaskPage {
 /// Allocations of every scheduled or running task touching the window (closed interval), with current capacities;
 /// then, for every maintenance window touching it that is not over, a block of each covered node's whole capacity
 /// (at least 1) per resource, owned by `Timeline.Allocation.maintenance`: remas-ui shows the node as full.
+/// The window's reservations: the `&&` on `tasks_period_idx` (a superset of the exact bounds below it, whatever the
+/// order of `$1` and `$2`) finds the tasks overlapping the window alone; bounded on the end time only, a week read every
+/// future task (59,000 at the national-centre size: 70 ms against 18 ms).
 struct SchedulingStatement: PostgresPreparedStatement {
     typealias Row = Timeline.Allocation
     static let sql = """
@@ -190,7 +193,9 @@ struct SchedulingStatement: PostgresPreparedStatement {
         FROM tasks t
         JOIN allocations a ON a.task_id = t.id
         LEFT JOIN node_resources nr ON nr.node_id = a.node_id AND nr.resource_id = a.resource_id
-        WHERE t.end_time > localtimestamp AND t.end_time >= $1::timestamp AND t.start_time <= $2::timestamp
+        WHERE tsrange(t.start_time, t.end_time)
+                && tsrange(LEAST($1::timestamp - interval '1 microsecond', $2::timestamp), GREATEST($1::timestamp, $2::timestamp), '[]')
+          AND t.end_time > localtimestamp AND t.end_time >= $1::timestamp AND t.start_time <= $2::timestamp
           AND t.id IS DISTINCT FROM $3
         UNION ALL
         SELECT 0, \(Timeline.Allocation.maintenance), (extract(epoch FROM w.start_time) * 1000000)::int8,

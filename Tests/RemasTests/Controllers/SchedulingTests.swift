@@ -135,4 +135,39 @@ import Testing
             }
         }
     }
+
+    /// The window's reservations are exactly those with `end >= start` and `start <= end` (both bounds inclusive, as
+    /// before the period index served the query), also for a window given backwards.
+    @Test func windowBoundsAreInclusive() async throws {
+        try await withApp { t in
+            let owner = try await t.makeUser("bounds")
+            let node = try await t.makeNode("bn")
+            let cpu = try await t.makeResource("bcpu")
+            try await t.provide(node: node, resource: cpu, amount: 4)
+            var ids: [String: Int] = [:]
+            for (name, start, end) in [
+                ("endsAtStart", "2031-05-01 08:00", "2031-05-01 10:00"), ("startsAtEnd", "2031-05-01 12:00", "2031-05-01 13:00"),
+                ("inside", "2031-05-01 10:30", "2031-05-01 11:00"), ("spans", "2031-05-01 09:00", "2031-05-01 14:00"),
+                ("before", "2031-05-01 07:00", "2031-05-01 09:59"), ("after", "2031-05-01 12:01", "2031-05-01 15:00"),
+            ] {
+                ids[name] = try await t.db.int(
+                    "INSERT INTO tasks (name, start_time, end_time, owner_id) VALUES (\(name), \(start)::timestamp, \(end)::timestamp, \(owner)) RETURNING id",
+                    logger: t.logger)
+                try await t.db.execute(
+                    """
+                    INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+                    SELECT id, \(node), \(cpu), 1, start_time, end_time FROM tasks WHERE id = \(ids[name]!)
+                    """, logger: t.logger)
+            }
+            let zone = TimeZone(identifier: "Europe/Prague")!
+            func found(_ from: String, _ to: String) async throws -> Set<String> {
+                let rows = try await TaskRepository(db: t.db).schedulingAllocations(
+                    from: LocalDateTime.parse(from, zone: zone)!, to: LocalDateTime.parse(to, zone: zone)!, excluding: nil, logger: t.logger)
+                return Set(rows.compactMap { row in ids.first { $0.value == row.taskID }?.key })
+            }
+            #expect(try await found("2031-05-01T10:00", "2031-05-01T12:00") == ["endsAtStart", "startsAtEnd", "inside", "spans"])
+            // Backwards: only what covers both instants.
+            #expect(try await found("2031-05-01T12:00", "2031-05-01T10:00") == ["spans"])
+        }
+    }
 }
