@@ -41,14 +41,17 @@ struct GroupRepository: Sendable {
 
     /// `chain([carried,] group_id, depth)`: the groups `seed` selects (as `[carried,] group_id, depth`) and all their
     /// ancestors up to the root. The walk is bounded, so even a corrupt tree cannot hang it. Effective limits,
-    /// notification lists and reminder receivers all walk the tree up with it.
+    /// notification lists and reminder receivers all walk the tree up with it. Each step is a primary-key probe (the
+    /// `OFFSET 0` keeps the lateral subquery from being flattened into a join, which the planner, guessing a large
+    /// chain, answered with a hash of the whole `groups` table on every step).
     static func ancestorChain(seed: String, carrying carried: String? = nil) -> String {
         let carry = carried.map { ($0 + ", ", "c.\($0), ") } ?? ("", "")
         return """
             chain(\(carry.0)group_id, depth) AS (
                 \(seed)
                 UNION ALL
-                SELECT \(carry.1)g.parent_id, c.depth + 1 FROM chain c JOIN groups g ON g.id = c.group_id
+                SELECT \(carry.1)g.parent_id, c.depth + 1
+                FROM chain c CROSS JOIN LATERAL (SELECT g.parent_id FROM groups g WHERE g.id = c.group_id OFFSET 0) g
                 WHERE g.parent_id IS NOT NULL AND c.depth < 256)
             """
     }

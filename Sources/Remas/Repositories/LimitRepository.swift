@@ -193,11 +193,13 @@ extension CandidatesStatement {
             l.id, l.name, l.description, l.amount, l.user_id, l.group_id, l.resource_id
             """
         let nodes = "ARRAY(SELECT ln.node_id FROM limit_nodes ln WHERE ln.limit_id = l.id ORDER BY ln.node_id)"
+        // The chain's limits by `limits_group_id_idx` (a lateral probe per group, as in the chain itself).
         var sql = """
             WITH RECURSIVE \(GroupRepository.ancestorChain(seed: chainSeed))
             SELECT 0, '', NULL::varchar, 0::int8, NULL::int4, NULL::int4, 0, -1, ARRAY[]::int4[] FROM \(sentinel)
             UNION ALL
-            SELECT \(columns), c.depth, \(nodes) FROM chain c JOIN limits l ON l.group_id = c.group_id
+            SELECT \(columns), c.depth, \(nodes)
+            FROM chain c CROSS JOIN LATERAL (SELECT * FROM limits l WHERE l.group_id = c.group_id OFFSET 0) l
             """
         if let ownLimits { sql += "\nUNION ALL\nSELECT \(columns), 0, \(nodes) FROM limits l WHERE \(ownLimits)" }
         return sql
