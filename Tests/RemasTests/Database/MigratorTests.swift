@@ -174,4 +174,25 @@ import Testing
             }
         }
     }
+
+    /// `remas_ts` (every timestamp of the wire documents) is inlined into the statements that call it (migration
+    /// 0014): the plan shows its `to_char`, not a call; its output is unchanged.
+    @Test func wireTimestampsAreInlined() async throws {
+        try await TestDatabase.withSchema(seed: false) { _, configuration in
+            try await withDatabase(configuration, logger: self.logger) { db in
+                let plan = try await db.query(
+                    "EXPLAIN (VERBOSE, COSTS OFF) SELECT remas_ts(t) FROM (VALUES (localtimestamp)) v(t)", logger: self.logger
+                ).map { try $0.decode(String.self) }.joined(separator: "\n")
+                #expect(plan.contains("to_char"), "\(plan)")
+                #expect(!plan.contains("remas_ts"), "\(plan)")
+                let texts = try await db.query(
+                    """
+                    SELECT remas_ts(t) FROM (VALUES (timestamp '2031-01-01 10:00'), (timestamp '2031-01-01 10:00:00.5'),
+                                                     (timestamp '2031-01-01 10:00:00.000001')) v(t)
+                    """, logger: self.logger
+                ).map { try $0.decode(String.self) }
+                #expect(texts == ["2031-01-01T10:00:00", "2031-01-01T10:00:00.500000", "2031-01-01T10:00:00.000001"])
+            }
+        }
+    }
 }
