@@ -107,42 +107,50 @@ import Testing
 
     /// A file needing a lock that a long transaction holds waits at most `lockTimeout` at a time, so the writes queued
     /// behind it (bookings) go on; it is applied once the lock is free. Without the timeout the ALTER would queue for
-    /// the table's exclusive lock and every insert would queue behind it until the reader ended.
+    /// the table's exclusive lock and every insert would queue behind it until the reader ended — and the reader here
+    /// ends only after the writes (or after 10 s), so a write would take that long (checked: with a 60 s lock timeout
+    /// the slowest write took 9.8 s).
     @Test func lockWaitsAreBounded() async throws {
         try await TestDatabase.withSchema(seed: false) { _, configuration in
             // The reader and the migrator on one pool (of two), the writer on another.
             try await withDatabase(configuration, logger: self.logger) { db in
-            try await withDatabase(configuration, logger: self.logger) { writer in
-                try await db.execute("CREATE TABLE busy (id int)", logger: self.logger)
-                let real = try Migrator(directory: TestDatabase.migrationsPath)
-                var migrator = Migrator(files: real.files + [.init(version: "9999", name: "9999_alter_busy.sql", sql: "ALTER TABLE busy ADD COLUMN c int")])
-                migrator.lockTimeout = .milliseconds(200)
-                migrator.retryPause = .milliseconds(100)
-                let held = Duration.milliseconds(2500)
-                let clock = ContinuousClock()
-                let started = clock.now
-                async let reader: Void = db.transaction(logger: self.logger) { tx in
-                    try await tx.query("SELECT count(*) FROM busy", logger: self.logger)  // ACCESS SHARE until the end
-                    try await Task.sleep(for: held)
+                try await withDatabase(configuration, logger: self.logger) { writer in
+                    try await db.execute("CREATE TABLE busy (id int)", logger: self.logger)
+                    let real = try Migrator(directory: TestDatabase.migrationsPath)
+                    var migrator = Migrator(
+                        files: real.files + [.init(version: "9999", name: "9999_alter_busy.sql", sql: "ALTER TABLE busy ADD COLUMN c int")])
+                    migrator.lockTimeout = .milliseconds(200)
+                    migrator.retryPause = .milliseconds(100)
+                    let writesDone = Flag()
+                    let clock = ContinuousClock()
+                    async let reader: Void = db.transaction(logger: self.logger) { tx in
+                        try await tx.query("SELECT count(*) FROM busy", logger: self.logger)  // ACCESS SHARE until the end
+                        let deadline = clock.now + .seconds(10)
+                        while await !writesDone.isRaised, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                    }
+                    try await Task.sleep(for: .milliseconds(200))
+                    async let applied = migrator.migrate(db: db, logger: self.logger)
+                    // Once the file has been seen waiting for its lock, write.
+                    var waiting = false
+                    for _ in 0..<200 where !waiting {
+                        waiting = try await writer.exists(
+                            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE busy%' AND wait_event_type = 'Lock'", logger: self.logger)
+                        if !waiting { try await Task.sleep(for: .milliseconds(20)) }
+                    }
+                    #expect(waiting)
+                    var slowest = Duration.zero
+                    for _ in 0..<6 {
+                        let t0 = clock.now
+                        try await writer.execute("INSERT INTO busy (id) VALUES (1)", logger: self.logger)
+                        slowest = max(slowest, clock.now - t0)
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                    await writesDone.raise()
+                    try await reader
+                    #expect(try await applied == ["9999_alter_busy.sql"])
+                    #expect(slowest < .seconds(1), "a write waited \(slowest) behind the migration")
+                    #expect(try await db.exists("SELECT 1 FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'c' AND table_schema = current_schema()", logger: self.logger))
                 }
-                try await Task.sleep(for: .milliseconds(200))
-                async let applied = migrator.migrate(db: db, logger: self.logger)
-                var slowest = Duration.zero
-                var writes = 0
-                while clock.now - started < held - .milliseconds(300) {
-                    let t0 = clock.now
-                    try await writer.execute("INSERT INTO busy (id) VALUES (1)", logger: self.logger)
-                    slowest = max(slowest, clock.now - t0)
-                    writes += 1
-                    try await Task.sleep(for: .milliseconds(50))
-                }
-                try await reader
-                #expect(try await applied == ["9999_alter_busy.sql"])
-                #expect(clock.now - started >= held)
-                #expect(writes > 5)
-                #expect(slowest < .milliseconds(900), "a write waited \(slowest) behind the migration")
-                #expect(try await db.exists("SELECT 1 FROM information_schema.columns WHERE table_name = 'busy' AND column_name = 'c' AND table_schema = current_schema()", logger: self.logger))
-            }
             }
         }
     }
@@ -195,4 +203,10 @@ import Testing
             }
         }
     }
+}
+
+/// A one-way signal between tasks of a test.
+private actor Flag {
+    private(set) var isRaised = false
+    func raise() { self.isRaised = true }
 }
