@@ -33,8 +33,9 @@ func makeLogger(_ configuration: AppConfiguration) -> Logger {
 }
 
 func runMigrations(_ configuration: AppConfiguration, upTo last: String? = nil, logger: Logger) async throws {
-    let all = try Migrator(directory: configuration.migrationsPath)
-    let migrator = last.map { last in Migrator(files: all.files.filter { $0.version <= last }) } ?? all
+    var stepping = try Migrator(directory: configuration.migrationsPath)
+    stepping.lastVersion = last
+    let migrator = stepping
     let applied = try await withDatabase(configuration, logger: logger) { db in
         try await migrator.migrate(db: db, logger: logger)
     }

@@ -5,11 +5,9 @@ import PostgresNIO
 
 /// Which part of a list the client asked for: `?offset=N&limit=M` (both optional; the whole list without them, as the
 /// original answers).
-public struct ListWindow: Sendable, Equatable {
+public struct ListWindow: Sendable {
     public var offset: Int64 = 0
     public var limit: Int64? = nil
-
-    public static let whole = ListWindow()
 }
 
 extension Request {
@@ -90,12 +88,12 @@ struct ListPages<L: ListDefinition>: Sendable {
         let first = try await self.page(after: .min, remaining: self.window.limit, offset: self.window.offset, logger: logger)
         var buffer = ByteBuffer(staticString: "[")
         Self.append(first.rows, to: &buffer, leadingComma: false)
-        guard let last = first.rows.last, first.full else {
+        let left = self.window.limit.map { $0 - Int64(first.rows.count) }
+        guard let last = first.rows.last, first.full, left != 0 else {
             buffer.writeStaticString("]")
             return .json(buffer)
         }
         let head = buffer
-        let left = self.window.limit.map { $0 - Int64(first.rows.count) }
         let body = ResponseBody { writer in
             try await writer.write(head)
             var after = last.0

@@ -52,6 +52,9 @@ public struct Migrator: Sendable {
     public var lockTimeout: Duration = .milliseconds(500)
     public var retryPause: Duration = .seconds(1)
     public var attempts = 120
+    /// Apply nothing after this version (`remas migrate --to`); later files still count as known, so a database that
+    /// is already further along is not refused.
+    public var lastVersion: String?
 
     public init(files: [File]) { self.files = files }
 
@@ -116,7 +119,7 @@ public struct Migrator: Sendable {
             throw MigrationError.unknownApplied(version)
         }
         var appliedNow: [String] = []
-        for file in self.files {
+        for file in self.files where self.lastVersion.map({ file.version <= $0 }) ?? true {
             if let checksum = history[file.version] {
                 guard checksum == file.checksum else { throw MigrationError.checksumMismatch(file.name) }
                 continue
@@ -149,8 +152,8 @@ public struct Migrator: Sendable {
     private func apply(_ file: File, transactional: Bool, on connection: LeasedConnection, logger: Logger) async throws {
         if transactional {
             try await connection.query("BEGIN", logger: logger)
-            let milliseconds = self.lockTimeout.components.seconds * 1000 + self.lockTimeout.components.attoseconds / 1_000_000_000_000_000
-            try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(max(1, milliseconds))ms'"), logger: logger)
+            let milliseconds = max(1, Int(self.lockTimeout.timeInterval * 1000))
+            try await connection.query(PostgresQuery(unsafeSQL: "SET LOCAL lock_timeout = '\(milliseconds)ms'"), logger: logger)
         }
         do {
             for (index, statement) in SQLSplitter.split(file.sql).enumerated() {

@@ -181,10 +181,10 @@ struct AllFinishedPage: TaskPage {
 
 /// Allocations of every scheduled or running task touching the window (closed interval), with current capacities;
 /// then, for every maintenance window touching it that is not over, a block of each covered node's whole capacity
-/// (at least 1) per resource, owned by `Timeline.Allocation.maintenance`: remas-ui shows the node as full.
-/// The window's reservations: the `&&` on `tasks_period_idx` (a superset of the exact bounds below it, whatever the
-/// order of `$1` and `$2`) finds the tasks overlapping the window alone; bounded on the end time only, a week read every
-/// future task (59,000 at the national-centre size: 70 ms against 18 ms).
+/// (at least 1) per resource, owned by `Timeline.Allocation.maintenance`: remas-ui shows the node as full. The tasks
+/// are found by the `&&` on `tasks_period_idx` (a superset of the exact bounds after it, whatever the order of `$1` and
+/// `$2`); bounded on the end time alone, a week read every future task (59,000 at the national-centre size: 70 ms
+/// against 18 ms).
 struct SchedulingStatement: PostgresPreparedStatement {
     typealias Row = Timeline.Allocation
     static let sql = """

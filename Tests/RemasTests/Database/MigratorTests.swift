@@ -105,6 +105,23 @@ import Testing
         }
     }
 
+    /// `lastVersion` (`remas migrate --to`) stops before later files, and a database already further along is left
+    /// as it is rather than refused.
+    @Test func stopsAtTheLastVersion() async throws {
+        try await TestDatabase.withSchema(seed: false) { _, configuration in
+            try await withDatabase(configuration, logger: self.logger) { db in
+                let real = try Migrator(directory: TestDatabase.migrationsPath)
+                var stepping = Migrator(files: real.files + [.init(version: "9999", name: "9999_later.sql", sql: "CREATE TABLE later (id int)")])
+                stepping.lastVersion = real.files.last!.version
+                #expect(try await stepping.migrate(db: db, logger: self.logger) == [])
+                stepping.lastVersion = "0005"
+                #expect(try await stepping.migrate(db: db, logger: self.logger) == [])
+                stepping.lastVersion = nil
+                #expect(try await stepping.migrate(db: db, logger: self.logger) == ["9999_later.sql"])
+            }
+        }
+    }
+
     /// A file needing a lock that a long transaction holds waits at most `lockTimeout` at a time, so the writes queued
     /// behind it (bookings) go on; it is applied once the lock is free. Without the timeout the ALTER would queue for
     /// the table's exclusive lock and every insert would queue behind it until the reader ended — and the reader here
