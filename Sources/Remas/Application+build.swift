@@ -39,7 +39,8 @@ public func buildApplication(
         hasher: hasher,
         grafana: grafana,
         schedulerStats: stats,
-        grafanaStats: grafanaStats)
+        grafanaStats: grafanaStats,
+        userDocuments: UserDocumentCache(budget: configuration.userDocumentCacheBytes))
     let router = buildRouter(environment)
     let address: BindAddress
     if let path = configuration.socketPath {

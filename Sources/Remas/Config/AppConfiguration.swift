@@ -33,6 +33,8 @@ public struct AppConfiguration: Sendable {
     public var autoMigrate: Bool
     public var migrationsPath: String
     public var maxBodyBytes: Int
+    /// Bytes of users' documents each replica keeps (`UserDocumentCache`); 0 keeps none.
+    public var userDocumentCacheBytes: Int
     /// What a limit bounds: the caller's overlapping reservations together (`concurrent`) or each task alone (`task`).
     public var limitScope: LimitScope
     /// A connection with no request in progress is closed after this long.
@@ -136,6 +138,7 @@ public struct AppConfiguration: Sendable {
         self.autoMigrate = try bool("REMAS_AUTO_MIGRATE", false)
         self.migrationsPath = string("REMAS_MIGRATIONS_PATH", "Migrations")
         self.maxBodyBytes = try int("MAX_BODY_BYTES", 1_048_576, range: 1024...1_073_741_824)
+        self.userDocumentCacheBytes = try int("USER_DOCUMENT_CACHE_BYTES", 33_554_432, range: 0...17_179_869_184)
         self.idleTimeoutSeconds = try int("HTTP_IDLE_TIMEOUT_SECONDS", 75, range: 1...86_400)
         self.socketPath = env["SOCKET_PATH"].flatMap { $0.isEmpty ? nil : $0 }
         if let path = self.socketPath, path.utf8.count > 107 {  // sun_path holds 108 bytes with the terminating NUL

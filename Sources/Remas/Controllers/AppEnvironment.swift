@@ -15,6 +15,9 @@ public struct AppEnvironment: Sendable {
     public var grafanaStats = GrafanaSyncStats()
     /// This server's request metrics and the `/metrics` exposition.
     public var metrics = ServerMetrics()
+    /// This replica's copies of users' documents (`GET /user/{id}`), each confirmed by the database before it is sent
+    /// (`buildApplication` sizes it from `USER_DOCUMENT_CACHE_BYTES`).
+    var userDocuments = UserDocumentCache(budget: 0)
     /// Lockouts this server has already answered, so repeated guesses from a locked-out client cost no database work.
     let lockouts = LockoutCache()
     /// Wakes this replica's capacity monitor (`CapacityMonitor`) after a write that changed reservations or capacities.

@@ -15,8 +15,8 @@ struct UserController {
             let caller = try await self.env.tokens.authenticate(request)
             let id = try context.pathID("user_id")
             guard caller.isAdmin || caller.id == id else { throw AppError.forbidden() }
-            let json = try await self.users.json(id: id, logger: context.logger).orNotFound("User", id)
-            return .json(json)
+            let document = try await self.users.document(id: id, cache: self.env.userDocuments, logger: context.logger)
+            return .json(try document.orNotFound("User", id))
         }
         routes.post("/user", self.create)
         routes.put("/user", self.update)

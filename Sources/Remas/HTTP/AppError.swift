@@ -31,10 +31,10 @@ public struct AppError: HTTPResponseError, Sendable {
     public static let internalError = AppError(.internalServerError, "Internal Server Error")
 }
 
-extension Optional where Wrapped == String {
+extension Optional {
     /// A document a repository read (repositories answer nil for "not found"), or the original's 404:
     /// `<noun> with id <id> not found!`.
-    func orNotFound(_ noun: String, _ id: Int) throws -> String {
+    func orNotFound(_ noun: String, _ id: Int) throws -> Wrapped {
         guard let self else { throw AppError.notFound("\(noun) with id \(id) not found!") }
         return self
     }

@@ -27,6 +27,22 @@ struct UserRepository: Sendable {
         try await self.db.json(UserJSONStatement(id: id), logger: logger)
     }
 
+    /// One user's document as `GET /user/{id}` answers it, through this replica's copies: a kept copy that the
+    /// database confirms (one probe of the change counters) is sent as it is; otherwise the document is built, with
+    /// its validator in the same statement (one snapshot), and kept. nil when there is no such user.
+    func document(id: Int, cache: UserDocumentCache, logger: Logger) async throws -> ByteBuffer? {
+        if let kept = cache.entry(id) {
+            let now = try await self.db.run(UserDocumentValidatorStatement(id: id), logger: logger).first
+            if let now, kept.isCurrent(changes: now.changes, now: now.clock) {
+                cache.recordHit()
+                return kept.body
+            }
+        }
+        guard let built = try await self.db.run(UserDocumentStatement(id: id), logger: logger).first else { return nil }
+        if cache.isEnabled { cache.store(id, built) }
+        return built.body
+    }
+
     struct Credentials {
         let id: Int
         let username: String
@@ -139,4 +155,55 @@ enum UserList: ListDefinition {
 struct UserJSONStatement: JSONByIDStatement {
     static let sql = "SELECT \(JSONSQL.userFull("u"))::text FROM users u WHERE u.id = $1"
     let id: Int
+}
+
+/// The validator of a user's document (`UserDocumentCache`): the sum of the user's change counters (scope 'o', their
+/// tasks, migration 0012; scope 'u', the rest of the document, migration 0015; a probe of one index) and the clock
+/// statuses follow, in microseconds.
+enum UserDocumentSQL {
+    static let changes = "(SELECT COALESCE(sum(x.changes), 0)::int8 FROM calendar_changes x WHERE x.scope IN ('o', 'u') AND x.key = $1)"
+    static func micros(_ instant: String) -> String { "(extract(epoch FROM \(instant)) * 1000000)::int8" }
+    /// The first start or end of one of the user's tasks after now (two probes of the owner's start and end indexes).
+    static let nextStatusChange = micros(
+        """
+        LEAST((SELECT min(t.start_time) FROM tasks t WHERE t.owner_id = u.id AND t.start_time > localtimestamp),\
+        (SELECT min(t.end_time) FROM tasks t WHERE t.owner_id = u.id AND t.end_time > localtimestamp))
+        """)
+}
+
+struct UserDocumentValidatorStatement: PostgresPreparedStatement {
+    typealias Row = (changes: Int64, clock: Int64)
+    static let sql = "SELECT \(UserDocumentSQL.changes), \(UserDocumentSQL.micros("localtimestamp"))"
+    static var bindingDataTypes: [PostgresDataType] { [.int4] }
+    let id: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(Int32(truncatingIfNeeded: self.id))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode((Int64, Int64).self) }
+}
+
+/// A user's document with its validator, read in one statement.
+struct UserDocumentStatement: PostgresPreparedStatement {
+    typealias Row = UserDocumentCache.Entry
+    static let sql = """
+        SELECT \(UserDocumentSQL.changes), \(UserDocumentSQL.micros("localtimestamp")), \(UserDocumentSQL.nextStatusChange),
+        \(JSONSQL.userFull("u"))::text FROM users u WHERE u.id = $1
+        """
+    static var bindingDataTypes: [PostgresDataType] { [.int4] }
+    let id: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(Int32(truncatingIfNeeded: self.id))
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let (changes, builtAt, changesAt, body) = try row.decode((Int64, Int64, Int64?, ByteBuffer).self)
+        return .init(changes: changes, builtAt: builtAt, changesAt: changesAt, body: body)
+    }
 }
