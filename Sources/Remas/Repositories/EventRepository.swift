@@ -47,17 +47,15 @@ public struct EventRepository: Sendable {
     ///
     /// The same round trip makes the rest of the transaction use generic plans: PostgreSQL otherwise re-plans the
     /// prepared reminder statement on every run (custom plans: about 1 ms, against 0.2 ms with the cached generic plan).
+    /// Bookings take it with their node locks, in one statement (`NodeRepository.lockForBooking`).
     func lockReceivers(shared: Bool, in tx: LeasedConnection, logger: Logger) async throws {
-        if shared {
-            try await tx.query(
-                """
-                SELECT pg_advisory_xact_lock_shared(hashtext('remas.receivers')), set_config('plan_cache_mode', 'force_generic_plan', true)
-                """, logger: logger)
-        } else {
-            try await tx.query(
-                "SELECT pg_advisory_xact_lock(hashtext('remas.receivers')), set_config('plan_cache_mode', 'force_generic_plan', true)",
-                logger: logger)
-        }
+        try await tx.query(
+            "SELECT \(unescaped: Self.receiversLock(shared: shared)), set_config('plan_cache_mode', 'force_generic_plan', true)", logger: logger)
+    }
+
+    /// The SQL call that takes the receivers' lock.
+    static func receiversLock(shared: Bool) -> String {
+        shared ? "pg_advisory_xact_lock_shared(hashtext('remas.receivers'))" : "pg_advisory_xact_lock(hashtext('remas.receivers'))"
     }
 
     // MARK: scheduler

@@ -109,34 +109,43 @@ extension TaskRepository {
                 FROM (VALUES ('task_start', \(start)::timestamp), ('task_end', \(end)::timestamp)) AS x(type, at)
                 WHERE events.task_id = \(id) AND events.type = x.type AND events.time IS DISTINCT FROM x.at
                 """, logger: logger)
-            taskID = id
-        } else {
-            taskID = try await tx.int(
-                """
-                INSERT INTO tasks (name, description, start_time, end_time, owner_id)
-                VALUES (\(request.name), \(request.description), \(start)::timestamp, \(end)::timestamp, \(owner)) RETURNING id
-                """, logger: logger)!
             try await tx.query(
                 """
-                INSERT INTO events (name, description, time, type, task_id) VALUES
-                    (\(request.name + " start"), \("Start of " + request.name), \(start)::timestamp, 'task_start', \(taskID)),
-                    (\(request.name + " end"), \("End of " + request.name), \(end)::timestamp, 'task_end', \(taskID))
+                INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+                SELECT \(id), x.n, x.r, x.a, \(start)::timestamp, \(end)::timestamp
+                FROM unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
+                            \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
+                            \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
                 """, logger: logger)
+            taskID = id
+        } else {
+            // The task, its start and end events and its allocations in one statement.
+            taskID = try await tx.int(
+                """
+                WITH t AS (
+                    INSERT INTO tasks (name, description, start_time, end_time, owner_id)
+                    VALUES (\(request.name), \(request.description), \(start)::timestamp, \(end)::timestamp, \(owner))
+                    RETURNING id, start_time, end_time),
+                start_end AS (
+                    INSERT INTO events (name, description, time, type, task_id)
+                    SELECT \(request.name + " start"), \("Start of " + request.name), t.start_time, 'task_start', t.id FROM t
+                    UNION ALL
+                    SELECT \(request.name + " end"), \("End of " + request.name), t.end_time, 'task_end', t.id FROM t),
+                allocated AS (
+                    INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+                    SELECT t.id, x.n, x.r, x.a, t.start_time, t.end_time
+                    FROM t, unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
+                                   \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
+                                   \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a))
+                SELECT id FROM t
+                """, logger: logger)!
         }
-        try await tx.query(
-            """
-            INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-            SELECT \(taskID), x.n, x.r, x.a, \(start)::timestamp, \(end)::timestamp
-            FROM unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
-                        \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
-                        \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
-            """, logger: logger)
-        // Reminders of the notifications the owner receives follow the task's new times.
-        let events = EventRepository(db: self.db)
-        try await events.lockReceivers(shared: true, in: tx, logger: logger)
-        try await events.reschedule(users: [owner], tasks: [taskID], in: tx, logger: logger)
+        // Reminders of the notifications the owner receives follow the task's new times (the receivers' lock is held
+        // since the node lock: `NodeRepository.lockForBooking`).
+        try await EventRepository(db: self.db).reschedule(users: [owner], tasks: [taskID], in: tx, logger: logger)
         return taskID
     }
+
 }
 
 /// `TaskRepository.capacities`: the capacity rows, then at most one row naming a maintenance conflict, then at most one
@@ -265,9 +274,8 @@ extension TaskRepository {
         ).first!
         let (series, tasks) = try row.decode((Int, [Int32]).self)
         let ids = tasks.map(Int.init)
-        let events = EventRepository(db: self.db)
-        try await events.lockReceivers(shared: true, in: tx, logger: logger)
-        try await events.reschedule(users: [owner], tasks: ids, in: tx, logger: logger)
+        // The receivers' lock is held since the node lock (`NodeRepository.lockForBooking`).
+        try await EventRepository(db: self.db).reschedule(users: [owner], tasks: ids, in: tx, logger: logger)
         return (series, ids)
     }
 }

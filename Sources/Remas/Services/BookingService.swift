@@ -52,7 +52,6 @@ struct BookingService: Sendable {
 
     func book(_ request: Request, caller: CurrentUser, logger: Logger) async throws -> Booked {
         try await self.db.transaction(logger: logger) { tx in
-            try await Self.planOnce(tx, logger)
             var booked = try await self.store(request, caller: caller, in: tx, logger: logger)
             guard let json = try await self.tasks.json(id: booked.id, on: tx, logger: logger) else {
                 throw AppError.notFound("Task with id \(booked.id) not found!")
@@ -87,7 +86,7 @@ struct BookingService: Sendable {
         let limits = try await self.checkLimits(request, caller: caller, tx, logger)
 
         // Serialise bookings per node: every booking touching one of these nodes waits here.
-        let locked = try await NodeRepository(db: self.db).lock(nodeBinds, in: tx, logger: logger)
+        let locked = try await NodeRepository(db: self.db).lockForBooking(nodeBinds, in: tx, logger: logger)
         if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
             throw AppError.notFound("Node with id \(missing.node) not found!")
         }
@@ -134,11 +133,10 @@ struct BookingService: Sendable {
     ) async throws -> Series {
         guard let first = occurrences.first, let last = occurrences.last else { throw AppError.badRequest("The series has no occurrence") }
         return try await self.db.transaction(logger: logger) { tx in
-            try await Self.planOnce(tx, logger)
             let nodes = Array(Set(request.allocations.map(\.node))).sorted()
             let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
             let limits = try await self.checkLimits(request, caller: caller, tx, logger)
-            let locked = try await NodeRepository(db: self.db).lock(nodeBinds, in: tx, logger: logger)
+            let locked = try await NodeRepository(db: self.db).lockForBooking(nodeBinds, in: tx, logger: logger)
             if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
                 throw AppError.notFound("Node with id \(missing.node) not found!")
             }
@@ -207,15 +205,6 @@ struct BookingService: Sendable {
             let (series, ids) = try await self.tasks.writeSeries(request, occurrences: occurrences, rule: rule, owner: caller.id, in: tx, logger: logger)
             return Series(id: series, taskIDs: ids, windows: occurrences.map { $0.start.microseconds...$0.end.microseconds })
         }
-    }
-
-    /// A booking's prepared statements run on their generic plans (for this transaction only). With custom plans
-    /// PostgreSQL planned several of them again on every booking (the capacity statement's bind took 0.8 ms at the
-    /// national-centre size); generic plans took 16 clients from 224-229 to 269 bookings/s there
-    /// (`scripts/bench-scale`). The plans are the same index scans: each statement selects by node ids and one
-    /// reservation's time range.
-    static func planOnce(_ tx: LeasedConnection, _ logger: Logger) async throws {
-        try await tx.query("SET LOCAL plan_cache_mode = force_generic_plan", logger: logger)
     }
 
     /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it
