@@ -52,14 +52,7 @@ struct NodeRepository: Sendable {
     /// setting as `lockReceivers`: PostgreSQL re-planned the capacity and reminder statements on every booking, 0.8 ms
     /// for the capacity statement's bind at the national-centre size). Returns the ids that exist.
     func lockForBooking(_ nodes: [Int32], in tx: LeasedConnection, logger: Logger) async throws -> [Int] {
-        // The sub-select (kept apart by OFFSET 0) locks the rows before the outer projection takes the advisory lock.
-        let row = try await tx.query(
-            """
-            SELECT l.ids, \(unescaped: EventRepository.receiversLock(shared: true)), set_config('plan_cache_mode', 'force_generic_plan', true)
-            FROM (SELECT ARRAY(SELECT id FROM nodes WHERE id = ANY(\(nodes)) ORDER BY id FOR NO KEY UPDATE) AS ids OFFSET 0) l
-            """, logger: logger
-        ).first
-        return try (row?.makeRandomAccess()[0].decode([Int32].self) ?? []).map(Int.init)
+        try await tx.run(BookingLockStatement(nodes: nodes), logger: logger).first.map { $0.map(Int.init) } ?? []
     }
 
     /// The node provides `amount` of the resource from now on (an atomic upsert, so concurrent calls cannot collide on
@@ -121,4 +114,25 @@ enum NodeList: ListDefinition {
 struct NodeStatement: JSONByIDStatement {
     static let sql = "SELECT row_to_json(x)::text FROM (\(NodeSQL.rows) WHERE n.id = $1) x"
     let id: Int
+}
+
+/// `NodeRepository.lockForBooking`, prepared. The sub-select (kept apart by OFFSET 0) locks the rows before the outer
+/// projection takes the advisory lock.
+struct BookingLockStatement: PostgresPreparedStatement {
+    typealias Row = [Int32]
+    static let sql = """
+        SELECT l.ids, \(EventRepository.receiversLock(shared: true))::text, set_config('plan_cache_mode', 'force_generic_plan', true)
+        FROM (SELECT ARRAY(SELECT id FROM nodes WHERE id = ANY($1::int4[]) ORDER BY id FOR NO KEY UPDATE) AS ids OFFSET 0) l
+        """
+    static var bindingDataTypes: [PostgresDataType] { [.int4Array] }
+
+    let nodes: [Int32]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(self.nodes)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(([Int32], String, String).self).0 }
 }

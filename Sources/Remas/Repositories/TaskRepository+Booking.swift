@@ -38,24 +38,43 @@ extension TaskRepository {
         try await tx.query("UPDATE tasks SET name = \(name), description = \(description) WHERE id = \(id)", logger: logger)
     }
 
-    /// What each of the nodes provides, per (node, resource), and why the booking cannot have them, worded as its 409
-    /// (nil when nothing blocks it): the first maintenance window (by node id, then start) that overlaps [start, end) on
-    /// one of them, else the first of the `guarding` nodes that is down (a current report) when the booking starts
-    /// within `NODE_DOWN_BOOKING_GUARD_MINUTES`. One prepared statement, run under the node locks like the window's own
-    /// write and the status reports.
-    func capacities(
-        ofNodes nodes: [Int32], guarding: [Int32], from start: LocalDateTime, to end: LocalDateTime, operations: OperationsSettings,
+    /// What a booking is checked against, read under the node locks (like the windows' own writes and the status
+    /// reports) in one prepared statement:
+    /// - what each of the nodes provides, per (node, resource);
+    /// - why the booking cannot have them, worded as its 409 (nil when nothing blocks it): the first maintenance window
+    ///   (by node id, then start) that overlaps [start, end) on one of them, else the first of the `guarding` nodes that
+    ///   is down (a current report) when the booking starts within `NODE_DOWN_BOOKING_GUARD_MINUTES`;
+    /// - the scheduled and running reservations on the nodes that overlap `overlapping` (touching intervals do not),
+    ///   the task `excluding` left out: one indexed range scan, each row's owner looked up by primary key (a join let
+    ///   the planner hash all tasks: +2 ms with 5,000 tasks).
+    func situation(
+        ofNodes nodes: [Int32], guarding: [Int32], from start: LocalDateTime, to end: LocalDateTime,
+        overlapping window: (from: LocalDateTime, to: LocalDateTime), excluding taskID: Int, caller: Int, operations: OperationsSettings,
         in tx: LeasedConnection, logger: Logger
-    ) async throws -> (capacity: [NodeResource: Int64], blocked: String?) {
+    ) async throws -> Situation {
+        var situation = Situation()
+        let statement = BookingSituationStatement(
+            nodes: nodes, start: start.sqlText, end: end.sqlText, guarding: operations.bookingGuardMinutes > 0 ? guarding : [],
+            guardMinutes: Int32(operations.bookingGuardMinutes), staleSeconds: Int32(operations.statusStaleSeconds),
+            overlapFrom: window.from.sqlText, overlapTo: window.to.sqlText, excluding: Int32(truncatingIfNeeded: taskID),
+            caller: Int32(truncatingIfNeeded: caller))
+        for (n, r, amount, conflict, from, to, mine) in try await tx.run(statement, logger: logger) {
+            let pair = NodeResource(node: Int(n), resource: Int(r))
+            if let conflict {
+                situation.blocked = situation.blocked ?? conflict
+            } else if let from, let to {
+                situation.overlaps.append(Overlap(pair: pair, amount: amount, start: from, end: to, ownedByCaller: mine ?? false))
+            } else {
+                situation.capacity[pair] = amount
+            }
+        }
+        return situation
+    }
+
+    struct Situation: Sendable {
         var capacity: [NodeResource: Int64] = [:]
         var blocked: String?
-        let statement = BookingCapacityStatement(
-            nodes: nodes, start: start.sqlText, end: end.sqlText, guarding: operations.bookingGuardMinutes > 0 ? guarding : [],
-            guardMinutes: Int32(operations.bookingGuardMinutes), staleSeconds: Int32(operations.statusStaleSeconds))
-        for (n, r, a, conflict) in try await tx.run(statement, logger: logger) {
-            if let conflict { blocked = blocked ?? conflict } else { capacity[NodeResource(node: n, resource: r)] = a }
-        }
-        return (capacity, blocked)
+        var overlaps: [Overlap] = []
     }
 
     /// One reservation overlapping a booking's interval.
@@ -65,28 +84,6 @@ extension TaskRepository {
         let start: Int64
         let end: Int64
         let ownedByCaller: Bool
-    }
-
-    /// The scheduled and running reservations on the nodes that overlap [start, end) (touching intervals do not),
-    /// the task `excluding` left out: one indexed range scan, each row's owner looked up by primary key (a join let the
-    /// planner hash all tasks: +2 ms with 5,000 tasks).
-    func overlapping(
-        nodes: [Int32], from start: LocalDateTime, to end: LocalDateTime, excluding taskID: Int, caller: Int,
-        in tx: LeasedConnection, logger: Logger
-    ) async throws -> [Overlap] {
-        try await tx.query(
-            """
-            SELECT a.node_id, a.resource_id, a.amount,
-                   (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8,
-                   (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id) = \(caller)
-            FROM allocations a
-            WHERE a.node_id = ANY(\(nodes)) AND a.end_time > \(start.sqlText)::timestamp AND a.start_time < \(end.sqlText)::timestamp
-              AND a.end_time > localtimestamp AND a.task_id <> \(taskID)
-            """, logger: logger
-        ).map { row in
-            let (n, r, amount, s, e, mine) = try row.decode((Int, Int, Int64, Int64, Int64, Bool).self)
-            return Overlap(pair: NodeResource(node: n, resource: r), amount: amount, start: s, end: e, ownedByCaller: mine)
-        }
     }
 
     /// Writes the task (a new one when `id` is nil, with its start and end events), replaces its allocations, moves
@@ -119,26 +116,13 @@ extension TaskRepository {
                 """, logger: logger)
             taskID = id
         } else {
-            // The task, its start and end events and its allocations in one statement.
-            taskID = try await tx.int(
-                """
-                WITH t AS (
-                    INSERT INTO tasks (name, description, start_time, end_time, owner_id)
-                    VALUES (\(request.name), \(request.description), \(start)::timestamp, \(end)::timestamp, \(owner))
-                    RETURNING id, start_time, end_time),
-                start_end AS (
-                    INSERT INTO events (name, description, time, type, task_id)
-                    SELECT \(request.name + " start"), \("Start of " + request.name), t.start_time, 'task_start', t.id FROM t
-                    UNION ALL
-                    SELECT \(request.name + " end"), \("End of " + request.name), t.end_time, 'task_end', t.id FROM t),
-                allocated AS (
-                    INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-                    SELECT t.id, x.n, x.r, x.a, t.start_time, t.end_time
-                    FROM t, unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
-                                   \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
-                                   \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a))
-                SELECT id FROM t
-                """, logger: logger)!
+            // The task, its start and end events and its allocations in one prepared statement.
+            let statement = NewTaskStatement(
+                name: request.name, description: request.description, start: start, end: end, owner: Int32(truncatingIfNeeded: owner),
+                nodes: request.allocations.map { Int32(truncatingIfNeeded: $0.node) },
+                resources: request.allocations.map { Int32(truncatingIfNeeded: $0.resource) }, amounts: request.allocations.map(\.amount))
+            guard let id = try await tx.run(statement, logger: logger).first else { throw AppError.internalError }
+            taskID = Int(id)
         }
         // Reminders of the notifications the owner receives follow the task's new times (the receivers' lock is held
         // since the node lock: `NodeRepository.lockForBooking`).
@@ -148,15 +132,17 @@ extension TaskRepository {
 
 }
 
-/// `TaskRepository.capacities`: the capacity rows, then at most one row naming a maintenance conflict, then at most one
-/// naming a down node (the down branch reads `node_status` by primary key for the guarded nodes only).
-struct BookingCapacityStatement: PostgresPreparedStatement {
-    typealias Row = (Int, Int, Int64, String?)
+/// `TaskRepository.situation`: the capacity rows, then at most one row naming a maintenance conflict, then at most one
+/// naming a down node (the down branch reads `node_status` by primary key for the guarded nodes only), then the
+/// overlapping reservations (with their times in microseconds and whether the caller owns them).
+struct BookingSituationStatement: PostgresPreparedStatement {
+    typealias Row = (Int32, Int32, Int64, String?, Int64?, Int64?, Bool?)
     static let sql = """
-        SELECT nr.node_id, nr.resource_id, nr.amount, NULL::text FROM node_resources nr WHERE nr.node_id = ANY($1::int4[])
+        SELECT nr.node_id, nr.resource_id, nr.amount, NULL::text, NULL::int8, NULL::int8, NULL::bool
+        FROM node_resources nr WHERE nr.node_id = ANY($1::int4[])
         UNION ALL
         (SELECT 0, 0, 0::int8, 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to '
-                || remas_ts(w.end_time) || ' (' || w.name || ')'
+                || remas_ts(w.end_time) || ' (' || w.name || ')', NULL, NULL, NULL
          FROM maintenance_windows w JOIN nodes n
            ON n.id = ANY($1::int4[])
           AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
@@ -164,15 +150,23 @@ struct BookingCapacityStatement: PostgresPreparedStatement {
          ORDER BY n.id, w.start_time
          LIMIT 1)
         UNION ALL
-        (SELECT 0, 0, 0::int8, 'Node ' || n.name || ' is down since ' || remas_ts(s.since) || ': ' || COALESCE(s.message, 'no reason given')
+        (SELECT 0, 0, 0::int8, 'Node ' || n.name || ' is down since ' || remas_ts(s.since) || ': ' || COALESCE(s.message, 'no reason given'),
+                NULL, NULL, NULL
          FROM node_status s JOIN nodes n ON n.id = s.node_id
          WHERE s.node_id = ANY($4::int4[]) AND s.status = 'down'
            AND $2::timestamp < localtimestamp + make_interval(mins => $5::int4)
            AND (s.source NOT LIKE 'api key %' OR s.reported_at >= localtimestamp - make_interval(secs => $6::int4))
          ORDER BY n.id
          LIMIT 1)
+        UNION ALL
+        SELECT a.node_id, a.resource_id, a.amount, NULL,
+               (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8,
+               (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id) = $10::int4
+        FROM allocations a
+        WHERE a.node_id = ANY($1::int4[]) AND a.end_time > $7::timestamp AND a.start_time < $8::timestamp
+          AND a.end_time > localtimestamp AND a.task_id <> $9::int4
         """
-    static var bindingDataTypes: [PostgresDataType] { [.int4Array, .text, .text, .int4Array, .int4, .int4] }
+    static var bindingDataTypes: [PostgresDataType] { [.int4Array, .text, .text, .int4Array, .int4, .int4, .text, .text, .int4, .int4] }
 
     let nodes: [Int32]
     let start: String
@@ -180,19 +174,72 @@ struct BookingCapacityStatement: PostgresPreparedStatement {
     let guarding: [Int32]
     let guardMinutes: Int32
     let staleSeconds: Int32
+    let overlapFrom: String
+    let overlapTo: String
+    let excluding: Int32
+    let caller: Int32
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 6)
+        var bindings = PostgresBindings(capacity: 10)
         bindings.append(self.nodes)
         bindings.append(self.start)
         bindings.append(self.end)
         bindings.append(self.guarding)
         bindings.append(self.guardMinutes)
         bindings.append(self.staleSeconds)
+        bindings.append(self.overlapFrom)
+        bindings.append(self.overlapTo)
+        bindings.append(self.excluding)
+        bindings.append(self.caller)
         return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// `TaskRepository.write` of a new task: the task, its start and end events and its allocations; returns its id.
+struct NewTaskStatement: PostgresPreparedStatement {
+    typealias Row = Int32
+    static let sql = """
+        WITH t AS (
+            INSERT INTO tasks (name, description, start_time, end_time, owner_id)
+            VALUES ($1, $2, $3::timestamp, $4::timestamp, $5) RETURNING id, start_time, end_time),
+        start_end AS (
+            INSERT INTO events (name, description, time, type, task_id)
+            SELECT $1 || ' start', 'Start of ' || $1, t.start_time, 'task_start', t.id FROM t
+            UNION ALL
+            SELECT $1 || ' end', 'End of ' || $1, t.end_time, 'task_end', t.id FROM t),
+        allocated AS (
+            INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+            SELECT t.id, x.n, x.r, x.a, t.start_time, t.end_time
+            FROM t, unnest($6::int4[], $7::int4[], $8::int8[]) AS x(n, r, a))
+        SELECT id FROM t
+        """
+    static var bindingDataTypes: [PostgresDataType] { [.varchar, .varchar, .text, .text, .int4, .int4Array, .int4Array, .int8Array] }
+
+    let name: String
+    let description: String?
+    let start: String
+    let end: String
+    let owner: Int32
+    let nodes: [Int32]
+    let resources: [Int32]
+    let amounts: [Int64]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 8)
+        bindings.append(self.name)
+        bindings.append(self.description)
+        bindings.append(self.start)
+        bindings.append(self.end)
+        bindings.append(self.owner)
+        bindings.append(self.nodes)
+        bindings.append(self.resources)
+        bindings.append(self.amounts)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
 }
 
 // MARK: series

@@ -93,14 +93,14 @@ struct BookingService: Sendable {
         // The down-node guard covers the nodes a booking takes; a task keeps being editable on the nodes it already holds
         // (its owner may want to shorten or move it because the node is down).
         let guarded = nodeBinds.filter { !heldNodes.contains(Int($0)) }
-        let (capacity, blocked) = try await self.tasks.capacities(
-            ofNodes: nodeBinds, guarding: guarded, from: request.start, to: request.end, operations: self.operations, in: tx, logger: logger)
-        if let blocked { throw AppError.conflict(blocked) }
-        if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
+        let situation = try await self.tasks.situation(
+            ofNodes: nodeBinds, guarding: guarded, from: request.start, to: request.end, overlapping: (request.start, request.end),
+            excluding: updatingID ?? 0, caller: caller.id, operations: self.operations, in: tx, logger: logger)
+        if let blocked = situation.blocked { throw AppError.conflict(blocked) }
+        if let missing = request.allocations.first(where: { situation.capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
             throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
         }
-        try await self.checkOverlaps(
-            request, excluding: updatingID ?? 0, capacity: capacity, limits: limits, caller: caller, nodes: nodeBinds, tx, logger)
+        try self.checkOverlaps(request, situation: situation, limits: limits)
 
         if let stored {
             if stored.status == "finished" {
@@ -142,17 +142,17 @@ struct BookingService: Sendable {
             }
             // Capacities, and what blocks the first occurrence (a window, or a down node when it starts soon: only the
             // first occurrence can start within the guard); the windows of the whole span for the others.
-            let (capacity, firstBlocked) = try await self.tasks.capacities(
-                ofNodes: nodeBinds, guarding: nodeBinds, from: first.start, to: first.end, operations: self.operations, in: tx, logger: logger)
+            let situation = try await self.tasks.situation(
+                ofNodes: nodeBinds, guarding: nodeBinds, from: first.start, to: first.end, overlapping: (first.start, last.end),
+                excluding: 0, caller: caller.id, operations: self.operations, in: tx, logger: logger)
+            let capacity = situation.capacity, firstBlocked = situation.blocked
             if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
                 throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
             }
             let blocks = try await self.tasks.maintenanceBlocks(onNodes: nodeBinds, from: first.start, to: last.end, in: tx, logger: logger)
             var everyone: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
             var own: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
-            for o in try await self.tasks.overlapping(
-                nodes: nodeBinds, from: first.start, to: last.end, excluding: 0, caller: caller.id, in: tx, logger: logger)
-            {
+            for o in situation.overlaps {
                 everyone[o.pair, default: []].append((o.start, o.end, o.amount))
                 if o.ownedByCaller { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
             }
@@ -227,18 +227,13 @@ struct BookingService: Sendable {
         AppError.conflict("Task resource allocation exeeds user limits! Exceeded resource: \(limit.name), Limit: \(limit.amount)")
     }
 
-    /// Under the node locks, the reservations overlapping the new interval, then per (node, resource): with
+    /// Under the node locks, per (node, resource) with the reservations overlapping the new interval: with
     /// `LIMIT_SCOPE=concurrent`, the new amount plus the caller's own peak must fit the caller's limit; the new amount
     /// plus everyone's peak must fit the capacity.
-    func checkOverlaps(
-        _ request: Request, excluding taskID: Int, capacity: [NodeResource: Int64], limits: [NodeResource: EffectiveLimits.Limit],
-        caller: CurrentUser, nodes: [Int32], _ tx: LeasedConnection, _ logger: Logger
-    ) async throws {
+    func checkOverlaps(_ request: Request, situation: TaskRepository.Situation, limits: [NodeResource: EffectiveLimits.Limit]) throws {
         var everyone: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
         var own: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
-        let overlaps = try await self.tasks.overlapping(
-            nodes: nodes, from: request.start, to: request.end, excluding: taskID, caller: caller.id, in: tx, logger: logger)
-        for o in overlaps {
+        for o in situation.overlaps {
             everyone[o.pair, default: []].append((o.start, o.end, o.amount))
             if o.ownedByCaller { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
         }
@@ -252,7 +247,7 @@ struct BookingService: Sendable {
         }
         for allocation in request.allocations {
             let pair = NodeResource(node: allocation.node, resource: allocation.resource)
-            if allocation.amount + Self.peakLoad(everyone[pair] ?? [], from: from, to: to) > capacity[pair] ?? 0 {
+            if allocation.amount + Self.peakLoad(everyone[pair] ?? [], from: from, to: to) > situation.capacity[pair] ?? 0 {
                 throw AppError.conflict("Not enough resources for the task!")
             }
         }
