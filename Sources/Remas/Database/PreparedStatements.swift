@@ -9,12 +9,15 @@ extension JSONStatement {
     func decodeRow(_ row: PostgresRow) throws -> String? { try row.decode(String?.self) }
 }
 
-/// A JSON document selected by one integer id (`$1`).
-protocol JSONByIDStatement: JSONStatement {
+/// A statement whose one parameter is an integer id (`$1`).
+protocol ByIDStatement: PostgresPreparedStatement {
     var id: Int { get }
 }
 
-extension JSONByIDStatement {
+/// A JSON document selected by one integer id (`$1`).
+protocol JSONByIDStatement: JSONStatement, ByIDStatement {}
+
+extension ByIDStatement {
     static var bindingDataTypes: [PostgresDataType] { [.int4] }
     func makeBindings() throws -> PostgresBindings {
         var bindings = PostgresBindings(capacity: 1)

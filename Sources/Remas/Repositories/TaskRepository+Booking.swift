@@ -116,18 +116,31 @@ extension TaskRepository {
                 """, logger: logger)
             taskID = id
         } else {
-            // The task, its start and end events and its allocations in one prepared statement.
-            let statement = NewTaskStatement(
-                name: request.name, description: request.description, start: start, end: end, owner: Int32(truncatingIfNeeded: owner),
-                nodes: request.allocations.map { Int32(truncatingIfNeeded: $0.node) },
-                resources: request.allocations.map { Int32(truncatingIfNeeded: $0.resource) }, amounts: request.allocations.map(\.amount))
-            guard let id = try await tx.run(statement, logger: logger).first else { throw AppError.internalError }
-            taskID = Int(id)
+            taskID = try await self.insertTasks(request, at: [(request.start, request.end)], series: nil, owner: owner, in: tx, logger: logger)
+                .tasks[0]
         }
         // Reminders of the notifications the owner receives follow the task's new times (the receivers' lock is held
         // since the node lock: `NodeRepository.lockForBooking`).
         try await EventRepository(db: self.db).reschedule(users: [owner], tasks: [taskID], in: tx, logger: logger)
         return taskID
+    }
+
+    /// Inserts one task of the request per (start, end), each with its start and end events and its allocations, and
+    /// with a rule, the series that holds them (`NewTasksStatement`, prepared). Returns the series id (nil without a
+    /// rule) and the task ids by start.
+    func insertTasks(
+        _ request: BookingService.Request, at times: [(start: LocalDateTime, end: LocalDateTime)], series rule: String?, owner: Int,
+        in tx: LeasedConnection, logger: Logger
+    ) async throws -> (series: Int?, tasks: [Int]) {
+        let statement = NewTasksStatement(
+            name: request.name, description: request.description, starts: times.map(\.start.sqlText), ends: times.map(\.end.sqlText),
+            owner: Int32(truncatingIfNeeded: owner), nodes: request.allocations.map { Int32(truncatingIfNeeded: $0.node) },
+            resources: request.allocations.map { Int32(truncatingIfNeeded: $0.resource) }, amounts: request.allocations.map(\.amount),
+            rule: rule)
+        guard let (series, tasks) = try await tx.run(statement, logger: logger).first, tasks.count == times.count else {
+            throw AppError.internalError
+        }
+        return (series.map(Int.init), tasks.map(Int.init))
     }
 
 }
@@ -197,13 +210,20 @@ struct BookingSituationStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
-/// `TaskRepository.write` of a new task: the task, its start and end events and its allocations; returns its id.
-struct NewTaskStatement: PostgresPreparedStatement {
-    typealias Row = Int32
+/// `TaskRepository.insertTasks`: one task per (start, end) of `$3`/`$4` with their start and end events and
+/// allocations, and when a rule `$9` is given, the series row and its links. Returns the series id (NULL without a rule)
+/// and the task ids by start.
+struct NewTasksStatement: PostgresPreparedStatement {
+    typealias Row = (Int32?, [Int32])
     static let sql = """
-        WITH t AS (
+        WITH s AS (INSERT INTO task_series (rule, owner_id) SELECT $9, $5 WHERE $9 IS NOT NULL RETURNING id),
+        t AS (
             INSERT INTO tasks (name, description, start_time, end_time, owner_id)
-            VALUES ($1, $2, $3::timestamp, $4::timestamp, $5) RETURNING id, start_time, end_time),
+            SELECT $1, $2, x.s::timestamp, x.e::timestamp, $5
+            FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS x(s, e, n)
+            ORDER BY x.n
+            RETURNING id, start_time, end_time),
+        members AS (INSERT INTO task_series_members (series_id, task_id) SELECT s.id, t.id FROM s, t),
         start_end AS (
             INSERT INTO events (name, description, time, type, task_id)
             SELECT $1 || ' start', 'Start of ' || $1, t.start_time, 'task_start', t.id FROM t
@@ -211,35 +231,39 @@ struct NewTaskStatement: PostgresPreparedStatement {
             SELECT $1 || ' end', 'End of ' || $1, t.end_time, 'task_end', t.id FROM t),
         allocated AS (
             INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-            SELECT t.id, x.n, x.r, x.a, t.start_time, t.end_time
-            FROM t, unnest($6::int4[], $7::int4[], $8::int8[]) AS x(n, r, a))
-        SELECT id FROM t
+            SELECT t.id, a.n, a.r, a.a, t.start_time, t.end_time
+            FROM t, unnest($6::int4[], $7::int4[], $8::int8[]) AS a(n, r, a))
+        SELECT (SELECT id FROM s), array_agg(t.id ORDER BY t.start_time, t.id) FROM t
         """
-    static var bindingDataTypes: [PostgresDataType] { [.varchar, .varchar, .text, .text, .int4, .int4Array, .int4Array, .int8Array] }
+    static var bindingDataTypes: [PostgresDataType] {
+        [.varchar, .varchar, .textArray, .textArray, .int4, .int4Array, .int4Array, .int8Array, .varchar]
+    }
 
     let name: String
     let description: String?
-    let start: String
-    let end: String
+    let starts: [String]
+    let ends: [String]
     let owner: Int32
     let nodes: [Int32]
     let resources: [Int32]
     let amounts: [Int64]
+    let rule: String?
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 8)
+        var bindings = PostgresBindings(capacity: 9)
         bindings.append(self.name)
         bindings.append(self.description)
-        bindings.append(self.start)
-        bindings.append(self.end)
+        bindings.append(self.starts)
+        bindings.append(self.ends)
         bindings.append(self.owner)
         bindings.append(self.nodes)
         bindings.append(self.resources)
         bindings.append(self.amounts)
+        bindings.append(self.rule)
         return bindings
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int32.self) }
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
 // MARK: series
@@ -289,38 +313,14 @@ extension TaskRepository {
     }
 
     /// Writes a series: its row, one task per occurrence (with its start and end events and allocations) and the
-    /// links, in a few statements whatever the number of occurrences; then the owner's reminders of them. Returns the
+    /// links, in one statement whatever the number of occurrences; then the owner's reminders of them. Returns the
     /// series id and the task ids by start.
     func writeSeries(
         _ request: BookingService.Request, occurrences: [(start: LocalDateTime, end: LocalDateTime)], rule: String, owner: Int,
         in tx: LeasedConnection, logger: Logger
     ) async throws -> (series: Int, tasks: [Int]) {
-        let row = try await tx.query(
-            """
-            WITH s AS (INSERT INTO task_series (rule, owner_id) VALUES (\(rule), \(owner)) RETURNING id),
-            t AS (
-                INSERT INTO tasks (name, description, start_time, end_time, owner_id)
-                SELECT \(request.name), \(request.description), x.s::timestamp, x.e::timestamp, \(owner)
-                FROM unnest(\(occurrences.map(\.start.sqlText))::text[], \(occurrences.map(\.end.sqlText))::text[]) WITH ORDINALITY AS x(s, e, n)
-                ORDER BY x.n
-                RETURNING id, start_time, end_time),
-            members AS (INSERT INTO task_series_members (series_id, task_id) SELECT s.id, t.id FROM s, t),
-            start_end AS (
-                INSERT INTO events (name, description, time, type, task_id)
-                SELECT \(request.name + " start"), \("Start of " + request.name), t.start_time, 'task_start', t.id FROM t
-                UNION ALL
-                SELECT \(request.name + " end"), \("End of " + request.name), t.end_time, 'task_end', t.id FROM t),
-            allocated AS (
-                INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-                SELECT t.id, a.n, a.r, a.a, t.start_time, t.end_time
-                FROM t, unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
-                               \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
-                               \(request.allocations.map(\.amount))::int8[]) AS a(n, r, a))
-            SELECT (SELECT id FROM s), array_agg(t.id ORDER BY t.start_time, t.id) FROM t
-            """, logger: logger
-        ).first!
-        let (series, tasks) = try row.decode((Int, [Int32]).self)
-        let ids = tasks.map(Int.init)
+        let (series, ids) = try await self.insertTasks(request, at: occurrences, series: rule, owner: owner, in: tx, logger: logger)
+        guard let series else { throw AppError.internalError }
         // The receivers' lock is held since the node lock (`NodeRepository.lockForBooking`).
         try await EventRepository(db: self.db).reschedule(users: [owner], tasks: ids, in: tx, logger: logger)
         return (series, ids)

@@ -37,17 +37,15 @@ final class UserDocumentCache: Sendable {
     }
 
     private let state = Mutex(State())
-    private let hitCount = Atomic<Int>(0)
     let budget: Int
 
     init(budget: Int) { self.budget = budget }
-
-    var isEnabled: Bool { self.budget > 0 }
 
     func entry(_ userID: Int) -> Entry? {
         self.state.withLock { $0.entries[userID] }
     }
 
+    /// Keeps `built` unless it is larger than the whole budget (so a budget of 0 keeps nothing).
     func store(_ userID: Int, _ built: Entry) {
         guard built.size <= self.budget else { return }
         // A row's bytes are a slice of the connection's read buffer: the copy kept holds only the document.
@@ -65,12 +63,6 @@ final class UserDocumentCache: Sendable {
             state.bytes += entry.size
         }
     }
-
-    /// A kept copy was confirmed and sent.
-    func recordHit() { self.hitCount.add(1, ordering: .relaxed) }
-
-    /// Copies confirmed and sent so far (tests).
-    var hits: Int { self.hitCount.load(ordering: .relaxed) }
 
     /// Copies held and their bytes (tests).
     var usage: (count: Int, bytes: Int) { self.state.withLock { ($0.entries.count, $0.bytes) } }

@@ -33,13 +33,10 @@ struct UserRepository: Sendable {
     func document(id: Int, cache: UserDocumentCache, logger: Logger) async throws -> ByteBuffer? {
         if let kept = cache.entry(id) {
             let now = try await self.db.run(UserDocumentValidatorStatement(id: id), logger: logger).first
-            if let now, kept.isCurrent(changes: now.changes, now: now.clock) {
-                cache.recordHit()
-                return kept.body
-            }
+            if let now, kept.isCurrent(changes: now.changes, now: now.clock) { return kept.body }
         }
         guard let built = try await self.db.run(UserDocumentStatement(id: id), logger: logger).first else { return nil }
-        if cache.isEnabled { cache.store(id, built) }
+        cache.store(id, built)
         return built.body
     }
 
@@ -171,36 +168,22 @@ enum UserDocumentSQL {
         """)
 }
 
-struct UserDocumentValidatorStatement: PostgresPreparedStatement {
+struct UserDocumentValidatorStatement: ByIDStatement {
     typealias Row = (changes: Int64, clock: Int64)
     static let sql = "SELECT \(UserDocumentSQL.changes), \(UserDocumentSQL.micros("localtimestamp"))"
-    static var bindingDataTypes: [PostgresDataType] { [.int4] }
     let id: Int
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(Int32(truncatingIfNeeded: self.id))
-        return bindings
-    }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode((Int64, Int64).self) }
 }
 
 /// A user's document with its validator, read in one statement.
-struct UserDocumentStatement: PostgresPreparedStatement {
+struct UserDocumentStatement: ByIDStatement {
     typealias Row = UserDocumentCache.Entry
     static let sql = """
         SELECT \(UserDocumentSQL.changes), \(UserDocumentSQL.micros("localtimestamp")), \(UserDocumentSQL.nextStatusChange),
         \(JSONSQL.userFull("u"))::text FROM users u WHERE u.id = $1
         """
-    static var bindingDataTypes: [PostgresDataType] { [.int4] }
     let id: Int
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(Int32(truncatingIfNeeded: self.id))
-        return bindings
-    }
 
     func decodeRow(_ row: PostgresRow) throws -> Row {
         let (changes, builtAt, changesAt, body) = try row.decode((Int64, Int64, Int64?, ByteBuffer).self)
