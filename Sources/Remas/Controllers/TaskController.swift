@@ -123,7 +123,7 @@ struct TaskController {
         let booking = try self.bookingRequest(body)
         let booked = try await BookingService(
             db: self.env.db, limitScope: self.env.configuration.limitScope, operations: self.env.configuration.operations).book(
-            booking, caller: caller, logger: context.logger)
+            booking, caller: caller, batcher: self.env.bookings, logger: context.logger)
         if !booked.changedWindows.isEmpty { self.env.capacityChanged() }
         // A current task created or changed moves the owner's Grafana thresholds now (the original waited for the next
         // start or end).

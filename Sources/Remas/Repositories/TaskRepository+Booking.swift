@@ -38,41 +38,79 @@ extension TaskRepository {
         try await tx.query("UPDATE tasks SET name = \(name), description = \(description) WHERE id = \(id)", logger: logger)
     }
 
-    /// What a booking is checked against, read under the node locks (like the windows' own writes and the status
-    /// reports) in one prepared statement:
-    /// - what each of the nodes provides, per (node, resource);
+    /// What one booking is checked against (`situations`): its interval, the interval whose reservations count, the
+    /// task it replaces (0: none) and its nodes, each with whether the down-node guard covers it.
+    struct SituationQuery: Sendable {
+        var start: LocalDateTime
+        var end: LocalDateTime
+        var overlapping: (from: LocalDateTime, to: LocalDateTime)
+        var excluding: Int = 0
+        var nodes: [(node: Int32, guarded: Bool)]
+    }
+
+    /// What bookings are checked against, read under the node locks (like the windows' own writes and the status
+    /// reports) in one prepared statement for any number of bookings (`BookingSituationStatement`), one `Situation` per
+    /// query in their order:
+    /// - what each of the nodes provides, per (node, resource) (the same for every booking);
     /// - why the booking cannot have them, worded as its 409 (nil when nothing blocks it): the first maintenance window
-    ///   (by node id, then start) that overlaps [start, end) on one of them, else the first of the `guarding` nodes that
-    ///   is down (a current report) when the booking starts within `NODE_DOWN_BOOKING_GUARD_MINUTES`;
-    /// - the scheduled and running reservations on the nodes that overlap `overlapping` (touching intervals do not),
-    ///   the task `excluding` left out: one indexed range scan, each row's owner looked up by primary key (a join let
-    ///   the planner hash all tasks: +2 ms with 5,000 tasks).
-    func situation(
-        ofNodes nodes: [Int32], guarding: [Int32], from start: LocalDateTime, to end: LocalDateTime,
-        overlapping window: (from: LocalDateTime, to: LocalDateTime), excluding taskID: Int, caller: Int, operations: OperationsSettings,
-        in tx: LeasedConnection, logger: Logger
-    ) async throws -> Situation {
-        var situation = Situation()
-        let statement = BookingSituationStatement(
-            nodes: nodes, start: start.sqlText, end: end.sqlText, guarding: operations.bookingGuardMinutes > 0 ? guarding : [],
-            guardMinutes: Int32(operations.bookingGuardMinutes), staleSeconds: Int32(operations.statusStaleSeconds),
-            overlapFrom: window.from.sqlText, overlapTo: window.to.sqlText, excluding: Int32(truncatingIfNeeded: taskID),
-            caller: Int32(truncatingIfNeeded: caller))
-        for (n, r, amount, conflict, from, to, mine) in try await tx.run(statement, logger: logger) {
-            let pair = NodeResource(node: Int(n), resource: Int(r))
-            if let conflict {
-                situation.blocked = situation.blocked ?? conflict
-            } else if let from, let to {
-                situation.overlaps.append(Overlap(pair: pair, amount: amount, start: from, end: to, ownedByCaller: mine ?? false))
-            } else {
-                situation.capacity[pair] = amount
+    ///   (by node id, then start) that overlaps [start, end) on one of its nodes, else the first of its guarded nodes
+    ///   that is down (a current report) when the booking starts within `NODE_DOWN_BOOKING_GUARD_MINUTES`;
+    /// - the scheduled and running reservations on its nodes that overlap `overlapping` (touching intervals do not),
+    ///   the task `excluding` left out, with their owners: one indexed range scan per (booking, node), each row's owner
+    ///   looked up by primary key (a join let the planner hash all tasks: +2 ms with 5,000 tasks).
+    func situations(
+        _ queries: [SituationQuery], operations: OperationsSettings, in tx: LeasedConnection, logger: Logger
+    ) async throws -> [Situation] {
+        var statement = BookingSituationStatement(
+            guardMinutes: Int32(operations.bookingGuardMinutes), staleSeconds: Int32(operations.statusStaleSeconds))
+        var allNodes = Set<Int32>()
+        for (index, query) in queries.enumerated() {
+            statement.starts.append(query.start.sqlText)
+            statement.ends.append(query.end.sqlText)
+            statement.overlapFrom.append(query.overlapping.from.sqlText)
+            statement.overlapTo.append(query.overlapping.to.sqlText)
+            statement.excluding.append(Int32(truncatingIfNeeded: query.excluding))
+            var seen = Set<Int32>()
+            for (node, guarded) in query.nodes where seen.insert(node).inserted {
+                statement.entryOfNode.append(Int32(index + 1))
+                statement.entryNodes.append(node)
+                statement.guarded.append(guarded && operations.bookingGuardMinutes > 0)
+                allNodes.insert(node)
             }
         }
-        return situation
+        statement.nodes = allNodes.sorted()
+        var capacity: [NodeResource: Int64] = [:]
+        var situations = Array(repeating: Situation(), count: queries.count)
+        var downs = [String?](repeating: nil, count: queries.count)
+        var now: Int64 = 0
+        for (kind, entry, n, r, amount, text, from, to, owner) in try await tx.run(statement, logger: logger) {
+            let pair = NodeResource(node: Int(n), resource: Int(r))
+            let index = Int(entry) - 1
+            switch kind {
+            case 0:
+                capacity[pair] = amount
+                now = from ?? now
+            case 1: situations[index].blocked = text
+            case 2: downs[index] = text
+            default:
+                if let from, let to {
+                    situations[index].overlaps.append(Overlap(pair: pair, amount: amount, start: from, end: to, owner: owner.map(Int.init)))
+                }
+            }
+        }
+        for index in situations.indices {
+            situations[index].capacity = capacity
+            situations[index].now = now
+            if situations[index].blocked == nil { situations[index].blocked = downs[index] }
+        }
+        return situations
     }
 
     struct Situation: Sendable {
         var capacity: [NodeResource: Int64] = [:]
+        /// The database's clock (microseconds of local time) when it was read: reservations that end by then no longer
+        /// count (0 when the nodes provide nothing).
+        var now: Int64 = 0
         var blocked: String?
         var overlaps: [Overlap] = []
     }
@@ -83,179 +121,225 @@ extension TaskRepository {
         let amount: Int64
         let start: Int64
         let end: Int64
-        let ownedByCaller: Bool
+        /// The task's owner (nil only when the task vanished under the read, which the node locks prevent).
+        let owner: Int?
     }
 
-    /// Writes the task (a new one when `id` is nil, with its start and end events), replaces its allocations, moves
-    /// its start/end events with it and recomputes its owner's reminders of it. Returns the task's id.
-    func write(_ request: BookingService.Request, updating id: Int?, owner: Int, in tx: LeasedConnection, logger: Logger) async throws -> Int {
+    /// Rewrites a task (`id`): its name, description and times, its allocations, its start/end events moved with it,
+    /// and its owner's reminders of it recomputed.
+    func update(_ id: Int, to request: BookingService.Request, owner: Int, in tx: LeasedConnection, logger: Logger) async throws {
         let start = request.start.sqlText
         let end = request.end.sqlText
-        let taskID: Int
-        if let id {
-            try await tx.query(
-                """
-                UPDATE tasks SET name = \(request.name), description = \(request.description),
-                    start_time = \(start)::timestamp, end_time = \(end)::timestamp WHERE id = \(id)
-                """, logger: logger)
-            try await tx.query("DELETE FROM allocations WHERE task_id = \(id)", logger: logger)
-            // Existing start/end events move with the task (their names stay as they were); one that moved is due again.
-            try await tx.query(
-                """
-                UPDATE events SET time = x.at, state = 'pending', attempts = 0, retry_at = NULL, processed_at = NULL, last_error = NULL
-                FROM (VALUES ('task_start', \(start)::timestamp), ('task_end', \(end)::timestamp)) AS x(type, at)
-                WHERE events.task_id = \(id) AND events.type = x.type AND events.time IS DISTINCT FROM x.at
-                """, logger: logger)
-            try await tx.query(
-                """
-                INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-                SELECT \(id), x.n, x.r, x.a, \(start)::timestamp, \(end)::timestamp
-                FROM unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
-                            \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
-                            \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
-                """, logger: logger)
-            taskID = id
-        } else {
-            taskID = try await self.insertTasks(request, at: [(request.start, request.end)], series: nil, owner: owner, in: tx, logger: logger)
-                .tasks[0]
-        }
+        try await tx.query(
+            """
+            UPDATE tasks SET name = \(request.name), description = \(request.description),
+                start_time = \(start)::timestamp, end_time = \(end)::timestamp WHERE id = \(id)
+            """, logger: logger)
+        try await tx.query("DELETE FROM allocations WHERE task_id = \(id)", logger: logger)
+        // Existing start/end events move with the task (their names stay as they were); one that moved is due again.
+        try await tx.query(
+            """
+            UPDATE events SET time = x.at, state = 'pending', attempts = 0, retry_at = NULL, processed_at = NULL, last_error = NULL
+            FROM (VALUES ('task_start', \(start)::timestamp), ('task_end', \(end)::timestamp)) AS x(type, at)
+            WHERE events.task_id = \(id) AND events.type = x.type AND events.time IS DISTINCT FROM x.at
+            """, logger: logger)
+        try await tx.query(
+            """
+            INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+            SELECT \(id), x.n, x.r, x.a, \(start)::timestamp, \(end)::timestamp
+            FROM unnest(\(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })::int4[],
+                        \(request.allocations.map { Int32(truncatingIfNeeded: $0.resource) })::int4[],
+                        \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
+            """, logger: logger)
         // Reminders of the notifications the owner receives follow the task's new times (the receivers' lock is held
         // since the node lock: `NodeRepository.lockForBooking`).
-        try await EventRepository(db: self.db).reschedule(users: [owner], tasks: [taskID], in: tx, logger: logger)
-        return taskID
+        try await EventRepository(db: self.db).reschedule(users: [owner], tasks: [id], in: tx, logger: logger)
     }
 
-    /// Inserts one task of the request per (start, end), each with its start and end events and its allocations, and
-    /// with a rule, the series that holds them (`NewTasksStatement`, prepared). Returns the series id (nil without a
-    /// rule) and the task ids by start.
-    func insertTasks(
-        _ request: BookingService.Request, at times: [(start: LocalDateTime, end: LocalDateTime)], series rule: String?, owner: Int,
-        in tx: LeasedConnection, logger: Logger
-    ) async throws -> (series: Int?, tasks: [Int]) {
-        let statement = NewTasksStatement(
-            name: request.name, description: request.description, starts: times.map(\.start.sqlText), ends: times.map(\.end.sqlText),
-            owner: Int32(truncatingIfNeeded: owner), nodes: request.allocations.map { Int32(truncatingIfNeeded: $0.node) },
-            resources: request.allocations.map { Int32(truncatingIfNeeded: $0.resource) }, amounts: request.allocations.map(\.amount),
-            rule: rule)
-        guard let (series, tasks) = try await tx.run(statement, logger: logger).first, tasks.count == times.count else {
+    /// A task to insert: the request's fields at one (start, end), owned by `owner`.
+    struct NewTask: Sendable {
+        let request: BookingService.Request
+        let start: LocalDateTime
+        let end: LocalDateTime
+        let owner: Int
+    }
+
+    /// Inserts the tasks, each with its start and end events and its allocations, and with a rule, the series that
+    /// holds them all (`NewTasksStatement`, prepared: one statement whatever their number); then their owners'
+    /// reminders of them (the receivers' lock is held since the node lock: `NodeRepository.lockForBooking`). Returns
+    /// the series id (nil without a rule) and the task ids in the order of `tasks`.
+    func insert(_ tasks: [NewTask], series rule: String?, in tx: LeasedConnection, logger: Logger) async throws -> (series: Int?, tasks: [Int]) {
+        var statement = NewTasksStatement(rule: rule)
+        for (index, task) in tasks.enumerated() {
+            statement.names.append(task.request.name)
+            statement.descriptions.append(task.request.description ?? "")
+            statement.described.append(task.request.description != nil)
+            statement.starts.append(task.start.sqlText)
+            statement.ends.append(task.end.sqlText)
+            statement.owners.append(Int32(truncatingIfNeeded: task.owner))
+            for allocation in task.request.allocations {
+                statement.allocationTasks.append(Int32(index + 1))
+                statement.nodes.append(Int32(truncatingIfNeeded: allocation.node))
+                statement.resources.append(Int32(truncatingIfNeeded: allocation.resource))
+                statement.amounts.append(allocation.amount)
+            }
+        }
+        guard let (series, ids) = try await tx.run(statement, logger: logger).first, ids.count == tasks.count else {
             throw AppError.internalError
         }
-        return (series.map(Int.init), tasks.map(Int.init))
+        let taskIDs = ids.map(Int.init)
+        try await EventRepository(db: self.db).reschedule(users: Array(Set(tasks.map(\.owner))).sorted(), tasks: taskIDs, in: tx, logger: logger)
+        return (series.map(Int.init), taskIDs)
     }
 
 }
 
-/// `TaskRepository.situation`: the capacity rows, then at most one row naming a maintenance conflict, then at most one
-/// naming a down node (the down branch reads `node_status` by primary key for the guarded nodes only), then the
-/// overlapping reservations (with their times in microseconds and whether the caller owns them).
+/// `TaskRepository.situations`: rows of kind 0, the capacities of all the nodes `$1` (with the database's clock); per booking (its number, from 1,
+/// in `entry`), at most one row of kind 1 naming a maintenance conflict and at most one of kind 2 naming a down node
+/// (read from `node_status` by primary key for its guarded nodes only), and rows of kind 3, the reservations
+/// overlapping its window with their times in microseconds and their owners. A booking's nodes are the rows of
+/// `$7`/`$8`/`$9` with its number, each node once. The reservations are read by one range scan of
+/// `allocations_node_time_idx` per (booking, node): `OFFSET 0` keeps the planner from joining the bookings to all of
+/// `allocations` by a hash, which its generic plan chose (a sequential scan of every current reservation).
 struct BookingSituationStatement: PostgresPreparedStatement {
-    typealias Row = (Int32, Int32, Int64, String?, Int64?, Int64?, Bool?)
+    typealias Row = (Int32, Int32, Int32, Int32, Int64, String?, Int64?, Int64?, Int32?)
     static let sql = """
-        SELECT nr.node_id, nr.resource_id, nr.amount, NULL::text, NULL::int8, NULL::int8, NULL::bool
+        WITH e AS MATERIALIZED (
+            SELECT e.i::int4 AS i, e.s::timestamp AS s, e.e::timestamp AS e, e.os::timestamp AS os, e.oe::timestamp AS oe, e.excluding
+            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[]) WITH ORDINALITY AS e(s, e, os, oe, excluding, i)),
+        en AS MATERIALIZED (SELECT * FROM unnest($7::int4[], $8::int4[], $9::bool[]) AS en(i, node, guarded))
+        SELECT 0, 0, nr.node_id, nr.resource_id, nr.amount, NULL::text, (extract(epoch FROM localtimestamp) * 1000000)::int8, NULL::int8,
+               NULL::int4
         FROM node_resources nr WHERE nr.node_id = ANY($1::int4[])
         UNION ALL
-        (SELECT 0, 0, 0::int8, 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to '
-                || remas_ts(w.end_time) || ' (' || w.name || ')', NULL, NULL, NULL
-         FROM maintenance_windows w JOIN nodes n
-           ON n.id = ANY($1::int4[])
-          AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
-         WHERE w.end_time > $2::timestamp AND w.start_time < $3::timestamp
-         ORDER BY n.id, w.start_time
-         LIMIT 1)
+        SELECT 1, e.i, 0, 0, 0::int8, b.text, NULL, NULL, NULL
+        FROM e CROSS JOIN LATERAL (
+            SELECT 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to '
+                   || remas_ts(w.end_time) || ' (' || w.name || ')' AS text
+            FROM maintenance_windows w JOIN nodes n
+              ON n.id IN (SELECT en.node FROM en WHERE en.i = e.i)
+             AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
+            WHERE w.end_time > e.s AND w.start_time < e.e
+            ORDER BY n.id, w.start_time
+            LIMIT 1) b
         UNION ALL
-        (SELECT 0, 0, 0::int8, 'Node ' || n.name || ' is down since ' || remas_ts(s.since) || ': ' || COALESCE(s.message, 'no reason given'),
-                NULL, NULL, NULL
-         FROM node_status s JOIN nodes n ON n.id = s.node_id
-         WHERE s.node_id = ANY($4::int4[]) AND s.status = 'down'
-           AND $2::timestamp < localtimestamp + make_interval(mins => $5::int4)
-           AND (s.source NOT LIKE 'api key %' OR s.reported_at >= localtimestamp - make_interval(secs => $6::int4))
-         ORDER BY n.id
-         LIMIT 1)
+        SELECT 2, e.i, 0, 0, 0::int8, d.text, NULL, NULL, NULL
+        FROM e CROSS JOIN LATERAL (
+            SELECT 'Node ' || n.name || ' is down since ' || remas_ts(s.since) || ': ' || COALESCE(s.message, 'no reason given') AS text
+            FROM en JOIN node_status s ON s.node_id = en.node JOIN nodes n ON n.id = s.node_id
+            WHERE en.i = e.i AND en.guarded AND s.status = 'down'
+              AND e.s < localtimestamp + make_interval(mins => $10::int4)
+              AND (s.source NOT LIKE 'api key %' OR s.reported_at >= localtimestamp - make_interval(secs => $11::int4))
+            ORDER BY n.id
+            LIMIT 1) d
         UNION ALL
-        SELECT a.node_id, a.resource_id, a.amount, NULL,
-               (extract(epoch FROM a.start_time) * 1000000)::int8, (extract(epoch FROM a.end_time) * 1000000)::int8,
-               (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id) = $10::int4
-        FROM allocations a
-        WHERE a.node_id = ANY($1::int4[]) AND a.end_time > $7::timestamp AND a.start_time < $8::timestamp
-          AND a.end_time > localtimestamp AND a.task_id <> $9::int4
+        SELECT 3, e.i, a.node_id, a.resource_id, a.amount, NULL, a.s, a.e, (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id)
+        FROM en JOIN e ON e.i = en.i
+        CROSS JOIN LATERAL (
+            SELECT a.node_id, a.resource_id, a.amount, a.task_id,
+                   (extract(epoch FROM a.start_time) * 1000000)::int8 AS s, (extract(epoch FROM a.end_time) * 1000000)::int8 AS e
+            FROM allocations a
+            WHERE a.node_id = en.node AND a.end_time > e.os AND a.start_time < e.oe
+              AND a.end_time > localtimestamp AND a.task_id <> e.excluding
+            OFFSET 0) a
         """
-    static var bindingDataTypes: [PostgresDataType] { [.int4Array, .text, .text, .int4Array, .int4, .int4, .text, .text, .int4, .int4] }
+    static var bindingDataTypes: [PostgresDataType] {
+        [.int4Array, .textArray, .textArray, .textArray, .textArray, .int4Array, .int4Array, .int4Array, .boolArray, .int4, .int4]
+    }
 
-    let nodes: [Int32]
-    let start: String
-    let end: String
-    let guarding: [Int32]
+    var nodes: [Int32] = []
+    var starts: [String] = []
+    var ends: [String] = []
+    var overlapFrom: [String] = []
+    var overlapTo: [String] = []
+    var excluding: [Int32] = []
+    var entryOfNode: [Int32] = []
+    var entryNodes: [Int32] = []
+    var guarded: [Bool] = []
     let guardMinutes: Int32
     let staleSeconds: Int32
-    let overlapFrom: String
-    let overlapTo: String
-    let excluding: Int32
-    let caller: Int32
+
+    init(guardMinutes: Int32, staleSeconds: Int32) {
+        self.guardMinutes = guardMinutes
+        self.staleSeconds = staleSeconds
+    }
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 10)
+        var bindings = PostgresBindings(capacity: 11)
         bindings.append(self.nodes)
-        bindings.append(self.start)
-        bindings.append(self.end)
-        bindings.append(self.guarding)
-        bindings.append(self.guardMinutes)
-        bindings.append(self.staleSeconds)
+        bindings.append(self.starts)
+        bindings.append(self.ends)
         bindings.append(self.overlapFrom)
         bindings.append(self.overlapTo)
         bindings.append(self.excluding)
-        bindings.append(self.caller)
+        bindings.append(self.entryOfNode)
+        bindings.append(self.entryNodes)
+        bindings.append(self.guarded)
+        bindings.append(self.guardMinutes)
+        bindings.append(self.staleSeconds)
         return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
-/// `TaskRepository.insertTasks`: one task per (start, end) of `$3`/`$4` with their start and end events and
-/// allocations, and when a rule `$9` is given, the series row and its links. Returns the series id (NULL without a rule)
-/// and the task ids by start.
+/// `TaskRepository.insert`: the tasks of `$1`…`$6` (name, description, whether it has one, start, end, owner), their
+/// start and end events, the allocations `$8`…`$10` of task number `$7` (from 1), and when a rule `$11` is given, the
+/// series of them all (owned by the first task's owner) and its links. Each task's id is drawn from the sequence
+/// first, so the answer maps ids to tasks by their number, not by any order of insertion. Returns the series id
+/// (NULL without a rule) and the task ids in the order of the arrays.
 struct NewTasksStatement: PostgresPreparedStatement {
     typealias Row = (Int32?, [Int32])
     static let sql = """
-        WITH s AS (INSERT INTO task_series (rule, owner_id) SELECT $9, $5 WHERE $9 IS NOT NULL RETURNING id),
+        WITH x AS MATERIALIZED (
+            SELECT nextval('tasks_id_seq')::int4 AS id, x.n, x.name, CASE WHEN x.described THEN x.description END AS description,
+                   x.s::timestamp AS s, x.e::timestamp AS e, x.owner
+            FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::int4[])
+                 WITH ORDINALITY AS x(name, description, described, s, e, owner, n)),
+        s AS (INSERT INTO task_series (rule, owner_id) SELECT $11, $6[1] WHERE $11 IS NOT NULL RETURNING id),
         t AS (
-            INSERT INTO tasks (name, description, start_time, end_time, owner_id)
-            SELECT $1, $2, x.s::timestamp, x.e::timestamp, $5
-            FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS x(s, e, n)
-            ORDER BY x.n
-            RETURNING id, start_time, end_time),
+            INSERT INTO tasks (id, name, description, start_time, end_time, owner_id)
+            SELECT x.id, x.name, x.description, x.s, x.e, x.owner FROM x ORDER BY x.n
+            RETURNING id, name, start_time, end_time),
         members AS (INSERT INTO task_series_members (series_id, task_id) SELECT s.id, t.id FROM s, t),
         start_end AS (
             INSERT INTO events (name, description, time, type, task_id)
-            SELECT $1 || ' start', 'Start of ' || $1, t.start_time, 'task_start', t.id FROM t
+            SELECT t.name || ' start', 'Start of ' || t.name, t.start_time, 'task_start', t.id FROM t
             UNION ALL
-            SELECT $1 || ' end', 'End of ' || $1, t.end_time, 'task_end', t.id FROM t),
+            SELECT t.name || ' end', 'End of ' || t.name, t.end_time, 'task_end', t.id FROM t),
         allocated AS (
             INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-            SELECT t.id, a.n, a.r, a.a, t.start_time, t.end_time
-            FROM t, unnest($6::int4[], $7::int4[], $8::int8[]) AS a(n, r, a))
-        SELECT (SELECT id FROM s), array_agg(t.id ORDER BY t.start_time, t.id) FROM t
+            SELECT x.id, a.node, a.resource, a.amount, x.s, x.e
+            FROM unnest($7::int4[], $8::int4[], $9::int4[], $10::int8[]) AS a(n, node, resource, amount) JOIN x ON x.n = a.n)
+        SELECT (SELECT id FROM s), array_agg(x.id ORDER BY x.n) FROM x
         """
     static var bindingDataTypes: [PostgresDataType] {
-        [.varchar, .varchar, .textArray, .textArray, .int4, .int4Array, .int4Array, .int8Array, .varchar]
+        [.textArray, .textArray, .boolArray, .textArray, .textArray, .int4Array, .int4Array, .int4Array, .int4Array, .int8Array, .varchar]
     }
 
-    let name: String
-    let description: String?
-    let starts: [String]
-    let ends: [String]
-    let owner: Int32
-    let nodes: [Int32]
-    let resources: [Int32]
-    let amounts: [Int64]
+    var names: [String] = []
+    var descriptions: [String] = []
+    var described: [Bool] = []
+    var starts: [String] = []
+    var ends: [String] = []
+    var owners: [Int32] = []
+    var allocationTasks: [Int32] = []
+    var nodes: [Int32] = []
+    var resources: [Int32] = []
+    var amounts: [Int64] = []
     let rule: String?
 
+    init(rule: String?) { self.rule = rule }
+
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 9)
-        bindings.append(self.name)
-        bindings.append(self.description)
+        var bindings = PostgresBindings(capacity: 11)
+        bindings.append(self.names)
+        bindings.append(self.descriptions)
+        bindings.append(self.described)
         bindings.append(self.starts)
         bindings.append(self.ends)
-        bindings.append(self.owner)
+        bindings.append(self.owners)
+        bindings.append(self.allocationTasks)
         bindings.append(self.nodes)
         bindings.append(self.resources)
         bindings.append(self.amounts)
@@ -310,19 +394,5 @@ extension TaskRepository {
             if kind == 0 { result.nodes[id] = name } else { result.resources[id] = name }
         }
         return result
-    }
-
-    /// Writes a series: its row, one task per occurrence (with its start and end events and allocations) and the
-    /// links, in one statement whatever the number of occurrences; then the owner's reminders of them. Returns the
-    /// series id and the task ids by start.
-    func writeSeries(
-        _ request: BookingService.Request, occurrences: [(start: LocalDateTime, end: LocalDateTime)], rule: String, owner: Int,
-        in tx: LeasedConnection, logger: Logger
-    ) async throws -> (series: Int, tasks: [Int]) {
-        let (series, ids) = try await self.insertTasks(request, at: occurrences, series: rule, owner: owner, in: tx, logger: logger)
-        guard let series else { throw AppError.internalError }
-        // The receivers' lock is held since the node lock (`NodeRepository.lockForBooking`).
-        try await EventRepository(db: self.db).reschedule(users: [owner], tasks: ids, in: tx, logger: logger)
-        return (series, ids)
     }
 }

@@ -26,6 +26,15 @@ struct TaskRepository: Sendable {
         try await (executor ?? self.db).json(TaskStatement(id: id), logger: logger)
     }
 
+    /// The answers (TaskFull) of the tasks, by id, in one prepared statement (`TasksStatement`).
+    func json(ids: [Int], in tx: LeasedConnection, logger: Logger) async throws -> [Int: String] {
+        var answers: [Int: String] = [:]
+        for (id, json) in try await tx.run(TasksStatement(ids: ids.map { Int32(truncatingIfNeeded: $0) }), logger: logger) {
+            answers[Int(id)] = json
+        }
+        return answers
+    }
+
     /// The task's owner; nil when there is no such task.
     func owner(ofTask id: Int, logger: Logger) async throws -> Int? {
         try await self.db.int("SELECT owner_id FROM tasks WHERE id = \(id)", logger: logger)
@@ -121,6 +130,23 @@ enum TaskSQL {
 struct TaskStatement: JSONByIDStatement {
     static let sql = "SELECT \(TaskSQL.full("t"))::text FROM tasks t WHERE t.id = $1"
     let id: Int
+}
+
+/// `TaskRepository.json(ids:)`.
+struct TasksStatement: PostgresPreparedStatement {
+    typealias Row = (Int32, String)
+    static let sql = "SELECT t.id, \(TaskSQL.full("t"))::text FROM tasks t WHERE t.id = ANY($1::int4[])"
+    static var bindingDataTypes: [PostgresDataType] { [.int4Array] }
+
+    let ids: [Int32]
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(self.ids)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
 enum TaskList: ListDefinition {

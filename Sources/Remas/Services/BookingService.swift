@@ -50,70 +50,167 @@ struct BookingService: Sendable {
         }
     }
 
-    func book(_ request: Request, caller: CurrentUser, logger: Logger) async throws -> Booked {
-        try await self.db.transaction(logger: logger) { tx in
-            var booked = try await self.store(request, caller: caller, in: tx, logger: logger)
-            guard let json = try await self.tasks.json(id: booked.id, on: tx, logger: logger) else {
-                throw AppError.notFound("Task with id \(booked.id) not found!")
+    /// A new booking (a request without id) and who makes it.
+    struct NewBooking: Sendable {
+        let request: Request
+        let caller: CurrentUser
+    }
+
+    /// Books a task: a new one through `batcher` when there is one (so that concurrent bookings of this server share a
+    /// transaction: `BookingBatcher`), else in a transaction of its own; an update (a request with an id) always alone.
+    func book(_ request: Request, caller: CurrentUser, batcher: BookingBatcher? = nil, logger: Logger) async throws -> Booked {
+        if let id = request.id, id != 0 {
+            return try await self.db.transaction(logger: logger) { tx in
+                var booked = try await self.update(id, to: request, caller: caller, in: tx, logger: logger)
+                guard let json = try await self.tasks.json(id: booked.id, on: tx, logger: logger) else {
+                    throw AppError.notFound("Task with id \(booked.id) not found!")
+                }
+                booked.json = json
+                return booked
             }
-            booked.json = json
-            return booked
+        }
+        let booking = NewBooking(request: request, caller: caller)
+        if let batcher { return try await batcher.book(booking, with: self, logger: logger) }
+        return try await self.bookNew([booking], logger: logger)[0].get()
+    }
+
+    /// Books new tasks in one transaction, each checked as if booked alone after the ones before it (limits, node
+    /// locks, capacity, maintenance windows, the down-node guard, each counting the reservations of the earlier
+    /// bookings of the list), with one statement per step for all of them: limits (one per caller), the node locks (the
+    /// union of their nodes, in id order), what they are checked against, the insert of the accepted ones with their
+    /// events and reminders, and their answers. One booking's refusal is its own outcome and does not touch the others;
+    /// a database error fails them all, and nothing of any is written.
+    func bookNew(_ bookings: [NewBooking], logger: Logger) async throws -> [Result<Booked, any Error>] {
+        try await self.db.transaction(logger: logger) { tx in
+            var outcomes = [Result<Booked, any Error>?](repeating: nil, count: bookings.count)
+            var limits = [[NodeResource: EffectiveLimits.Limit]](repeating: [:], count: bookings.count)
+            var limitsOf: [Int: EffectiveLimits?] = [:]
+            for (index, booking) in bookings.enumerated() {
+                let caller = booking.caller.id
+                if limitsOf[caller] == nil {
+                    limitsOf[caller] = .some(try await LimitRepository(db: self.db).effective(forUser: caller, on: tx, logger: logger))
+                }
+                do {
+                    limits[index] = try self.applicableLimits(booking.request, caller: caller, limits: limitsOf[caller] ?? nil)
+                } catch {
+                    outcomes[index] = .failure(error)
+                }
+            }
+            var live = bookings.indices.filter { outcomes[$0] == nil }
+            guard !live.isEmpty else { return outcomes.map { $0! } }
+
+            // Serialise bookings per node: every booking touching one of these nodes waits here.
+            let nodes = Set(live.flatMap { bookings[$0].request.allocations.map { Int32(truncatingIfNeeded: $0.node) } }).sorted()
+            let locked = Set(try await NodeRepository(db: self.db).lockForBooking(nodes, in: tx, logger: logger))
+            for index in live {
+                if let missing = bookings[index].request.allocations.first(where: { !locked.contains($0.node) }) {
+                    outcomes[index] = .failure(AppError.notFound("Node with id \(missing.node) not found!"))
+                }
+            }
+            live = live.filter { outcomes[$0] == nil }
+            guard !live.isEmpty else { return outcomes.map { $0! } }
+
+            let situations = try await self.tasks.situations(
+                live.map { index in
+                    let request = bookings[index].request
+                    return TaskRepository.SituationQuery(
+                        start: request.start, end: request.end, overlapping: (request.start, request.end),
+                        nodes: request.allocations.map { (Int32(truncatingIfNeeded: $0.node), true) })
+                }, operations: self.operations, in: tx, logger: logger)
+            // The reservations of the bookings accepted so far, which the later ones count.
+            var earlier: [TaskRepository.Overlap] = []
+            var accepted: [Int] = []
+            for (situation, index) in zip(situations, live) {
+                let booking = bookings[index]
+                do {
+                    try self.check(booking.request, caller: booking.caller.id, situation: situation, earlier: earlier, limits: limits[index])
+                } catch {
+                    outcomes[index] = .failure(error)
+                    continue
+                }
+                accepted.append(index)
+                // Like the stored ones, a reservation that is over by now counts for nobody.
+                guard booking.request.end.microseconds > situation.now else { continue }
+                for allocation in booking.request.allocations {
+                    earlier.append(
+                        TaskRepository.Overlap(
+                            pair: NodeResource(node: allocation.node, resource: allocation.resource), amount: allocation.amount,
+                            start: booking.request.start.microseconds, end: booking.request.end.microseconds, owner: booking.caller.id))
+                }
+            }
+            guard !accepted.isEmpty else { return outcomes.map { $0! } }
+
+            let tasks = accepted.map { index in
+                let booking = bookings[index]
+                return TaskRepository.NewTask(
+                    request: booking.request, start: booking.request.start, end: booking.request.end, owner: booking.caller.id)
+            }
+            let ids = try await self.tasks.insert(tasks, series: nil, in: tx, logger: logger).tasks
+            let answers = try await self.tasks.json(ids: ids, in: tx, logger: logger)
+            for (index, id) in zip(accepted, ids) {
+                guard let json = answers[id] else { throw AppError.internalError }
+                let request = bookings[index].request
+                outcomes[index] = .success(Booked(id: id, changedWindows: [request.start.microseconds...request.end.microseconds], json: json))
+            }
+            return outcomes.map { $0! }
         }
     }
 
-    private func store(_ request: Request, caller: CurrentUser, in tx: LeasedConnection, logger: Logger) async throws -> Booked {
-        let updatingID = request.id.flatMap { $0 == 0 ? nil : $0 }
-        var stored: TaskRepository.Locked?
-        var heldNodes: Set<Int> = []
-        if let id = updatingID {
-            guard let locked = try await self.tasks.lockForUpdate(id: id, in: tx, logger: logger) else {
-                throw AppError.notFound("Task with id \(id) not found!")
-            }
-            guard locked.owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
-            stored = locked
-            let current = try await self.tasks.allocations(ofTask: id, in: tx, logger: logger)
-            heldNodes = Set(current.map(\.node))
-            // Same times and the same allocation set: only name and description change, whatever the status.
-            if locked.start == request.start.microseconds, locked.end == request.end.microseconds {
-                if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
-                    try await self.tasks.rename(id: id, name: request.name, description: request.description, in: tx, logger: logger)
-                    return Booked(id: id, changedWindows: [])
-                }
+    /// Rewrites the caller's task `id`: the same checks as a new booking, its own reservations left out, under its row
+    /// lock; a change of name or description alone passes whatever the task's status.
+    private func update(_ id: Int, to request: Request, caller: CurrentUser, in tx: LeasedConnection, logger: Logger) async throws -> Booked {
+        guard let stored = try await self.tasks.lockForUpdate(id: id, in: tx, logger: logger) else {
+            throw AppError.notFound("Task with id \(id) not found!")
+        }
+        guard stored.owner == caller.id else { throw AppError.forbidden("Task is not owned by current user!") }
+        let current = try await self.tasks.allocations(ofTask: id, in: tx, logger: logger)
+        let heldNodes = Set(current.map(\.node))
+        // Same times and the same allocation set: only name and description change, whatever the status.
+        if stored.start == request.start.microseconds, stored.end == request.end.microseconds {
+            if Set(current) == Set(request.allocations.map { Triple(node: $0.node, resource: $0.resource, amount: $0.amount) }) {
+                try await self.tasks.rename(id: id, name: request.name, description: request.description, in: tx, logger: logger)
+                return Booked(id: id, changedWindows: [])
             }
         }
-        let nodes = Array(Set(request.allocations.map(\.node))).sorted()
-        let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
-        let limits = try await self.checkLimits(request, caller: caller, tx, logger)
+        guard let effective = try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger) else {
+            throw AppError.notFound("User with id \(caller.id) not found!")
+        }
+        let limits = try self.applicableLimits(request, caller: caller.id, limits: effective)
 
         // Serialise bookings per node: every booking touching one of these nodes waits here.
-        let locked = try await NodeRepository(db: self.db).lockForBooking(nodeBinds, in: tx, logger: logger)
+        let nodes = Array(Set(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })).sorted()
+        let locked = try await NodeRepository(db: self.db).lockForBooking(nodes, in: tx, logger: logger)
         if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
             throw AppError.notFound("Node with id \(missing.node) not found!")
         }
         // The down-node guard covers the nodes a booking takes; a task keeps being editable on the nodes it already holds
         // (its owner may want to shorten or move it because the node is down).
-        let guarded = nodeBinds.filter { !heldNodes.contains(Int($0)) }
-        let situation = try await self.tasks.situation(
-            ofNodes: nodeBinds, guarding: guarded, from: request.start, to: request.end, overlapping: (request.start, request.end),
-            excluding: updatingID ?? 0, caller: caller.id, operations: self.operations, in: tx, logger: logger)
+        let query = TaskRepository.SituationQuery(
+            start: request.start, end: request.end, overlapping: (request.start, request.end), excluding: id,
+            nodes: nodes.map { ($0, !heldNodes.contains(Int($0))) })
+        let situation = try await self.tasks.situations([query], operations: self.operations, in: tx, logger: logger)[0]
+        try self.check(request, caller: caller.id, situation: situation, earlier: [], limits: limits)
+        if stored.status == "finished" {
+            throw AppError.conflict("Task scheduling time cannot be updated after task has finished!")
+        }
+        if stored.status == "running", stored.start != request.start.microseconds {
+            throw AppError.conflict("Task start time cannot be changed if task has already started!")
+        }
+        try await self.tasks.update(id, to: request, owner: caller.id, in: tx, logger: logger)
+        return Booked(id: id, changedWindows: [request.start.microseconds...request.end.microseconds, stored.start...stored.end])
+    }
+
+    /// Under the node locks, what blocks the booking, in the order of its refusals: a maintenance window or a down
+    /// node, a resource the node lacks, then the reservations (`checkOverlaps`).
+    private func check(
+        _ request: Request, caller: Int, situation: TaskRepository.Situation, earlier: [TaskRepository.Overlap],
+        limits: [NodeResource: EffectiveLimits.Limit]
+    ) throws {
         if let blocked = situation.blocked { throw AppError.conflict(blocked) }
         if let missing = request.allocations.first(where: { situation.capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
             throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
         }
-        try self.checkOverlaps(request, situation: situation, limits: limits)
-
-        if let stored {
-            if stored.status == "finished" {
-                throw AppError.conflict("Task scheduling time cannot be updated after task has finished!")
-            }
-            if stored.status == "running", stored.start != request.start.microseconds {
-                throw AppError.conflict("Task start time cannot be changed if task has already started!")
-            }
-        }
-        let id = try await self.tasks.write(request, updating: updatingID, owner: caller.id, in: tx, logger: logger)
-        var windows = [request.start.microseconds...request.end.microseconds]
-        if let stored { windows.append(stored.start...stored.end) }
-        return Booked(id: id, changedWindows: windows)
+        try self.checkOverlaps(request, caller: caller, overlaps: situation.overlaps + earlier, capacity: situation.capacity, limits: limits)
     }
 
     /// What a series booking wrote.
@@ -135,16 +232,19 @@ struct BookingService: Sendable {
         return try await self.db.transaction(logger: logger) { tx in
             let nodes = Array(Set(request.allocations.map(\.node))).sorted()
             let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
-            let limits = try await self.checkLimits(request, caller: caller, tx, logger)
+            guard let effective = try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger) else {
+                throw AppError.notFound("User with id \(caller.id) not found!")
+            }
+            let limits = try self.applicableLimits(request, caller: caller.id, limits: effective)
             let locked = try await NodeRepository(db: self.db).lockForBooking(nodeBinds, in: tx, logger: logger)
             if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
                 throw AppError.notFound("Node with id \(missing.node) not found!")
             }
             // Capacities, and what blocks the first occurrence (a window, or a down node when it starts soon: only the
             // first occurrence can start within the guard); the windows of the whole span for the others.
-            let situation = try await self.tasks.situation(
-                ofNodes: nodeBinds, guarding: nodeBinds, from: first.start, to: first.end, overlapping: (first.start, last.end),
-                excluding: 0, caller: caller.id, operations: self.operations, in: tx, logger: logger)
+            let query = TaskRepository.SituationQuery(
+                start: first.start, end: first.end, overlapping: (first.start, last.end), nodes: nodeBinds.map { ($0, true) })
+            let situation = try await self.tasks.situations([query], operations: self.operations, in: tx, logger: logger)[0]
             let capacity = situation.capacity, firstBlocked = situation.blocked
             if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
                 throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
@@ -154,7 +254,7 @@ struct BookingService: Sendable {
             var own: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
             for o in situation.overlaps {
                 everyone[o.pair, default: []].append((o.start, o.end, o.amount))
-                if o.ownedByCaller { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
+                if o.owner == caller.id { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
             }
             var names: (nodes: [Int: String], resources: [Int: String])?
             var failures: [String] = []
@@ -202,18 +302,19 @@ struct BookingService: Sendable {
                 throw AppError.conflict(
                     "\(failures.count) of \(occurrences.count) occurrences cannot be booked, so none is: " + failures.joined(separator: "; "))
             }
-            let (series, ids) = try await self.tasks.writeSeries(request, occurrences: occurrences, rule: rule, owner: caller.id, in: tx, logger: logger)
+            let (series, ids) = try await self.tasks.insert(
+                occurrences.map { TaskRepository.NewTask(request: request, start: $0.start, end: $0.end, owner: caller.id) }, series: rule, in: tx,
+                logger: logger)
+            guard let series else { throw AppError.internalError }
             return Series(id: series, taskIDs: ids, windows: occurrences.map { $0.start.microseconds...$0.end.microseconds })
         }
     }
 
-    /// Per (node, resource) of the request, the caller's effective limit; the task's own amount is compared with it
-    /// here (before any lock: in either scope a task larger than the limit is refused at once). Returns the limits of
-    /// the request's pairs for the concurrent check.
-    func checkLimits(_ request: Request, caller: CurrentUser, _ tx: LeasedConnection, _ logger: Logger) async throws -> [NodeResource: EffectiveLimits.Limit] {
-        guard let limits = try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger) else {
-            throw AppError.notFound("User with id \(caller.id) not found!")
-        }
+    /// Per (node, resource) of the request, the caller's effective limit (`limits`, nil when the caller no longer
+    /// exists: a 404); the task's own amount is compared with it here (before any lock: in either scope a task larger
+    /// than the limit is refused at once). Returns the limits of the request's pairs for the concurrent check.
+    func applicableLimits(_ request: Request, caller: Int, limits: EffectiveLimits?) throws -> [NodeResource: EffectiveLimits.Limit] {
+        guard let limits else { throw AppError.notFound("User with id \(caller) not found!") }
         var applying: [NodeResource: EffectiveLimits.Limit] = [:]
         for allocation in request.allocations {
             guard let limit = limits.winners[NodeResource(node: allocation.node, resource: allocation.resource)] else { continue }
@@ -227,17 +328,20 @@ struct BookingService: Sendable {
         AppError.conflict("Task resource allocation exeeds user limits! Exceeded resource: \(limit.name), Limit: \(limit.amount)")
     }
 
-    /// Under the node locks, per (node, resource) with the reservations overlapping the new interval: with
+    /// Per (node, resource), with the reservations overlapping the new interval (`overlaps`): with
     /// `LIMIT_SCOPE=concurrent`, the new amount plus the caller's own peak must fit the caller's limit; the new amount
     /// plus everyone's peak must fit the capacity.
-    func checkOverlaps(_ request: Request, situation: TaskRepository.Situation, limits: [NodeResource: EffectiveLimits.Limit]) throws {
+    func checkOverlaps(
+        _ request: Request, caller: Int, overlaps: [TaskRepository.Overlap], capacity: [NodeResource: Int64],
+        limits: [NodeResource: EffectiveLimits.Limit]
+    ) throws {
         var everyone: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
         var own: [NodeResource: [(start: Int64, end: Int64, amount: Int64)]] = [:]
-        for o in situation.overlaps {
-            everyone[o.pair, default: []].append((o.start, o.end, o.amount))
-            if o.ownedByCaller { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
-        }
         let from = request.start.microseconds, to = request.end.microseconds
+        for o in overlaps where o.start < to && o.end > from {
+            everyone[o.pair, default: []].append((o.start, o.end, o.amount))
+            if o.owner == caller { own[o.pair, default: []].append((o.start, o.end, o.amount)) }
+        }
         if self.limitScope == .concurrent {
             for allocation in request.allocations {
                 let pair = NodeResource(node: allocation.node, resource: allocation.resource)
@@ -247,7 +351,7 @@ struct BookingService: Sendable {
         }
         for allocation in request.allocations {
             let pair = NodeResource(node: allocation.node, resource: allocation.resource)
-            if allocation.amount + Self.peakLoad(everyone[pair] ?? [], from: from, to: to) > situation.capacity[pair] ?? 0 {
+            if allocation.amount + Self.peakLoad(everyone[pair] ?? [], from: from, to: to) > capacity[pair] ?? 0 {
                 throw AppError.conflict("Not enough resources for the task!")
             }
         }

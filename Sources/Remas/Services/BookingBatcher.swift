@@ -1,0 +1,78 @@
+import Logging
+import Synchronization
+
+/// New bookings that arrive together at this server are booked together: one transaction, and one statement per step,
+/// for all of them (`BookingService.bookNew`), instead of one transaction each.
+///
+/// Why: a booking's cost is mostly per statement and per transaction, not per row: executor start-up of the large
+/// statements, the statement triggers (calendar counters, usage days), the protocol round trips, the commit's WAL
+/// flush. Measured on 2 cores at 16 clients, PostgreSQL spent ~55 % of a booking's time there. Batching is how a
+/// server turns that into throughput under load without changing what a booking means: each booking is checked as if
+/// it were booked alone after the ones before it in the batch (their reservations count against capacity and the
+/// caller's limits), and gets its own answer or refusal.
+///
+/// At most `transactions` batches are in flight at once; a booking that arrives while they are all busy waits for the
+/// next batch (at most `largest` bookings), which takes every booking waiting by then. A booking that arrives when a
+/// transaction is free starts one at once: alone, it waits for nothing. Updates and series are not batched.
+///
+/// Across replicas nothing changes: each batch takes the node locks of its bookings like a single booking does, so
+/// bookings of different replicas serialise per node only, and a batch's bookings on distinct nodes never wait for a
+/// global lock.
+final class BookingBatcher: Sendable {
+    private struct Waiting {
+        let booking: BookingService.NewBooking
+        let continuation: CheckedContinuation<BookingService.Booked, any Error>
+    }
+
+    private struct State {
+        var queue: [Waiting] = []
+        var running = 0
+    }
+
+    private let state = Mutex(State())
+    /// Batches in flight at once (their transactions run side by side).
+    let transactions: Int
+    /// The most bookings in one batch.
+    let largest: Int
+
+    init(transactions: Int = 2, largest: Int = 64) {
+        precondition(transactions > 0 && largest > 0)
+        self.transactions = transactions
+        self.largest = largest
+    }
+
+    /// Books `booking` in the next batch, checked and written by `service`; its own outcome.
+    func book(_ booking: BookingService.NewBooking, with service: BookingService, logger: Logger) async throws -> BookingService.Booked {
+        try await withCheckedThrowingContinuation { continuation in
+            let starts = self.state.withLock { state -> Bool in
+                state.queue.append(Waiting(booking: booking, continuation: continuation))
+                guard state.running < self.transactions else { return false }
+                state.running += 1
+                return true
+            }
+            if starts {
+                Task { await self.drain(service: service, logger: logger) }
+            }
+        }
+    }
+
+    /// Books batches until none is waiting. Every booking taken gets exactly one outcome: its own, or the error that
+    /// failed its batch's transaction (then nothing of the batch was written).
+    private func drain(service: BookingService, logger: Logger) async {
+        while true {
+            let batch = self.state.withLock { state -> [Waiting] in
+                let taken = Array(state.queue.prefix(self.largest))
+                state.queue.removeFirst(taken.count)
+                if taken.isEmpty { state.running -= 1 }
+                return taken
+            }
+            if batch.isEmpty { return }
+            do {
+                let outcomes = try await service.bookNew(batch.map(\.booking), logger: logger)
+                for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(with: outcome) }
+            } catch {
+                for waiting in batch { waiting.continuation.resume(throwing: error) }
+            }
+        }
+    }
+}
