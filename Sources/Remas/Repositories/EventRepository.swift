@@ -212,17 +212,11 @@ public struct EventRepository: Sendable {
 enum RescheduleRemindersSQL {
     static func text(taskFilter: String) -> String {
         """
-        WITH RECURSIVE \(NotificationRepository.receivesSQL),
+        WITH RECURSIVE \(NotificationRepository.receives(of: "$1::int4[]")),
         scope AS (
             SELECT t.id, t.name, t.owner_id, t.start_time, t.end_time FROM tasks t
             WHERE t.owner_id = ANY($1::int4[]) \(taskFilter)),
-        desired AS (
-            SELECT s.id AS task_id, n.id AS notification_id, s.name AS task_name, n.name AS notification_name,
-                   CASE n.type WHEN 'task_start' THEN s.start_time ELSE s.end_time END
-                       - make_interval(secs => COALESCE(n.time_offset, 0)) AS due,
-                   CASE n.type WHEN 'task_start' THEN s.start_time ELSE s.end_time END > localtimestamp AS creatable
-            FROM scope s JOIN receives r ON r.user_id = s.owner_id JOIN notifications n ON n.id = r.notification_id
-            WHERE n.type IN ('task_start', 'task_end')),
+        \(Self.desired),
         removed AS (
             DELETE FROM events e USING scope s
             WHERE e.task_id = s.id AND e.notification_id IS NOT NULL AND e.state = 'pending'
@@ -240,6 +234,29 @@ enum RescheduleRemindersSQL {
             WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id
               AND ((e.state = 'pending' AND e.time <> d.due) OR (e.state <> 'pending' AND d.due > e.time))
             RETURNING 1),
+        \(Self.added)
+        SELECT (SELECT count(*) FROM removed), (SELECT count(*) FROM moved), (SELECT count(*) FROM added)
+        """
+    }
+
+    static func decode(_ row: PostgresRow) throws -> Int64 { try row.decode((Int64, Int64, Int64).self).2 }
+
+    /// The reminders the tasks of `scope` (id, name, owner_id, start_time, end_time) should have: for every
+    /// `task_start`/`task_end` notification their owner receives (`receives`), due at the start or end minus the
+    /// offset, and whether one may still be created (its start or end is ahead).
+    static let desired = """
+        desired AS (
+            SELECT s.id AS task_id, n.id AS notification_id, s.name AS task_name, n.name AS notification_name,
+                   CASE n.type WHEN 'task_start' THEN s.start_time ELSE s.end_time END
+                       - make_interval(secs => COALESCE(n.time_offset, 0)) AS due,
+                   CASE n.type WHEN 'task_start' THEN s.start_time ELSE s.end_time END > localtimestamp AS creatable
+            FROM scope s JOIN receives r ON r.user_id = s.owner_id JOIN notifications n ON n.id = r.notification_id
+            WHERE n.type IN ('task_start', 'task_end'))
+        """
+
+    /// Creates the `desired` reminders that are missing and creatable. A new task's reminders are this alone: the
+    /// statement that inserts new tasks (`NewTasksStatement`) ends with it, over the tasks it inserts.
+    static let added = """
         added AS (
             INSERT INTO events (name, description, time, type, task_id, notification_id)
             SELECT 'Task: ' || d.task_name || ', notification: ' || d.notification_name, NULL, d.due, 'other',
@@ -249,11 +266,7 @@ enum RescheduleRemindersSQL {
               AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)
             ON CONFLICT DO NOTHING
             RETURNING 1)
-        SELECT (SELECT count(*) FROM removed), (SELECT count(*) FROM moved), (SELECT count(*) FROM added)
         """
-    }
-
-    static func decode(_ row: PostgresRow) throws -> Int64 { try row.decode((Int64, Int64, Int64).self).2 }
 }
 
 /// `EventRepository.nextDue`.

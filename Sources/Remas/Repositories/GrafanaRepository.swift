@@ -58,7 +58,7 @@ struct GrafanaRepository: Sendable {
         let binds = ids.map { Int32(truncatingIfNeeded: $0) }
         let rows = try await self.db.query(
             """
-            WITH RECURSIVE \(NotificationRepository.receivesSQL),
+            WITH RECURSIVE \(NotificationRepository.receives(of: "$1::int4[]")),
             held AS (
                 SELECT t.owner_id, a.node_id, a.resource_id, sum(a.amount)::int8 AS amount
                 FROM tasks t JOIN allocations a ON a.task_id = t.id

@@ -124,15 +124,18 @@ struct NotificationRepository: Sendable {
         }
     }
 
-    /// CTEs `chain` and `receives(user_id, notification_id)`: every notification each user of `$1::int4[]` receives,
-    /// directly or through their group or any group above it. Reminder scheduling and the Grafana rule set share it.
-    static let receivesSQL = """
-        \(GroupRepository.ancestorChain(seed: "SELECT u.id, u.group_id, 0 FROM users u WHERE u.id = ANY($1::int4[])", carrying: "user_id")),
+    /// CTEs `chain` and `receives(user_id, notification_id)`: every notification each user of `users` (an `int4[]`
+    /// expression, a parameter) receives, directly or through their group or any group above it. Reminder scheduling
+    /// (of a user's tasks, and of new tasks as they are inserted) and the Grafana rule set share it.
+    static func receives(of users: String) -> String {
+        """
+        \(GroupRepository.ancestorChain(seed: "SELECT u.id, u.group_id, 0 FROM users u WHERE u.id = ANY(\(users))", carrying: "user_id")),
         receives AS (
-            SELECT nu.user_id, nu.notification_id FROM notification_users nu WHERE nu.user_id = ANY($1::int4[])
+            SELECT nu.user_id, nu.notification_id FROM notification_users nu WHERE nu.user_id = ANY(\(users))
             UNION
             SELECT c.user_id, ng.notification_id FROM chain c JOIN notification_groups ng ON ng.group_id = c.group_id)
         """
+    }
 
     /// Every user the notification reaches (directly, or through a receiving group or any group below it), plus the
     /// owners of tasks that still have pending reminders of it.

@@ -164,10 +164,10 @@ extension TaskRepository {
         let owner: Int
     }
 
-    /// Inserts the tasks, each with its start and end events and its allocations, and with a rule, the series that
-    /// holds them all (`NewTasksStatement`, prepared: one statement whatever their number); then their owners'
-    /// reminders of them (the receivers' lock is held since the node lock: `NodeRepository.lockForBooking`). Returns
-    /// the series id (nil without a rule) and the task ids in the order of `tasks`.
+    /// Inserts the tasks, each with its start and end events, its allocations and its owner's reminders of it, and with
+    /// a rule, the series that holds them all (`NewTasksStatement`, prepared: one statement whatever their number; the
+    /// receivers' lock is held since the node lock: `NodeRepository.lockForBooking`). Returns the series id (nil
+    /// without a rule) and the task ids in the order of `tasks`.
     func insert(_ tasks: [NewTask], series rule: String?, in tx: LeasedConnection, logger: Logger) async throws -> (series: Int?, tasks: [Int]) {
         var statement = NewTasksStatement(rule: rule)
         for (index, task) in tasks.enumerated() {
@@ -187,9 +187,7 @@ extension TaskRepository {
         guard let (series, ids) = try await tx.run(statement, logger: logger).first, ids.count == tasks.count else {
             throw AppError.internalError
         }
-        let taskIDs = ids.map(Int.init)
-        try await EventRepository(db: self.db).reschedule(users: Array(Set(tasks.map(\.owner))).sorted(), tasks: taskIDs, in: tx, logger: logger)
-        return (series.map(Int.init), taskIDs)
+        return (series.map(Int.init), ids.map(Int.init))
     }
 
 }
@@ -284,14 +282,17 @@ struct BookingSituationStatement: PostgresPreparedStatement {
 }
 
 /// `TaskRepository.insert`: the tasks of `$1`…`$6` (name, description, whether it has one, start, end, owner), their
-/// start and end events, the allocations `$8`…`$10` of task number `$7` (from 1), and when a rule `$11` is given, the
-/// series of them all (owned by the first task's owner) and its links. Each task's id is drawn from the sequence
+/// start and end events, the allocations `$8`…`$10` of task number `$7` (from 1), when a rule `$11` is given the
+/// series of them all (owned by the first task's owner) and its links, and the reminders of the notifications their
+/// owners (`$12`, each once) receive (`RescheduleRemindersSQL.desired` and `.added`: a new task has no reminder to
+/// move or remove). Each task's id is drawn from the sequence
 /// first, so the answer maps ids to tasks by their number, not by any order of insertion. Returns the series id
 /// (NULL without a rule) and the task ids in the order of the arrays.
 struct NewTasksStatement: PostgresPreparedStatement {
     typealias Row = (Int32?, [Int32])
     static let sql = """
-        WITH x AS MATERIALIZED (
+        WITH RECURSIVE \(NotificationRepository.receives(of: "$12::int4[]")),
+        x AS MATERIALIZED (
             SELECT nextval('tasks_id_seq')::int4 AS id, x.n, x.name, CASE WHEN x.described THEN x.description END AS description,
                    x.s::timestamp AS s, x.e::timestamp AS e, x.owner
             FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::int4[])
@@ -310,11 +311,15 @@ struct NewTasksStatement: PostgresPreparedStatement {
         allocated AS (
             INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
             SELECT x.id, a.node, a.resource, a.amount, x.s, x.e
-            FROM unnest($7::int4[], $8::int4[], $9::int4[], $10::int8[]) AS a(n, node, resource, amount) JOIN x ON x.n = a.n)
+            FROM unnest($7::int4[], $8::int4[], $9::int4[], $10::int8[]) AS a(n, node, resource, amount) JOIN x ON x.n = a.n),
+        scope AS (SELECT x.id, x.name, x.owner AS owner_id, x.s AS start_time, x.e AS end_time FROM x),
+        \(RescheduleRemindersSQL.desired),
+        \(RescheduleRemindersSQL.added)
         SELECT (SELECT id FROM s), array_agg(x.id ORDER BY x.n) FROM x
         """
     static var bindingDataTypes: [PostgresDataType] {
-        [.textArray, .textArray, .boolArray, .textArray, .textArray, .int4Array, .int4Array, .int4Array, .int4Array, .int8Array, .varchar]
+        [.textArray, .textArray, .boolArray, .textArray, .textArray, .int4Array, .int4Array, .int4Array, .int4Array, .int8Array, .varchar,
+         .int4Array]
     }
 
     var names: [String] = []
@@ -332,7 +337,7 @@ struct NewTasksStatement: PostgresPreparedStatement {
     init(rule: String?) { self.rule = rule }
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 11)
+        var bindings = PostgresBindings(capacity: 12)
         bindings.append(self.names)
         bindings.append(self.descriptions)
         bindings.append(self.described)
@@ -344,6 +349,7 @@ struct NewTasksStatement: PostgresPreparedStatement {
         bindings.append(self.resources)
         bindings.append(self.amounts)
         bindings.append(self.rule)
+        bindings.append(Array(Set(self.owners)).sorted())
         return bindings
     }
 
