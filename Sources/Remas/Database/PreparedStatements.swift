@@ -14,6 +14,20 @@ protocol ByIDStatement: PostgresPreparedStatement {
     var id: Int { get }
 }
 
+/// A statement whose one parameter is an array of integer ids (`$1::int4[]`).
+protocol ByIDsStatement: PostgresPreparedStatement {
+    var ids: [Int32] { get }
+}
+
+extension ByIDsStatement {
+    static var bindingDataTypes: [PostgresDataType] { [.int4Array] }
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(self.ids)
+        return bindings
+    }
+}
+
 /// A JSON document selected by one integer id (`$1`).
 protocol JSONByIDStatement: JSONStatement, ByIDStatement {}
 

@@ -301,18 +301,11 @@ struct RescheduleTaskRemindersStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Int64 { try RescheduleRemindersSQL.decode(row) }
 }
 
-struct RescheduleUserRemindersStatement: PostgresPreparedStatement {
+struct RescheduleUserRemindersStatement: ByIDsStatement {
     typealias Row = Int64
     static let sql = RescheduleRemindersSQL.text(taskFilter: "")
-    static var bindingDataTypes: [PostgresDataType] { [.int4Array] }
-
     let users: [Int32]
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(self.users)
-        return bindings
-    }
+    var ids: [Int32] { self.users }
 
     func decodeRow(_ row: PostgresRow) throws -> Int64 { try RescheduleRemindersSQL.decode(row) }
 }

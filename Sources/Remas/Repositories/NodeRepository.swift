@@ -118,21 +118,14 @@ struct NodeStatement: JSONByIDStatement {
 
 /// `NodeRepository.lockForBooking`, prepared. The sub-select (kept apart by OFFSET 0) locks the rows before the outer
 /// projection takes the advisory lock.
-struct BookingLockStatement: PostgresPreparedStatement {
+struct BookingLockStatement: ByIDsStatement {
     typealias Row = [Int32]
     static let sql = """
         SELECT l.ids, \(EventRepository.receiversLock(shared: true))::text, set_config('plan_cache_mode', 'force_generic_plan', true)
         FROM (SELECT ARRAY(SELECT id FROM nodes WHERE id = ANY($1::int4[]) ORDER BY id FOR NO KEY UPDATE) AS ids OFFSET 0) l
         """
-    static var bindingDataTypes: [PostgresDataType] { [.int4Array] }
-
     let nodes: [Int32]
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(self.nodes)
-        return bindings
-    }
+    var ids: [Int32] { self.nodes }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(([Int32], String, String).self).0 }
 }

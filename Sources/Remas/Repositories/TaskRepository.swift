@@ -133,18 +133,10 @@ struct TaskStatement: JSONByIDStatement {
 }
 
 /// `TaskRepository.json(ids:)`.
-struct TasksStatement: PostgresPreparedStatement {
+struct TasksStatement: ByIDsStatement {
     typealias Row = (Int32, String)
     static let sql = "SELECT t.id, \(TaskSQL.full("t"))::text FROM tasks t WHERE t.id = ANY($1::int4[])"
-    static var bindingDataTypes: [PostgresDataType] { [.int4Array] }
-
     let ids: [Int32]
-
-    func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
-        bindings.append(self.ids)
-        return bindings
-    }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

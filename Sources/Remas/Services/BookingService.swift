@@ -172,10 +172,8 @@ struct BookingService: Sendable {
                 return Booked(id: id, changedWindows: [])
             }
         }
-        guard let effective = try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger) else {
-            throw AppError.notFound("User with id \(caller.id) not found!")
-        }
-        let limits = try self.applicableLimits(request, caller: caller.id, limits: effective)
+        let limits = try self.applicableLimits(
+            request, caller: caller.id, limits: try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger))
 
         // Serialise bookings per node: every booking touching one of these nodes waits here.
         let nodes = Array(Set(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })).sorted()
@@ -232,10 +230,8 @@ struct BookingService: Sendable {
         return try await self.db.transaction(logger: logger) { tx in
             let nodes = Array(Set(request.allocations.map(\.node))).sorted()
             let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
-            guard let effective = try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger) else {
-                throw AppError.notFound("User with id \(caller.id) not found!")
-            }
-            let limits = try self.applicableLimits(request, caller: caller.id, limits: effective)
+            let limits = try self.applicableLimits(
+                request, caller: caller.id, limits: try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger))
             let locked = try await NodeRepository(db: self.db).lockForBooking(nodeBinds, in: tx, logger: logger)
             if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
                 throw AppError.notFound("Node with id \(missing.node) not found!")
