@@ -82,8 +82,8 @@ struct LimitRepository: Sendable {
     }
 
     /// The user's effective limits (candidates resolved by `EffectiveLimits`); nil when there is no such user.
-    func effective(forUser id: Int, on executor: (any SQLExecutor)? = nil, logger: Logger) async throws -> EffectiveLimits? {
-        try await Self.effective(UserCandidatesStatement(id: id), executor ?? self.db, logger)
+    func effective(forUser id: Int, logger: Logger) async throws -> EffectiveLimits? {
+        try await Self.effective(UserCandidatesStatement(id: id), self.db, logger)
     }
 
     /// A group's effective limits (its own and its ancestors'); nil when there is no such group.
@@ -166,7 +166,8 @@ enum GroupLimitList: ListDefinition {
 
 // MARK: effective limits
 
-/// Rows: one sentinel with depth -1 when the subject exists, then every candidate limit with its depth.
+/// Rows: one sentinel with depth -1 when the subject exists, then every candidate limit with its depth (each row led by
+/// the subject's id: `LimitRepository.candidatesSQL`).
 protocol CandidatesStatement: PostgresPreparedStatement where Row == EffectiveLimits.Limit {
     var id: Int { get }
 }
@@ -181,38 +182,47 @@ extension CandidatesStatement {
     }
 
     func decodeRow(_ row: PostgresRow) throws -> EffectiveLimits.Limit {
-        let (id, name, description, amount, user, group, resource, depth, nodes) =
-            try row.decode((Int, String, String?, Int64, Int?, Int?, Int, Int, [Int32]).self)
+        let (_, id, name, description, amount, user, group, resource, depth, nodes) =
+            try row.decode((Int32, Int, String, String?, Int64, Int?, Int?, Int, Int, [Int32]).self)
         return .init(
             id: id, name: name, description: description, amount: amount, userID: user, groupID: group, resourceID: resource,
             depth: depth, nodeIDs: nodes.map(Int.init))
     }
+}
 
-    static func candidates(chainSeed: String, sentinel: String, ownLimits: String?) -> String {
+extension LimitRepository {
+    /// The candidate limits of users or groups (`who`), as rows `(who, id, name, description, amount, user_id,
+    /// group_id, resource_id, depth, node_ids)`: one sentinel per subject that exists (depth -1), then the limits of
+    /// every group up its chain (depth 1 for its own group) and, with `ownLimits`, those set on the user (depth 0).
+    /// `seed` gives `(who, group_id, 1)` per subject, `sentinel` the ids of the subjects that exist, `ownLimits` the
+    /// condition on `limits l` of the users' own limits (their `who` is `l.user_id`).
+    static func candidatesSQL(seed: String, sentinel: String, ownLimits: String?) -> String {
         let columns = """
             l.id, l.name, l.description, l.amount, l.user_id, l.group_id, l.resource_id
             """
         let nodes = "ARRAY(SELECT ln.node_id FROM limit_nodes ln WHERE ln.limit_id = l.id ORDER BY ln.node_id)"
         // The chain's limits by `limits_group_id_idx` (a lateral probe per group, as in the chain itself).
         var sql = """
-            WITH RECURSIVE \(GroupRepository.ancestorChain(seed: chainSeed))
-            SELECT 0, '', NULL::varchar, 0::int8, NULL::int4, NULL::int4, 0, -1, ARRAY[]::int4[] FROM \(sentinel)
+            WITH RECURSIVE \(GroupRepository.ancestorChain(seed: seed, carrying: "who"))
+            SELECT s.who::int4, 0, '', NULL::varchar, 0::int8, NULL::int4, NULL::int4, 0, -1, ARRAY[]::int4[] FROM (\(sentinel)) s(who)
             UNION ALL
-            SELECT \(columns), c.depth, \(nodes)
+            SELECT c.who::int4, \(columns), c.depth, \(nodes)
             FROM chain c CROSS JOIN LATERAL (SELECT * FROM limits l WHERE l.group_id = c.group_id OFFSET 0) l
             """
-        if let ownLimits { sql += "\nUNION ALL\nSELECT \(columns), 0, \(nodes) FROM limits l WHERE \(ownLimits)" }
+        if let ownLimits { sql += "\nUNION ALL\nSELECT l.user_id::int4, \(columns), 0, \(nodes) FROM limits l WHERE \(ownLimits)" }
         return sql
     }
 }
 
 struct UserCandidatesStatement: CandidatesStatement {
-    static let sql = candidates(
-        chainSeed: "SELECT u.group_id, 1 FROM users u WHERE u.id = $1", sentinel: "users WHERE id = $1", ownLimits: "l.user_id = $1")
+    static let sql = LimitRepository.candidatesSQL(
+        seed: "SELECT u.id, u.group_id, 1 FROM users u WHERE u.id = $1", sentinel: "SELECT id FROM users WHERE id = $1",
+        ownLimits: "l.user_id = $1")
     let id: Int
 }
 
 struct GroupCandidatesStatement: CandidatesStatement {
-    static let sql = candidates(chainSeed: "SELECT g.id, 1 FROM groups g WHERE g.id = $1", sentinel: "groups WHERE id = $1", ownLimits: nil)
+    static let sql = LimitRepository.candidatesSQL(
+        seed: "SELECT g.id, g.id, 1 FROM groups g WHERE g.id = $1", sentinel: "SELECT id FROM groups WHERE id = $1", ownLimits: nil)
     let id: Int
 }

@@ -46,15 +46,6 @@ struct NodeRepository: Sendable {
         return try rows.map { try $0.decode(Int.self) }
     }
 
-    /// A booking's locks in one round trip: the node lock above (the nodes' rows in id order), then, once those are
-    /// held, the reminders' receivers shared (`EventRepository.lockReceivers`, whose order with the node lock it keeps:
-    /// the booking recomputes its owner's reminders) and generic plans for the rest of the transaction (the same
-    /// setting as `lockReceivers`: PostgreSQL re-planned the capacity and reminder statements on every booking, 0.8 ms
-    /// for the capacity statement's bind at the national-centre size). Returns the ids that exist.
-    func lockForBooking(_ nodes: [Int32], in tx: LeasedConnection, logger: Logger) async throws -> [Int] {
-        try await tx.run(BookingLockStatement(nodes: nodes), logger: logger).first.map { $0.map(Int.init) } ?? []
-    }
-
     /// The node provides `amount` of the resource from now on (an atomic upsert, so concurrent calls cannot collide on
     /// the primary key), under the node lock that bookings take: a booking never checks against a capacity that is
     /// being changed.
@@ -114,18 +105,4 @@ enum NodeList: ListDefinition {
 struct NodeStatement: JSONByIDStatement {
     static let sql = "SELECT row_to_json(x)::text FROM (\(NodeSQL.rows) WHERE n.id = $1) x"
     let id: Int
-}
-
-/// `NodeRepository.lockForBooking`, prepared. The sub-select (kept apart by OFFSET 0) locks the rows before the outer
-/// projection takes the advisory lock.
-struct BookingLockStatement: ByIDsStatement {
-    typealias Row = [Int32]
-    static let sql = """
-        SELECT l.ids, \(EventRepository.receiversLock(shared: true))::text, set_config('plan_cache_mode', 'force_generic_plan', true)
-        FROM (SELECT ARRAY(SELECT id FROM nodes WHERE id = ANY($1::int4[]) ORDER BY id FOR NO KEY UPDATE) AS ids OFFSET 0) l
-        """
-    let nodes: [Int32]
-    var ids: [Int32] { self.nodes }
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(([Int32], String, String).self).0 }
 }

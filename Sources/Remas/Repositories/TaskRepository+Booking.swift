@@ -38,31 +38,60 @@ extension TaskRepository {
         try await tx.query("UPDATE tasks SET name = \(name), description = \(description) WHERE id = \(id)", logger: logger)
     }
 
-    /// What one booking is checked against (`situations`): its interval, the interval whose reservations count, the
-    /// task it replaces (0: none) and its nodes, each with whether the down-node guard covers it.
+    /// What one booking is checked against (`lockAndRead`): its interval, the interval whose reservations count, the
+    /// task it replaces (0: none) and what it asks for (each (node, resource) once), with whether the down-node guard
+    /// covers the node.
     struct SituationQuery: Sendable {
         var start: LocalDateTime
         var end: LocalDateTime
         var overlapping: (from: LocalDateTime, to: LocalDateTime)
         var excluding: Int = 0
-        var nodes: [(node: Int32, guarded: Bool)]
+        var allocations: [(node: Int32, resource: Int32, guarded: Bool)]
+
+        /// A booking of `request`'s allocations over `overlapping`, every node guarded unless `guarded` says otherwise.
+        init(
+            _ request: BookingService.Request, start: LocalDateTime, end: LocalDateTime, overlapping: (from: LocalDateTime, to: LocalDateTime),
+            excluding: Int = 0, guarded: (Int) -> Bool = { _ in true }
+        ) {
+            self.start = start
+            self.end = end
+            self.overlapping = overlapping
+            self.excluding = excluding
+            self.allocations = request.allocations.map {
+                (Int32(truncatingIfNeeded: $0.node), Int32(truncatingIfNeeded: $0.resource), guarded($0.node))
+            }
+        }
     }
 
-    /// What bookings are checked against, read under the node locks (like the windows' own writes and the status
-    /// reports) in one prepared statement for any number of bookings (`BookingSituationStatement`), one `Situation` per
-    /// query in their order:
-    /// - what each of the nodes provides, per (node, resource) (the same for every booking);
-    /// - why the booking cannot have them, worded as its 409 (nil when nothing blocks it): the first maintenance window
-    ///   (by node id, then start) that overlaps [start, end) on one of its nodes, else the first of its guarded nodes
-    ///   that is down (a current report) when the booking starts within `NODE_DOWN_BOOKING_GUARD_MINUTES`;
-    /// - the scheduled and running reservations on its nodes that overlap `overlapping` (touching intervals do not),
-    ///   the task `excluding` left out, with their owners: one indexed range scan per (booking, node), each row's owner
-    ///   looked up by primary key (a join let the planner hash all tasks: +2 ms with 5,000 tasks).
-    func situations(
-        _ queries: [SituationQuery], operations: OperationsSettings, in tx: LeasedConnection, logger: Logger
-    ) async throws -> [Situation] {
-        var statement = BookingSituationStatement(
+    /// What `lockAndRead` found.
+    struct BookingRead: Sendable {
+        /// The nodes that exist, now locked.
+        var locked: Set<Int> = []
+        /// Per caller, their effective limits; a caller that does not exist has none.
+        var limits: [Int: EffectiveLimits] = [:]
+        /// One per query, in their order.
+        var situations: [Situation] = []
+    }
+
+    /// The first step of bookings, in one prepared statement for any number of them (`BookingCheckStatement`):
+    /// - the effective limits of the `callers` (as `LimitRepository.effective`: read, like before, without a lock);
+    /// - the locks of the queries' nodes (all of them, in id order: every booking touching one of these nodes waits
+    ///   here), and the reminders' receivers lock, shared (`EventRepository.receiversLock`);
+    /// - then, read after those locks are held (so it sees every reservation committed by the bookings it waited for),
+    ///   what each booking is checked against: what the nodes provide of the resources asked for, per (node, resource)
+    ///   (the same for every booking); why the booking cannot have them, worded as its 409 (nil when nothing blocks it): the first
+    ///   maintenance window (by node id, then start) that overlaps [start, end) on one of its nodes, else the first of
+    ///   its guarded nodes that is down (a current report) when the booking starts within
+    ///   `NODE_DOWN_BOOKING_GUARD_MINUTES`; the scheduled and running reservations of what it asks for that overlap
+    ///   `overlapping` (touching intervals do not), the task `excluding` left out, with their owners: one indexed range
+    ///   scan per (booking, node, resource), each row's owner looked up by primary key (a join let the planner hash all tasks:
+    ///   +2 ms with 5,000 tasks).
+    func lockAndRead(
+        _ queries: [SituationQuery], callers: [Int], operations: OperationsSettings, in tx: LeasedConnection, logger: Logger
+    ) async throws -> BookingRead {
+        var statement = BookingCheckStatement(
             guardMinutes: Int32(operations.bookingGuardMinutes), staleSeconds: Int32(operations.statusStaleSeconds))
+        statement.callers = Set(callers.map { Int32(truncatingIfNeeded: $0) }).sorted()
         var allNodes = Set<Int32>()
         for (index, query) in queries.enumerated() {
             statement.starts.append(query.start.sqlText)
@@ -70,32 +99,33 @@ extension TaskRepository {
             statement.overlapFrom.append(query.overlapping.from.sqlText)
             statement.overlapTo.append(query.overlapping.to.sqlText)
             statement.excluding.append(Int32(truncatingIfNeeded: query.excluding))
-            var seen = Set<Int32>()
-            for (node, guarded) in query.nodes where seen.insert(node).inserted {
-                statement.entryOfNode.append(Int32(index + 1))
+            for (node, resource, guarded) in query.allocations {
+                statement.entries.append(Int32(index + 1))
                 statement.entryNodes.append(node)
+                statement.entryResources.append(resource)
                 statement.guarded.append(guarded && operations.bookingGuardMinutes > 0)
                 allNodes.insert(node)
             }
         }
         statement.nodes = allNodes.sorted()
+        var read = BookingRead()
         var capacity: [NodeResource: Int64] = [:]
         var situations = Array(repeating: Situation(), count: queries.count)
         var downs = [String?](repeating: nil, count: queries.count)
+        var callers = Set<Int>()
+        var candidates: [Int: [EffectiveLimits.Limit]] = [:]
         var now: Int64 = 0
-        for (kind, entry, n, r, amount, text, from, to, owner) in try await tx.run(statement, logger: logger) {
-            let pair = NodeResource(node: Int(n), resource: Int(r))
-            let index = Int(entry) - 1
-            switch kind {
-            case 0:
+        for row in try await tx.run(statement, logger: logger) {
+            switch row {
+            case .locked(let node): read.locked.insert(node)
+            case .capacity(let pair, let amount, let clock):
                 capacity[pair] = amount
-                now = from ?? now
-            case 1: situations[index].blocked = text
-            case 2: downs[index] = text
-            default:
-                if let from, let to {
-                    situations[index].overlaps.append(Overlap(pair: pair, amount: amount, start: from, end: to, owner: owner.map(Int.init)))
-                }
+                now = clock
+            case .blocked(let index, let text): situations[index].blocked = text
+            case .down(let index, let text): downs[index] = text
+            case .overlap(let index, let overlap): situations[index].overlaps.append(overlap)
+            case .caller(let id): callers.insert(id)
+            case .candidate(let caller, let limit): candidates[caller, default: []].append(limit)
             }
         }
         for index in situations.indices {
@@ -103,7 +133,9 @@ extension TaskRepository {
             situations[index].now = now
             if situations[index].blocked == nil { situations[index].blocked = downs[index] }
         }
-        return situations
+        read.situations = situations
+        for caller in callers { read.limits[caller] = EffectiveLimits(candidates: candidates[caller] ?? []) }
+        return read
     }
 
     struct Situation: Sendable {
@@ -152,7 +184,7 @@ extension TaskRepository {
                         \(request.allocations.map(\.amount))::int8[]) AS x(n, r, a)
             """, logger: logger)
         // Reminders of the notifications the owner receives follow the task's new times (the receivers' lock is held
-        // since the node lock: `NodeRepository.lockForBooking`).
+        // since the node locks: `lockAndRead`).
         try await EventRepository(db: self.db).reschedule(users: [owner], tasks: [id], in: tx, logger: logger)
     }
 
@@ -166,10 +198,13 @@ extension TaskRepository {
 
     /// Inserts the tasks, each with its start and end events, its allocations and its owner's reminders of it, and with
     /// a rule, the series that holds them all (`NewTasksStatement`, prepared: one statement whatever their number; the
-    /// receivers' lock is held since the node lock: `NodeRepository.lockForBooking`). Returns the series id (nil
-    /// without a rule) and the task ids in the order of `tasks`.
-    func insert(_ tasks: [NewTask], series rule: String?, in tx: LeasedConnection, logger: Logger) async throws -> (series: Int?, tasks: [Int]) {
-        var statement = NewTasksStatement(rule: rule)
+    /// receivers' lock is held since the node locks: `lockAndRead`). Returns the series id (nil without a rule) and the
+    /// task ids in the order of `tasks`, each with its answer (TaskFull) when `answers` is set, built by the same
+    /// statement from what it inserts.
+    func insert(_ tasks: [NewTask], series rule: String?, answers: Bool, in tx: LeasedConnection, logger: Logger) async throws
+        -> (series: Int?, tasks: [(id: Int, json: String?)])
+    {
+        var statement = NewTasksStatement(rule: rule, answers: answers)
         for (index, task) in tasks.enumerated() {
             statement.names.append(task.request.name)
             statement.descriptions.append(task.request.description ?? "")
@@ -184,65 +219,47 @@ extension TaskRepository {
                 statement.amounts.append(allocation.amount)
             }
         }
-        guard let (series, ids) = try await tx.run(statement, logger: logger).first, ids.count == tasks.count else {
-            throw AppError.internalError
-        }
-        return (series.map(Int.init), ids.map(Int.init))
+        let rows = try await tx.run(statement, logger: logger)
+        guard rows.count == tasks.count, !answers || rows.allSatisfy({ $0.2 != nil }) else { throw AppError.internalError }
+        return (rows.first?.0.map(Int.init), rows.map { (Int($0.1), $0.2) })
     }
 
 }
 
-/// `TaskRepository.situations`: rows of kind 0, the capacities of all the nodes `$1` (with the database's clock); per booking (its number, from 1,
-/// in `entry`), at most one row of kind 1 naming a maintenance conflict and at most one of kind 2 naming a down node
-/// (read from `node_status` by primary key for its guarded nodes only), and rows of kind 3, the reservations
-/// overlapping its window with their times in microseconds and their owners. A booking's nodes are the rows of
-/// `$7`/`$8`/`$9` with its number, each node once. The reservations are read by one range scan of
-/// `allocations_node_time_idx` per (booking, node): `OFFSET 0` keeps the planner from joining the bookings to all of
-/// `allocations` by a hash, which its generic plan chose (a sequential scan of every current reservation).
-struct BookingSituationStatement: PostgresPreparedStatement {
-    typealias Row = (Int32, Int32, Int32, Int32, Int64, String?, Int64?, Int64?, Int32?)
+/// `TaskRepository.lockAndRead`: the callers' limit candidates (`LimitRepository.candidatesSQL` for the users `$13`),
+/// and the rows of `remas_booking_situation` (migration 0016, which takes the node locks and then reads, with a new
+/// snapshot, what the bookings are checked against): kind 4, a node locked (of `$1`); kind 0, a capacity asked for
+/// with the database's clock; per booking (its number, from 1, in `entry`), at most one row of kind 1 naming a
+/// maintenance conflict and at most one of kind 2 naming a down node, and rows of kind 3, the reservations overlapping
+/// its window with their times in microseconds and their owners. What a booking asks for is the rows of
+/// `$7`…`$10` with its number.
+struct BookingCheckStatement: PostgresPreparedStatement {
+    enum Row: Sendable {
+        case locked(Int)
+        case capacity(NodeResource, amount: Int64, now: Int64)
+        case blocked(Int, String)
+        case down(Int, String)
+        case overlap(Int, TaskRepository.Overlap)
+        /// The caller exists.
+        case caller(Int)
+        case candidate(caller: Int, EffectiveLimits.Limit)
+    }
+
     static let sql = """
-        WITH e AS MATERIALIZED (
-            SELECT e.i::int4 AS i, e.s::timestamp AS s, e.e::timestamp AS e, e.os::timestamp AS os, e.oe::timestamp AS oe, e.excluding
-            FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int4[]) WITH ORDINALITY AS e(s, e, os, oe, excluding, i)),
-        en AS MATERIALIZED (SELECT * FROM unnest($7::int4[], $8::int4[], $9::bool[]) AS en(i, node, guarded))
-        SELECT 0, 0, nr.node_id, nr.resource_id, nr.amount, NULL::text, (extract(epoch FROM localtimestamp) * 1000000)::int8, NULL::int8,
-               NULL::int4
-        FROM node_resources nr WHERE nr.node_id = ANY($1::int4[])
+        SELECT r_kind, r_entry, r_node, r_resource, r_amount, r_text, r_from, r_to, r_owner, NULL::varchar, NULL::int4, NULL::int4[]
+        FROM remas_booking_situation($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int4[], $8::int4[],
+                                     $9::int4[], $10::bool[], $11::int4, $12::int4)
         UNION ALL
-        SELECT 1, e.i, 0, 0, 0::int8, b.text, NULL, NULL, NULL
-        FROM e CROSS JOIN LATERAL (
-            SELECT 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to '
-                   || remas_ts(w.end_time) || ' (' || w.name || ')' AS text
-            FROM maintenance_windows w JOIN nodes n
-              ON n.id IN (SELECT en.node FROM en WHERE en.i = e.i)
-             AND (w.all_nodes OR EXISTS (SELECT 1 FROM maintenance_nodes m WHERE m.window_id = w.id AND m.node_id = n.id))
-            WHERE w.end_time > e.s AND w.start_time < e.e
-            ORDER BY n.id, w.start_time
-            LIMIT 1) b
-        UNION ALL
-        SELECT 2, e.i, 0, 0, 0::int8, d.text, NULL, NULL, NULL
-        FROM e CROSS JOIN LATERAL (
-            SELECT 'Node ' || n.name || ' is down since ' || remas_ts(s.since) || ': ' || COALESCE(s.message, 'no reason given') AS text
-            FROM en JOIN node_status s ON s.node_id = en.node JOIN nodes n ON n.id = s.node_id
-            WHERE en.i = e.i AND en.guarded AND s.status = 'down'
-              AND e.s < localtimestamp + make_interval(mins => $10::int4)
-              AND (s.source NOT LIKE 'api key %' OR s.reported_at >= localtimestamp - make_interval(secs => $11::int4))
-            ORDER BY n.id
-            LIMIT 1) d
-        UNION ALL
-        SELECT 3, e.i, a.node_id, a.resource_id, a.amount, NULL, a.s, a.e, (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id)
-        FROM en JOIN e ON e.i = en.i
-        CROSS JOIN LATERAL (
-            SELECT a.node_id, a.resource_id, a.amount, a.task_id,
-                   (extract(epoch FROM a.start_time) * 1000000)::int8 AS s, (extract(epoch FROM a.end_time) * 1000000)::int8 AS e
-            FROM allocations a
-            WHERE a.node_id = en.node AND a.end_time > e.os AND a.start_time < e.oe
-              AND a.end_time > localtimestamp AND a.task_id <> e.excluding
-            OFFSET 0) a
+        SELECT CASE WHEN c.depth < 0 THEN 6 ELSE 5 END, c.who, c.id, c.resource_id, c.amount, c.name, c.depth, NULL, c.user_id, c.description,
+               c.group_id, c.node_ids
+        FROM (\(LimitRepository.candidatesSQL(
+                seed: "SELECT u.id, u.group_id, 1 FROM users u WHERE u.id = ANY($13::int4[])",
+                sentinel: "SELECT id FROM users WHERE id = ANY($13::int4[])", ownLimits: "l.user_id = ANY($13::int4[])"))
+        ) c(who, id, name, description, amount, user_id, group_id, resource_id, depth, node_ids)
         """
     static var bindingDataTypes: [PostgresDataType] {
-        [.int4Array, .textArray, .textArray, .textArray, .textArray, .int4Array, .int4Array, .int4Array, .boolArray, .int4, .int4]
+        [.int4Array, .textArray, .textArray, .textArray, .textArray, .int4Array, .int4Array, .int4Array, .int4Array, .boolArray, .int4, .int4,
+         .int4Array]
     }
 
     var nodes: [Int32] = []
@@ -251,11 +268,13 @@ struct BookingSituationStatement: PostgresPreparedStatement {
     var overlapFrom: [String] = []
     var overlapTo: [String] = []
     var excluding: [Int32] = []
-    var entryOfNode: [Int32] = []
+    var entries: [Int32] = []
     var entryNodes: [Int32] = []
+    var entryResources: [Int32] = []
     var guarded: [Bool] = []
     let guardMinutes: Int32
     let staleSeconds: Int32
+    var callers: [Int32] = []
 
     init(guardMinutes: Int32, staleSeconds: Int32) {
         self.guardMinutes = guardMinutes
@@ -263,44 +282,71 @@ struct BookingSituationStatement: PostgresPreparedStatement {
     }
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 11)
+        var bindings = PostgresBindings(capacity: 13)
         bindings.append(self.nodes)
         bindings.append(self.starts)
         bindings.append(self.ends)
         bindings.append(self.overlapFrom)
         bindings.append(self.overlapTo)
         bindings.append(self.excluding)
-        bindings.append(self.entryOfNode)
+        bindings.append(self.entries)
         bindings.append(self.entryNodes)
+        bindings.append(self.entryResources)
         bindings.append(self.guarded)
         bindings.append(self.guardMinutes)
         bindings.append(self.staleSeconds)
+        bindings.append(self.callers)
         return bindings
     }
 
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let (kind, entry, n, r, amount, text, from, to, owner, description, group, limitNodes) =
+            try row.decode((Int32, Int32, Int32, Int32, Int64, String?, Int64?, Int64?, Int32?, String?, Int32?, [Int32]?).self)
+        let index = Int(entry) - 1
+        switch kind {
+        case 4: return .locked(Int(n))
+        case 0: return .capacity(NodeResource(node: Int(n), resource: Int(r)), amount: amount, now: from ?? 0)
+        case 1: return .blocked(index, text ?? "")
+        case 2: return .down(index, text ?? "")
+        case 3:
+            guard let from, let to else { throw AppError.internalError }
+            return .overlap(
+                index,
+                TaskRepository.Overlap(
+                    pair: NodeResource(node: Int(n), resource: Int(r)), amount: amount, start: from, end: to, owner: owner.map(Int.init)))
+        case 6: return .caller(Int(entry))
+        default:
+            return .candidate(
+                caller: Int(entry),
+                EffectiveLimits.Limit(
+                    id: Int(n), name: text ?? "", description: description, amount: amount, userID: owner.map(Int.init),
+                    groupID: group.map(Int.init), resourceID: Int(r), depth: Int(from ?? 0), nodeIDs: (limitNodes ?? []).map(Int.init)))
+        }
+    }
 }
 
 /// `TaskRepository.insert`: the tasks of `$1`…`$6` (name, description, whether it has one, start, end, owner), their
 /// start and end events, the allocations `$8`…`$10` of task number `$7` (from 1), when a rule `$11` is given the
 /// series of them all (owned by the first task's owner) and its links, and the reminders of the notifications their
 /// owners (`$12`, each once) receive (`RescheduleRemindersSQL.desired` and `.added`: a new task has no reminder to
-/// move or remove). Each task's id is drawn from the sequence
-/// first, so the answer maps ids to tasks by their number, not by any order of insertion. Returns the series id
-/// (NULL without a rule) and the task ids in the order of the arrays.
+/// move or remove). Each task's id is drawn from the sequence first, so the rows map ids to tasks by their number,
+/// not by any order of insertion. Returns a row per task in the order of the arrays: the series id (NULL without a
+/// rule), the task id and, when `$13`, its answer (TaskFull), built from the rows being inserted (which the
+/// statement's own snapshot cannot see): a new task has no tags, and its allocations are those of the arrays.
 struct NewTasksStatement: PostgresPreparedStatement {
-    typealias Row = (Int32?, [Int32])
+    typealias Row = (Int32?, Int32, String?)
     static let sql = """
         WITH RECURSIVE \(NotificationRepository.receives(of: "$12::int4[]")),
         x AS MATERIALIZED (
             SELECT nextval('tasks_id_seq')::int4 AS id, x.n, x.name, CASE WHEN x.described THEN x.description END AS description,
-                   x.s::timestamp AS s, x.e::timestamp AS e, x.owner
+                   x.s::timestamp AS start_time, x.e::timestamp AS end_time, x.owner
             FROM unnest($1::text[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::int4[])
                  WITH ORDINALITY AS x(name, description, described, s, e, owner, n)),
+        a AS MATERIALIZED (SELECT * FROM unnest($7::int4[], $8::int4[], $9::int4[], $10::int8[]) AS a(n, node_id, resource_id, amount)),
         s AS (INSERT INTO task_series (rule, owner_id) SELECT $11, $6[1] WHERE $11 IS NOT NULL RETURNING id),
         t AS (
             INSERT INTO tasks (id, name, description, start_time, end_time, owner_id)
-            SELECT x.id, x.name, x.description, x.s, x.e, x.owner FROM x ORDER BY x.n
+            SELECT x.id, x.name, x.description, x.start_time, x.end_time, x.owner FROM x ORDER BY x.n
             RETURNING id, name, start_time, end_time),
         members AS (INSERT INTO task_series_members (series_id, task_id) SELECT s.id, t.id FROM s, t),
         start_end AS (
@@ -310,16 +356,16 @@ struct NewTasksStatement: PostgresPreparedStatement {
             SELECT t.name || ' end', 'End of ' || t.name, t.end_time, 'task_end', t.id FROM t),
         allocated AS (
             INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
-            SELECT x.id, a.node, a.resource, a.amount, x.s, x.e
-            FROM unnest($7::int4[], $8::int4[], $9::int4[], $10::int8[]) AS a(n, node, resource, amount) JOIN x ON x.n = a.n),
-        scope AS (SELECT x.id, x.name, x.owner AS owner_id, x.s AS start_time, x.e AS end_time FROM x),
+            SELECT x.id, a.node_id, a.resource_id, a.amount, x.start_time, x.end_time FROM a JOIN x ON x.n = a.n),
+        scope AS (SELECT x.id, x.name, x.owner AS owner_id, x.start_time, x.end_time FROM x),
         \(RescheduleRemindersSQL.desired),
         \(RescheduleRemindersSQL.added)
-        SELECT (SELECT id FROM s), array_agg(x.id ORDER BY x.n) FROM x
+        SELECT (SELECT id FROM s), x.id, CASE WHEN $13 THEN (\(TaskSQL.full("x", allocations: ("a ta", "ta.n = x.n"))))::text END
+        FROM x ORDER BY x.n
         """
     static var bindingDataTypes: [PostgresDataType] {
         [.textArray, .textArray, .boolArray, .textArray, .textArray, .int4Array, .int4Array, .int4Array, .int4Array, .int8Array, .varchar,
-         .int4Array]
+         .int4Array, .bool]
     }
 
     var names: [String] = []
@@ -333,11 +379,15 @@ struct NewTasksStatement: PostgresPreparedStatement {
     var resources: [Int32] = []
     var amounts: [Int64] = []
     let rule: String?
+    let answers: Bool
 
-    init(rule: String?) { self.rule = rule }
+    init(rule: String?, answers: Bool) {
+        self.rule = rule
+        self.answers = answers
+    }
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 12)
+        var bindings = PostgresBindings(capacity: 13)
         bindings.append(self.names)
         bindings.append(self.descriptions)
         bindings.append(self.described)
@@ -350,6 +400,7 @@ struct NewTasksStatement: PostgresPreparedStatement {
         bindings.append(self.amounts)
         bindings.append(self.rule)
         bindings.append(Array(Set(self.owners)).sorted())
+        bindings.append(self.answers)
         return bindings
     }
 

@@ -26,15 +26,6 @@ struct TaskRepository: Sendable {
         try await (executor ?? self.db).json(TaskStatement(id: id), logger: logger)
     }
 
-    /// The answers (TaskFull) of the tasks, by id, in one prepared statement (`TasksStatement`).
-    func json(ids: [Int], in tx: LeasedConnection, logger: Logger) async throws -> [Int: String] {
-        var answers: [Int: String] = [:]
-        for (id, json) in try await tx.run(TasksStatement(ids: ids.map { Int32(truncatingIfNeeded: $0) }), logger: logger) {
-            answers[Int(id)] = json
-        }
-        return answers
-    }
-
     /// The task's owner; nil when there is no such task.
     func owner(ofTask id: Int, logger: Logger) async throws -> Int? {
         try await self.db.int("SELECT owner_id FROM tasks WHERE id = \(id)", logger: logger)
@@ -91,21 +82,27 @@ enum TaskSQL {
         JSONSQL.list(JSONSQL.tagFlat("ttg"), from: "task_tag_links ttl JOIN task_tags ttg ON ttg.id = ttl.tag_id WHERE ttl.task_id = \(t).id", orderBy: "ttg.id")
     }
 
-    static func resources(_ t: String) -> String {
-        JSONSQL.list(
+    /// The task's allocations as `[{node, resource, amount}]`, by default from `allocations`; `allocations` names
+    /// another relation `ta` with the same columns and the condition that picks the task's rows (the answers of tasks
+    /// being inserted: `NewTasksStatement`).
+    static func resources(_ t: String, allocations: (relation: String, match: String)? = nil) -> String {
+        let (relation, match) = allocations ?? ("allocations ta", "ta.task_id = \(t).id")
+        return JSONSQL.list(
             """
             json_build_object('node',json_build_object('id',tn.id,'name',tn.name,'description',tn.description),\
             'resource',json_build_object('id',tr.id,'name',tr.name,'description',tr.description,'unit',tr.unit),'amount',ta.amount)
             """,
-            from: "allocations ta JOIN nodes tn ON tn.id = ta.node_id JOIN resources tr ON tr.id = ta.resource_id WHERE ta.task_id = \(t).id",
+            from: "\(relation) JOIN nodes tn ON tn.id = ta.node_id JOIN resources tr ON tr.id = ta.resource_id WHERE \(match)",
             orderBy: "ta.node_id, ta.resource_id")
     }
 
-    /// TaskFull: `{id, name, description, start_time, end_time, status, tags, resources}`.
-    static func full(_ t: String) -> String {
+    /// TaskFull: `{id, name, description, start_time, end_time, status, tags, resources}` (`allocations`: as in
+    /// `resources`).
+    static func full(_ t: String, allocations: (relation: String, match: String)? = nil) -> String {
         """
         json_build_object('id',\(t).id,'name',\(t).name,'description',\(t).description,'start_time',remas_ts(\(t).start_time),\
-        'end_time',remas_ts(\(t).end_time),'status',remas_status(\(t).start_time, \(t).end_time),'tags',\(tags(t)),'resources',\(resources(t)))
+        'end_time',remas_ts(\(t).end_time),'status',remas_status(\(t).start_time, \(t).end_time),'tags',\(tags(t)),\
+        'resources',\(resources(t, allocations: allocations)))
         """
     }
 
@@ -130,15 +127,6 @@ enum TaskSQL {
 struct TaskStatement: JSONByIDStatement {
     static let sql = "SELECT \(TaskSQL.full("t"))::text FROM tasks t WHERE t.id = $1"
     let id: Int
-}
-
-/// `TaskRepository.json(ids:)`.
-struct TasksStatement: ByIDsStatement {
-    typealias Row = (Int32, String)
-    static let sql = "SELECT t.id, \(TaskSQL.full("t"))::text FROM tasks t WHERE t.id = ANY($1::int4[])"
-    let ids: [Int32]
-
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
 
 enum TaskList: ListDefinition {

@@ -76,54 +76,26 @@ struct BookingService: Sendable {
 
     /// Books new tasks in one transaction, each checked as if booked alone after the ones before it (limits, node
     /// locks, capacity, maintenance windows, the down-node guard, each counting the reservations of the earlier
-    /// bookings of the list), with one statement per step for all of them: limits (one per caller), the node locks (the
-    /// union of their nodes, in id order), what they are checked against, the insert of the accepted ones with their
-    /// events and reminders, and their answers. One booking's refusal is its own outcome and does not touch the others;
-    /// a database error fails them all, and nothing of any is written.
+    /// bookings of the list), in two statements for all of them: the callers' limits, the node locks (the union of
+    /// their nodes, in id order) and what they are checked against (`TaskRepository.lockAndRead`); then the insert of
+    /// the accepted ones with their events and reminders, which also answers them. One booking's refusal is its own
+    /// outcome and does not touch the others; a database error fails them all, and nothing of any is written.
     func bookNew(_ bookings: [NewBooking], logger: Logger) async throws -> [Result<Booked, any Error>] {
         try await self.db.transaction(logger: logger) { tx in
             var outcomes = [Result<Booked, any Error>?](repeating: nil, count: bookings.count)
-            var limits = [[NodeResource: EffectiveLimits.Limit]](repeating: [:], count: bookings.count)
-            var limitsOf: [Int: EffectiveLimits?] = [:]
-            for (index, booking) in bookings.enumerated() {
-                let caller = booking.caller.id
-                if limitsOf[caller] == nil {
-                    limitsOf[caller] = .some(try await LimitRepository(db: self.db).effective(forUser: caller, on: tx, logger: logger))
-                }
-                do {
-                    limits[index] = try self.applicableLimits(booking.request, caller: caller, limits: limitsOf[caller] ?? nil)
-                } catch {
-                    outcomes[index] = .failure(error)
-                }
-            }
-            var live = bookings.indices.filter { outcomes[$0] == nil }
-            guard !live.isEmpty else { return outcomes.map { $0! } }
-
-            // Serialise bookings per node: every booking touching one of these nodes waits here.
-            let nodes = Set(live.flatMap { bookings[$0].request.allocations.map { Int32(truncatingIfNeeded: $0.node) } }).sorted()
-            let locked = Set(try await NodeRepository(db: self.db).lockForBooking(nodes, in: tx, logger: logger))
-            for index in live {
-                if let missing = bookings[index].request.allocations.first(where: { !locked.contains($0.node) }) {
-                    outcomes[index] = .failure(AppError.notFound("Node with id \(missing.node) not found!"))
-                }
-            }
-            live = live.filter { outcomes[$0] == nil }
-            guard !live.isEmpty else { return outcomes.map { $0! } }
-
-            let situations = try await self.tasks.situations(
-                live.map { index in
-                    let request = bookings[index].request
-                    return TaskRepository.SituationQuery(
-                        start: request.start, end: request.end, overlapping: (request.start, request.end),
-                        nodes: request.allocations.map { (Int32(truncatingIfNeeded: $0.node), true) })
-                }, operations: self.operations, in: tx, logger: logger)
+            let read = try await self.tasks.lockAndRead(
+                bookings.map {
+                    TaskRepository.SituationQuery($0.request, start: $0.request.start, end: $0.request.end, overlapping: ($0.request.start, $0.request.end))
+                }, callers: bookings.map(\.caller.id), operations: self.operations, in: tx, logger: logger)
             // The reservations of the bookings accepted so far, which the later ones count.
             var earlier: [TaskRepository.Overlap] = []
             var accepted: [Int] = []
-            for (situation, index) in zip(situations, live) {
-                let booking = bookings[index]
+            for (index, booking) in bookings.enumerated() {
+                let situation = read.situations[index]
                 do {
-                    try self.check(booking.request, caller: booking.caller.id, situation: situation, earlier: earlier, limits: limits[index])
+                    let limits = try self.applicableLimits(booking.request, caller: booking.caller.id, limits: read.limits[booking.caller.id])
+                    try Self.checkNodes(booking.request, locked: read.locked)
+                    try self.check(booking.request, caller: booking.caller.id, situation: situation, earlier: earlier, limits: limits)
                 } catch {
                     outcomes[index] = .failure(error)
                     continue
@@ -145,14 +117,20 @@ struct BookingService: Sendable {
                 return TaskRepository.NewTask(
                     request: booking.request, start: booking.request.start, end: booking.request.end, owner: booking.caller.id)
             }
-            let ids = try await self.tasks.insert(tasks, series: nil, in: tx, logger: logger).tasks
-            let answers = try await self.tasks.json(ids: ids, in: tx, logger: logger)
-            for (index, id) in zip(accepted, ids) {
-                guard let json = answers[id] else { throw AppError.internalError }
+            let inserted = try await self.tasks.insert(tasks, series: nil, answers: true, in: tx, logger: logger).tasks
+            for (index, task) in zip(accepted, inserted) {
                 let request = bookings[index].request
-                outcomes[index] = .success(Booked(id: id, changedWindows: [request.start.microseconds...request.end.microseconds], json: json))
+                outcomes[index] = .success(
+                    Booked(id: task.id, changedWindows: [request.start.microseconds...request.end.microseconds], json: task.json ?? ""))
             }
             return outcomes.map { $0! }
+        }
+    }
+
+    /// Every node of the request exists (the locks found it).
+    private static func checkNodes(_ request: Request, locked: Set<Int>) throws {
+        if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
+            throw AppError.notFound("Node with id \(missing.node) not found!")
         }
     }
 
@@ -172,22 +150,15 @@ struct BookingService: Sendable {
                 return Booked(id: id, changedWindows: [])
             }
         }
-        let limits = try self.applicableLimits(
-            request, caller: caller.id, limits: try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger))
-
-        // Serialise bookings per node: every booking touching one of these nodes waits here.
-        let nodes = Array(Set(request.allocations.map { Int32(truncatingIfNeeded: $0.node) })).sorted()
-        let locked = try await NodeRepository(db: self.db).lockForBooking(nodes, in: tx, logger: logger)
-        if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
-            throw AppError.notFound("Node with id \(missing.node) not found!")
-        }
         // The down-node guard covers the nodes a booking takes; a task keeps being editable on the nodes it already holds
         // (its owner may want to shorten or move it because the node is down).
         let query = TaskRepository.SituationQuery(
-            start: request.start, end: request.end, overlapping: (request.start, request.end), excluding: id,
-            nodes: nodes.map { ($0, !heldNodes.contains(Int($0))) })
-        let situation = try await self.tasks.situations([query], operations: self.operations, in: tx, logger: logger)[0]
-        try self.check(request, caller: caller.id, situation: situation, earlier: [], limits: limits)
+            request, start: request.start, end: request.end, overlapping: (request.start, request.end), excluding: id,
+            guarded: { !heldNodes.contains($0) })
+        let read = try await self.tasks.lockAndRead([query], callers: [caller.id], operations: self.operations, in: tx, logger: logger)
+        let limits = try self.applicableLimits(request, caller: caller.id, limits: read.limits[caller.id])
+        try Self.checkNodes(request, locked: read.locked)
+        try self.check(request, caller: caller.id, situation: read.situations[0], earlier: [], limits: limits)
         if stored.status == "finished" {
             throw AppError.conflict("Task scheduling time cannot be updated after task has finished!")
         }
@@ -230,17 +201,13 @@ struct BookingService: Sendable {
         return try await self.db.transaction(logger: logger) { tx in
             let nodes = Array(Set(request.allocations.map(\.node))).sorted()
             let nodeBinds = nodes.map { Int32(truncatingIfNeeded: $0) }
-            let limits = try self.applicableLimits(
-                request, caller: caller.id, limits: try await LimitRepository(db: self.db).effective(forUser: caller.id, on: tx, logger: logger))
-            let locked = try await NodeRepository(db: self.db).lockForBooking(nodeBinds, in: tx, logger: logger)
-            if let missing = request.allocations.first(where: { !locked.contains($0.node) }) {
-                throw AppError.notFound("Node with id \(missing.node) not found!")
-            }
             // Capacities, and what blocks the first occurrence (a window, or a down node when it starts soon: only the
             // first occurrence can start within the guard); the windows of the whole span for the others.
-            let query = TaskRepository.SituationQuery(
-                start: first.start, end: first.end, overlapping: (first.start, last.end), nodes: nodeBinds.map { ($0, true) })
-            let situation = try await self.tasks.situations([query], operations: self.operations, in: tx, logger: logger)[0]
+            let query = TaskRepository.SituationQuery(request, start: first.start, end: first.end, overlapping: (first.start, last.end))
+            let read = try await self.tasks.lockAndRead([query], callers: [caller.id], operations: self.operations, in: tx, logger: logger)
+            let limits = try self.applicableLimits(request, caller: caller.id, limits: read.limits[caller.id])
+            try Self.checkNodes(request, locked: read.locked)
+            let situation = read.situations[0]
             let capacity = situation.capacity, firstBlocked = situation.blocked
             if let missing = request.allocations.first(where: { capacity[NodeResource(node: $0.node, resource: $0.resource)] == nil }) {
                 throw AppError.notFound("Node with id \(missing.node) doesn't have resource with id \(missing.resource)!")
@@ -298,11 +265,11 @@ struct BookingService: Sendable {
                 throw AppError.conflict(
                     "\(failures.count) of \(occurrences.count) occurrences cannot be booked, so none is: " + failures.joined(separator: "; "))
             }
-            let (series, ids) = try await self.tasks.insert(
-                occurrences.map { TaskRepository.NewTask(request: request, start: $0.start, end: $0.end, owner: caller.id) }, series: rule, in: tx,
-                logger: logger)
+            let (series, tasks) = try await self.tasks.insert(
+                occurrences.map { TaskRepository.NewTask(request: request, start: $0.start, end: $0.end, owner: caller.id) }, series: rule,
+                answers: false, in: tx, logger: logger)
             guard let series else { throw AppError.internalError }
-            return Series(id: series, taskIDs: ids, windows: occurrences.map { $0.start.microseconds...$0.end.microseconds })
+            return Series(id: series, taskIDs: tasks.map(\.id), windows: occurrences.map { $0.start.microseconds...$0.end.microseconds })
         }
     }
 
