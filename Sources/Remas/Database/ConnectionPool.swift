@@ -54,17 +54,23 @@ public final class ConnectionPool: Service, Sendable {
     }
 
     public func lease() async throws -> PostgresConnection {
-        let here = MultiThreadedEventLoopGroup.currentEventLoop
         // Fast path without a continuation: an idle connection is usually there.
         let idle = self.state.withLock { s -> PostgresConnection? in
             guard !s.shutDown else { return nil }
-            return Self.takeIdle(&s, preferring: here)
+            while let connection = s.idle.popLast() {
+                if !connection.isClosed { return connection }
+                s.open -= 1
+            }
+            return nil
         }
         if let idle { return idle }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection, any Error>) in
             let decision = self.state.withLock { s -> Decision in
                 if s.shutDown { return .refuse }
-                if let connection = Self.takeIdle(&s, preferring: here) { return .use(connection) }
+                while let connection = s.idle.popLast() {
+                    if !connection.isClosed { return .use(connection) }
+                    s.open -= 1
+                }
                 if s.open < self.maximumConnections {
                     s.open += 1
                     s.nextID += 1
@@ -80,23 +86,6 @@ public final class ConnectionPool: Service, Sendable {
             case .refuse: continuation.resume(throwing: PoolShutDown())
             }
         }
-    }
-
-    /// The idle connection used last (LIFO) whose event loop is `loop` (the caller's: an HTTP request's handler runs on
-    /// its channel's loop), else the one used last on any loop; closed ones found on the way are dropped. A statement on
-    /// a connection of the caller's own loop is written, answered and resumed on that one thread (`withConnection` runs
-    /// the body on the connection's loop): no hand-over between threads. Measured on the national data set (2 cores,
-    /// 16 clients, 4 alternations): `GET /user/{id}` 6,639–6,967 → 6,869–7,629 requests/s, remas's CPU per request
-    /// 162–172 → 150–166 µs.
-    private static func takeIdle(_ s: inout State, preferring loop: (any EventLoop)?) -> PostgresConnection? {
-        if let loop, let index = s.idle.lastIndex(where: { $0.eventLoop === loop && !$0.isClosed }) {
-            return s.idle.remove(at: index)
-        }
-        while let connection = s.idle.popLast() {
-            if !connection.isClosed { return connection }
-            s.open -= 1
-        }
-        return nil
     }
 
     public func release(_ connection: PostgresConnection) {
