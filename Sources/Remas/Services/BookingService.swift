@@ -274,8 +274,9 @@ struct BookingService: Sendable {
     }
 
     /// Per (node, resource) of the request, the caller's effective limit (`limits`, nil when the caller no longer
-    /// exists: a 404); the task's own amount is compared with it here (before any lock: in either scope a task larger
-    /// than the limit is refused at once). Returns the limits of the request's pairs for the concurrent check.
+    /// exists: a 404); the task's own amount is compared with it here, first of a booking's checks (in either scope a
+    /// task larger than the limit is refused whatever else is booked). Returns the limits of the request's pairs for the
+    /// concurrent check.
     func applicableLimits(_ request: Request, caller: Int, limits: EffectiveLimits?) throws -> [NodeResource: EffectiveLimits.Limit] {
         guard let limits else { throw AppError.notFound("User with id \(caller) not found!") }
         var applying: [NodeResource: EffectiveLimits.Limit] = [:]
