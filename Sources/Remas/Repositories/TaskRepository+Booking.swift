@@ -79,13 +79,13 @@ extension TaskRepository {
     ///   here), and the reminders' receivers lock, shared (`EventRepository.receiversLock`);
     /// - then, read after those locks are held (so it sees every reservation committed by the bookings it waited for),
     ///   what each booking is checked against: what the nodes provide of the resources asked for, per (node, resource)
-    ///   (the same for every booking); why the booking cannot have them, worded as its 409 (nil when nothing blocks it): the first
-    ///   maintenance window (by node id, then start) that overlaps [start, end) on one of its nodes, else the first of
-    ///   its guarded nodes that is down (a current report) when the booking starts within
+    ///   (the same for every booking); why the booking cannot have them, worded as its 409 (nil when nothing blocks
+    ///   it): the first maintenance window (by node id, then start) that overlaps [start, end) on one of its nodes,
+    ///   else the first of its guarded nodes that is down (a current report) when the booking starts within
     ///   `NODE_DOWN_BOOKING_GUARD_MINUTES`; the scheduled and running reservations of what it asks for that overlap
     ///   `overlapping` (touching intervals do not), the task `excluding` left out, with their owners: one indexed range
-    ///   scan per (booking, node, resource), each row's owner looked up by primary key (a join let the planner hash all tasks:
-    ///   +2 ms with 5,000 tasks).
+    ///   scan per (booking, node, resource), each row's owner looked up by primary key (a join let the planner hash
+    ///   all tasks: +2 ms with 5,000 tasks).
     func lockAndRead(
         _ queries: [SituationQuery], callers: [Int], operations: OperationsSettings, in tx: LeasedConnection, logger: Logger
     ) async throws -> BookingRead {

@@ -85,7 +85,9 @@ struct BookingService: Sendable {
             var outcomes = [Result<Booked, any Error>?](repeating: nil, count: bookings.count)
             let read = try await self.tasks.lockAndRead(
                 bookings.map {
-                    TaskRepository.SituationQuery($0.request, start: $0.request.start, end: $0.request.end, overlapping: ($0.request.start, $0.request.end))
+                    let request = $0.request
+                    return TaskRepository.SituationQuery(
+                        request, start: request.start, end: request.end, overlapping: (request.start, request.end))
                 }, callers: bookings.map(\.caller.id), operations: self.operations, in: tx, logger: logger)
             // The reservations of the bookings accepted so far, which the later ones count.
             var earlier: [TaskRepository.Overlap] = []
@@ -93,7 +95,8 @@ struct BookingService: Sendable {
             for (index, booking) in bookings.enumerated() {
                 let situation = read.situations[index]
                 do {
-                    let limits = try self.applicableLimits(booking.request, caller: booking.caller.id, limits: read.limits[booking.caller.id])
+                    let caller = booking.caller.id
+                    let limits = try self.applicableLimits(booking.request, caller: caller, limits: read.limits[caller])
                     try Self.checkNodes(booking.request, locked: read.locked)
                     try self.check(booking.request, caller: booking.caller.id, situation: situation, earlier: earlier, limits: limits)
                 } catch {
