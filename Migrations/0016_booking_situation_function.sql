@@ -34,7 +34,7 @@ BEGIN
                NULL::int8, NULL::int4
         FROM node_resources nr WHERE (nr.node_id, nr.resource_id) IN (SELECT en.node, en.resource FROM en)
         UNION ALL
-        SELECT 1, e.i::int4, 0, 0, 0::int8, b.text, NULL, NULL, NULL
+        SELECT 1, e.i, 0, 0, 0::int8, b.text, NULL, NULL, NULL
         FROM e CROSS JOIN LATERAL (
             SELECT 'Node ' || n.name || ' is under maintenance from ' || remas_ts(w.start_time) || ' to '
                    || remas_ts(w.end_time) || ' (' || w.name || ')' AS text
@@ -45,7 +45,7 @@ BEGIN
             ORDER BY n.id, w.start_time
             LIMIT 1) b
         UNION ALL
-        SELECT 2, e.i::int4, 0, 0, 0::int8, d.text, NULL, NULL, NULL
+        SELECT 2, e.i, 0, 0, 0::int8, d.text, NULL, NULL, NULL
         FROM e CROSS JOIN LATERAL (
             SELECT 'Node ' || n.name || ' is down since ' || remas_ts(s.since) || ': ' || COALESCE(s.message, 'no reason given') AS text
             FROM en JOIN node_status s ON s.node_id = en.node JOIN nodes n ON n.id = s.node_id
@@ -55,7 +55,7 @@ BEGIN
             ORDER BY n.id
             LIMIT 1) d
         UNION ALL
-        SELECT 3, e.i::int4, a.node_id, a.resource_id, a.amount, NULL, a.s, a.e, (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id)
+        SELECT 3, e.i, a.node_id, a.resource_id, a.amount, NULL, a.s, a.e, (SELECT t.owner_id FROM tasks t WHERE t.id = a.task_id)
         FROM en JOIN e ON e.i = en.i
         CROSS JOIN LATERAL (
             SELECT a.node_id, a.resource_id, a.amount, a.task_id,

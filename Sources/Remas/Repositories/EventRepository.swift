@@ -27,7 +27,7 @@ public struct EventRepository: Sendable {
             try await tx.run(
                 RescheduleTaskRemindersStatement(users: userBinds, tasks: tasks.map { Int32(truncatingIfNeeded: $0) }), logger: logger)
         } else {
-            try await tx.run(RescheduleUserRemindersStatement(users: userBinds), logger: logger)
+            try await tx.run(RescheduleUserRemindersStatement(ids: userBinds), logger: logger)
         }
     }
 
@@ -305,8 +305,8 @@ struct RescheduleTaskRemindersStatement: PostgresPreparedStatement {
 struct RescheduleUserRemindersStatement: ByIDsStatement {
     typealias Row = Int64
     static let sql = RescheduleRemindersSQL.text(taskFilter: "")
-    let users: [Int32]
-    var ids: [Int32] { self.users }
+    /// The users whose reminders are recomputed.
+    let ids: [Int32]
 
     func decodeRow(_ row: PostgresRow) throws -> Int64 { try RescheduleRemindersSQL.decode(row) }
 }
