@@ -32,7 +32,7 @@ public func buildApplication(
         ? GrafanaOutbox(db: db, secretKey: configuration.secretKey) : GrafanaSyncDisabled())
     let grafanaStats = GrafanaSyncStats()
     let revocation = TokenRevocation(db: db, logger: logger)
-    let environment = AppEnvironment(
+    var environment = AppEnvironment(
         configuration: configuration,
         db: db,
         tokens: await TokenService(configuration: configuration, revocation: revocation),
@@ -41,6 +41,12 @@ public func buildApplication(
         schedulerStats: stats,
         grafanaStats: grafanaStats,
         userDocuments: UserDocumentCache(budget: configuration.userDocumentCacheBytes))
+    // New bookings' batches run one at a time on a connection of their own that plans every prepared statement
+    // generically (`BookingBatcher.db`).
+    let batchPool = ConnectionPool(
+        target: configuration.databaseTarget.adding(parameter: "plan_cache_mode", "force_generic_plan"),
+        maximumConnections: BookingBatcher.transactionsPerServer, prewarm: configuration.prewarmConnections, logger: logger)
+    environment.bookings = BookingBatcher(db: Database(pool: batchPool))
     let router = buildRouter(environment)
     let address: BindAddress
     if let path = configuration.socketPath {
@@ -59,7 +65,7 @@ public func buildApplication(
         logger: logger)
     // Started in this order, shut down in reverse: the server stops first, then the scheduler, the pool closes last.
     app.addServices(extraServices)
-    app.addServices(pool, hasher, TokenRevocation.Listener(
+    app.addServices(pool, batchPool, hasher, TokenRevocation.Listener(
         revocation: revocation, target: configuration.databaseTarget, observer: authListener, logger: logger))
     if configuration.scheduler.enabled {
         let worker = configuration.grafana.enabled

@@ -20,8 +20,9 @@ public struct AppEnvironment: Sendable {
     var userDocuments = UserDocumentCache(budget: 0)
     /// Lockouts this server has already answered, so repeated guesses from a locked-out client cost no database work.
     let lockouts = LockoutCache()
-    /// This replica's new bookings, booked together when they arrive together (`BookingBatcher`).
-    let bookings = BookingBatcher()
+    /// This replica's new bookings, booked together when they arrive together (`BookingBatcher`; `buildApplication`
+    /// gives it a connection of its own).
+    var bookings = BookingBatcher()
     /// Wakes this replica's capacity monitor (`CapacityMonitor`) after a write that changed reservations or capacities.
     let capacityChanges = WakeSignal()
 

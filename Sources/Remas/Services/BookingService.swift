@@ -13,11 +13,19 @@ import PostgresNIO
 /// locks, so concurrent bookings of one user cannot pass a limit together. `LIMIT_SCOPE=task` compares each task's own
 /// amount, as the original does.
 struct BookingService: Sendable {
-    let db: Database
+    var db: Database
     var limitScope: LimitScope = .concurrent
     /// The down-node guard's settings (`NODE_DOWN_BOOKING_GUARD_MINUTES`, `NODE_STATUS_STALE_SECONDS`).
     var operations = OperationsSettings()
     var tasks: TaskRepository { TaskRepository(db: self.db) }
+
+    /// The same service on `db` (itself when nil).
+    func on(_ db: Database?) -> BookingService {
+        guard let db else { return self }
+        var service = self
+        service.db = db
+        return service
+    }
 
     struct Triple: Hashable {
         let node: Int
