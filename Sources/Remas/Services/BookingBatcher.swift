@@ -36,6 +36,7 @@ final class BookingBatcher: Sendable {
     /// 643–782 µs, remas 172–207 against 211–255 µs: larger batches) and kept p99 lower (15.7–24.6 ms, 6 runs of 8
     /// below 20 ms, against 17.9–24.4 ms, 1 of 8). Replicas add batches in flight, one each.
     static let transactionsPerServer = 1
+    /// Batches in flight at once on this batcher (`transactionsPerServer` unless a test asks for another number).
     let transactions: Int
     /// The most bookings in one batch.
     let largest: Int
