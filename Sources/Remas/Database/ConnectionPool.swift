@@ -57,20 +57,13 @@ public final class ConnectionPool: Service, Sendable {
         // Fast path without a continuation: an idle connection is usually there.
         let idle = self.state.withLock { s -> PostgresConnection? in
             guard !s.shutDown else { return nil }
-            while let connection = s.idle.popLast() {
-                if !connection.isClosed { return connection }
-                s.open -= 1
-            }
-            return nil
+            return Self.takeIdle(&s)
         }
         if let idle { return idle }
         return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<PostgresConnection, any Error>) in
             let decision = self.state.withLock { s -> Decision in
                 if s.shutDown { return .refuse }
-                while let connection = s.idle.popLast() {
-                    if !connection.isClosed { return .use(connection) }
-                    s.open -= 1
-                }
+                if let connection = Self.takeIdle(&s) { return .use(connection) }
                 if s.open < self.maximumConnections {
                     s.open += 1
                     s.nextID += 1
@@ -86,6 +79,15 @@ public final class ConnectionPool: Service, Sendable {
             case .refuse: continuation.resume(throwing: PoolShutDown())
             }
         }
+    }
+
+    /// The idle connection used last (LIFO); closed ones found on the way are dropped.
+    private static func takeIdle(_ s: inout State) -> PostgresConnection? {
+        while let connection = s.idle.popLast() {
+            if !connection.isClosed { return connection }
+            s.open -= 1
+        }
+        return nil
     }
 
     public func release(_ connection: PostgresConnection) {

@@ -106,7 +106,7 @@ struct BookingService: Sendable {
                     let caller = booking.caller.id
                     let limits = try self.applicableLimits(booking.request, caller: caller, limits: read.limits[caller])
                     try Self.checkNodes(booking.request, locked: read.locked)
-                    try self.check(booking.request, caller: booking.caller.id, situation: situation, earlier: earlier, limits: limits)
+                    try self.check(booking.request, caller: caller, situation: situation, earlier: earlier, limits: limits)
                 } catch {
                     outcomes[index] = .failure(error)
                     continue
