@@ -7,9 +7,9 @@ import Synchronization
 public protocol SQLExecutor: Sendable {
     @discardableResult
     func query(_ query: PostgresQuery, logger: Logger) async throws -> [PostgresRow]
-    /// Runs a prepared statement (planned once per connection) and collects its rows.
+    /// Runs a prepared statement (planned once per connection; a `NamedStatement`) and collects its rows.
     @discardableResult
-    func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable
+    func run<S: NamedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable
 }
 
 /// Counts statements per task tree; tests use it to prove list endpoints issue a constant number of queries.
@@ -33,7 +33,7 @@ public struct Database: SQLExecutor {
     }
 
     @discardableResult
-    public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
+    public func run<S: NamedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
         try await self.pool.withConnection { try await LeasedConnection(connection: $0).run(statement, logger: logger) }
     }
 
@@ -73,7 +73,7 @@ public struct LeasedConnection: SQLExecutor {
     }
 
     @discardableResult
-    public func run<S: PostgresPreparedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
+    public func run<S: NamedStatement>(_ statement: S, logger: Logger) async throws -> [S.Row] where S.Row: Sendable {
         StatementCounter.current?.increment()
         try self.connection.ensureOpen()
         return try await self.droppingStandbys {

@@ -44,7 +44,7 @@ extension ListDefinition {
 }
 
 /// One page of `L`, prepared once per connection.
-struct ListPageStatement<L: ListDefinition>: PostgresPreparedStatement {
+struct ListPageStatement<L: ListDefinition>: NamedStatement {
     typealias Row = (Int32, ByteBuffer)
     static var sql: String { L.pageSQL }
     static var bindingDataTypes: [PostgresDataType] { [.int4, .int4, .int8, .int8] }

@@ -128,7 +128,7 @@ struct CalendarRepository: Sendable {
 
 /// `CalendarRepository.holder`: prepared once per connection, as feed polls are the feed's hot path (planning the
 /// statement cost three times its execution: pgbench 2.6k/s unprepared, 10.6k/s prepared, 16 clients, here).
-struct FeedHolderStatement: PostgresPreparedStatement {
+struct FeedHolderStatement: NamedStatement {
     typealias Row = (user: Int, isAdmin: Bool, ownFeedETag: String)
     static let sql = """
         SELECT u.id, \(UserRepository.isAdminSQL), \(CalendarRepository.validatorSQL(scope: "o", key: "u.id"))

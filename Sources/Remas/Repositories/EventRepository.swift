@@ -271,7 +271,7 @@ enum RescheduleRemindersSQL {
 }
 
 /// `EventRepository.nextDue`.
-struct NextDueStatement: PostgresPreparedStatement {
+struct NextDueStatement: NamedStatement {
     typealias Row = Int64
     static let sql = """
         SELECT (extract(epoch FROM COALESCE(retry_at, time)) * 1000000)::int8 FROM events WHERE state = 'pending'
@@ -284,7 +284,7 @@ struct NextDueStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Int64 { try row.decode(Int64.self) }
 }
 
-struct RescheduleTaskRemindersStatement: PostgresPreparedStatement {
+struct RescheduleTaskRemindersStatement: NamedStatement {
     typealias Row = Int64
     static let sql = RescheduleRemindersSQL.text(taskFilter: "AND t.id = ANY($2::int4[])")
     static var bindingDataTypes: [PostgresDataType] { [.int4Array, .int4Array] }
@@ -313,7 +313,7 @@ struct RescheduleUserRemindersStatement: ByIDsStatement {
 
 /// Claims the next due reminder (row-locked until the transaction ends) with everything its mail needs; prepared,
 /// as it runs once per reminder.
-struct ClaimReminderStatement: PostgresPreparedStatement {
+struct ClaimReminderStatement: NamedStatement {
     typealias Row = EventRepository.Reminder
     static let sql = """
         WITH claimed AS (

@@ -168,7 +168,7 @@ enum GroupLimitList: ListDefinition {
 
 /// Rows: one sentinel with depth -1 when the subject exists, then every candidate limit with its depth (each row led by
 /// the subject's id: `LimitRepository.candidatesSQL`).
-protocol CandidatesStatement: PostgresPreparedStatement where Row == EffectiveLimits.Limit {
+protocol CandidatesStatement: NamedStatement where Row == EffectiveLimits.Limit {
     var id: Int { get }
 }
 

@@ -58,7 +58,7 @@ struct MetricsRepository: Sendable {
 /// index-only range scan per node over the allocations still running or ahead), 1 = tasks scheduled / running /
 /// (two range scans; finished is read apart, see `snapshot`), 2 = events pending / failed / lag, 3 = the Grafana outbox,
 /// 4 = per node 1 while a maintenance window holds it, 5 = the capacity pass's booked share per resource and node.
-struct MetricsSnapshotStatement: PostgresPreparedStatement {
+struct MetricsSnapshotStatement: NamedStatement {
     typealias Row = (Int, String, String, Int64, Int64, Double)
     static let sql = """
         SELECT 0, n.name, r.name, nr.amount, COALESCE(h.amount, 0)::int8, 0::float8

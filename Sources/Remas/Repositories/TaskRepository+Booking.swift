@@ -233,7 +233,7 @@ extension TaskRepository {
 /// maintenance conflict and at most one of kind 2 naming a down node, and rows of kind 3, the reservations overlapping
 /// its window with their times in microseconds and their owners. What a booking asks for is the rows of
 /// `$7`…`$10` with its number.
-struct BookingCheckStatement: PostgresPreparedStatement {
+struct BookingCheckStatement: NamedStatement {
     enum Row: Sendable {
         case locked(Int)
         case capacity(NodeResource, amount: Int64, now: Int64)
@@ -333,7 +333,7 @@ struct BookingCheckStatement: PostgresPreparedStatement {
 /// not by any order of insertion. Returns a row per task in the order of the arrays: the series id (NULL without a
 /// rule), the task id and, when `$13`, its answer (TaskFull), built from the rows being inserted (which the
 /// statement's own snapshot cannot see): a new task has no tags, and its allocations are those of the arrays.
-struct NewTasksStatement: PostgresPreparedStatement {
+struct NewTasksStatement: NamedStatement {
     typealias Row = (Int32?, Int32, String?)
     static let sql = """
         WITH RECURSIVE \(NotificationRepository.receives(of: "$12::int4[]")),

@@ -191,7 +191,7 @@ struct AllFinishedPage: TaskPage {
 /// are found by the `&&` on `tasks_period_idx` (a superset of the exact bounds after it, whatever the order of `$1` and
 /// `$2`); bounded on the end time alone, a week read every future task (59,000 at the national-centre size: 70 ms
 /// against 18 ms).
-struct SchedulingStatement: PostgresPreparedStatement {
+struct SchedulingStatement: NamedStatement {
     typealias Row = Timeline.Allocation
     static let sql = """
         SELECT t.id, t.owner_id, (extract(epoch FROM t.start_time) * 1000000)::int8, (extract(epoch FROM t.end_time) * 1000000)::int8,

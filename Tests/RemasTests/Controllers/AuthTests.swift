@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import HummingbirdBcrypt
+import HTTPTypes
 import Hummingbird
 import Testing
 
@@ -179,7 +180,7 @@ import Testing
     @Test func malformedAuthorizationHeaders() async throws {
         try await withApp { t in
             let token = try await t.adminToken()
-            for value in ["", "Bearer", "Basic \(token)", "Token \(token)", token] {
+            for value in ["", "Bearer", "Basic \(token)", "Token \(token)", token, "Bearen \(token)", "Bearer\(token)", "Bear \(token)"] {
                 let r = try await t.request(.get, "/user", headers: [.authorization: value])
                 #expect(r.status == .unauthorized, "\(value)")
                 #expect(r.detail == "Not authenticated")
@@ -189,6 +190,14 @@ import Testing
             #expect(none.detail == "Not authenticated")
             // The scheme is case-insensitive.
             #expect(try await t.request(.get, "/user", headers: [.authorization: "bearer \(token)"]).status == .ok)
+            #expect(try await t.request(.get, "/user", headers: [.authorization: "BEARER \(token)"]).status == .ok)
+            // Two Authorization fields read as one joined value, which is no token.
+            var twice = HTTPFields()
+            twice.append(HTTPField(name: .authorization, value: "Bearer \(token)"))
+            twice.append(HTTPField(name: .authorization, value: "Bearer \(token)"))
+            let joined = try await t.request(.get, "/user", headers: twice)
+            #expect(joined.status == .unauthorized)
+            #expect(joined.detail == "Could not validate credentials!")
         }
     }
 
