@@ -1,6 +1,5 @@
 import Logging
 import PostgresNIO
-
 import Synchronization
 
 /// Hot read paths run as prepared statements: PostgresNIO prepares them once per connection, so PostgreSQL plans
