@@ -141,7 +141,7 @@ struct AuthController {
     /// Login accepts `application/x-www-form-urlencoded` and `multipart/form-data` (what the UI sends).
     func readForm(_ request: Request) async throws -> LoginForm {
         let buffer = try await request.collectBody(limit: 65_536)
-        let contentType = request.headers[.contentType] ?? ""
+        let contentType = request.headers.value(.contentType) ?? ""
         let lower = contentType.lowercased()
         if lower.hasPrefix("multipart/form-data") {
             guard let boundary = Self.parameter("boundary", in: contentType) else {

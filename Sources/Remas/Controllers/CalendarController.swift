@@ -53,7 +53,7 @@ struct CalendarController {
             // The zone too: events are written in it (a restart with another `TZ` changes every feed).
             let etag = "W/\"\(validator).\(self.env.zone.identifier)\""
             var headers: HTTPFields = [.eTag: etag, .cacheControl: "private, no-cache"]
-            if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: {
+            if let match = request.headers.value(.ifNoneMatch), match.split(separator: ",").contains(where: {
                 let tag = $0.trimmingCharacters(in: .whitespaces)
                 return tag == "*" || tag == etag || "W/" + tag == etag
             }) {

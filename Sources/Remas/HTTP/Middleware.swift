@@ -94,9 +94,9 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
     var allowsAll: Bool { self.origins.contains("*") }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let origin = request.headers[.origin] else { return try await next(request, context) }
+        guard let origin = request.headers.value(.origin) else { return try await next(request, context) }
         let allowed = self.allowsAll || self.origins.contains(origin)
-        if request.method == .options, let requestedMethod = request.headers[.accessControlRequestMethod], !requestedMethod.isEmpty {
+        if request.method == .options, let requestedMethod = request.headers.value(.accessControlRequestMethod), !requestedMethod.isEmpty {
             guard allowed else { return AppError.badRequest("Disallowed CORS origin").response }
             var headers: HTTPFields = [
                 .accessControlAllowOrigin: origin,
@@ -105,7 +105,7 @@ struct CORSMiddleware<Context: RequestContext>: RouterMiddleware {
                 .accessControlMaxAge: "600",
                 .vary: "Origin",
             ]
-            if let requested = request.headers[.accessControlRequestHeaders] {
+            if let requested = request.headers.value(.accessControlRequestHeaders) {
                 headers[.accessControlAllowHeaders] = requested
             } else {
                 headers[.accessControlAllowHeaders] = "Authorization, Content-Type"
