@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Synchronization
 
@@ -36,10 +37,29 @@ final class UserDocumentCache: Sendable {
         var bytes = 0
     }
 
+    /// What the database says of a user's document now: the sum of the user's change counters and its clock.
+    struct Validator: Sendable {
+        let changes: Int64
+        let clock: Int64
+    }
+
     private let state = Mutex(State())
     let budget: Int
+    /// Confirmations waiting while one runs share the next statement. One statement at a time: on the national data
+    /// set (`GET /user/{id}` at 16 clients, 2 cores) batches of ~7 against ~4 with two at a time, and 8,600–10,000
+    /// against 7,300–7,500 requests/s (README "A user's document, cached").
+    private let confirmations = Coalescer<Int32, Validator>(inFlight: 1, largest: 256)
 
     init(budget: Int) { self.budget = budget }
+
+    /// The validator of user `id`'s document, read by a statement that starts after this call (so it sees every
+    /// change committed before the request came): concurrent confirmations on this replica share one statement, one
+    /// probe per user (`Coalescer`). That statement's cost per call, not per user, was most of a cached answer's.
+    func confirm(_ id: Int, in db: Database, logger: Logger) async throws -> Validator {
+        try await self.confirmations.submit(Int32(truncatingIfNeeded: id)) { ids in
+            try await db.run(UserDocumentValidatorsStatement(ids: ids), logger: logger).map { .success($0) }
+        }
+    }
 
     func entry(_ userID: Int) -> Entry? {
         self.state.withLock { $0.entries[userID] }

@@ -28,12 +28,13 @@ struct UserRepository: Sendable {
     }
 
     /// One user's document as `GET /user/{id}` answers it, through this replica's copies: a kept copy that the
-    /// database confirms (one probe of the change counters) is sent as it is; otherwise the document is built, with
-    /// its validator in the same statement (one snapshot), and kept. nil when there is no such user.
+    /// database confirms (one probe of the change counters, `UserDocumentCache.confirm`) is sent as it is; otherwise
+    /// the document is built, with its validator in the same statement (one snapshot), and kept. nil when there is no
+    /// such user.
     func document(id: Int, cache: UserDocumentCache, logger: Logger) async throws -> ByteBuffer? {
         if let kept = cache.entry(id) {
-            let now = try await self.db.run(UserDocumentValidatorStatement(id: id), logger: logger).first
-            if let now, kept.isCurrent(changes: now.changes, now: now.clock) { return kept.body }
+            let now = try await cache.confirm(id, in: self.db, logger: logger)
+            if kept.isCurrent(changes: now.changes, now: now.clock) { return kept.body }
         }
         guard let built = try await self.db.run(UserDocumentStatement(id: id), logger: logger).first else { return nil }
         cache.store(id, built)
@@ -158,7 +159,10 @@ struct UserJSONStatement: JSONByIDStatement {
 /// tasks, migration 0012; scope 'u', the rest of the document, migration 0015; a probe of one index) and the clock
 /// statuses follow, in microseconds.
 enum UserDocumentSQL {
-    static let changes = "(SELECT COALESCE(sum(x.changes), 0)::int8 FROM calendar_changes x WHERE x.scope IN ('o', 'u') AND x.key = $1)"
+    /// The sum of the counters of the user whose id is `user`.
+    static func changes(_ user: String) -> String {
+        "(SELECT COALESCE(sum(x.changes), 0)::int8 FROM calendar_changes x WHERE x.scope IN ('o', 'u') AND x.key = \(user))"
+    }
     static func micros(_ instant: String) -> String { "(extract(epoch FROM \(instant)) * 1000000)::int8" }
     /// The first start or end of one of the user's tasks after now (two probes of the owner's start and end indexes).
     static let nextStatusChange = micros(
@@ -168,19 +172,27 @@ enum UserDocumentSQL {
         """)
 }
 
-struct UserDocumentValidatorStatement: ByIDStatement {
-    typealias Row = (changes: Int64, clock: Int64)
-    static let sql = "SELECT \(UserDocumentSQL.changes), \(UserDocumentSQL.micros("localtimestamp"))"
-    let id: Int
+/// The validators of several users' documents, one row per id in the ids' order, read in one snapshot (a batch of
+/// `UserDocumentCache.confirm`).
+struct UserDocumentValidatorsStatement: ByIDsStatement {
+    typealias Row = UserDocumentCache.Validator
+    static let sql = """
+        SELECT \(UserDocumentSQL.changes("k.id")), \(UserDocumentSQL.micros("localtimestamp"))
+        FROM unnest($1::int4[]) WITH ORDINALITY AS k(id, n) ORDER BY k.n
+        """
+    let ids: [Int32]
 
-    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode((Int64, Int64).self) }
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let (changes, clock) = try row.decode((Int64, Int64).self)
+        return .init(changes: changes, clock: clock)
+    }
 }
 
 /// A user's document with its validator, read in one statement.
 struct UserDocumentStatement: ByIDStatement {
     typealias Row = UserDocumentCache.Entry
     static let sql = """
-        SELECT \(UserDocumentSQL.changes), \(UserDocumentSQL.micros("localtimestamp")), \(UserDocumentSQL.nextStatusChange),
+        SELECT \(UserDocumentSQL.changes("$1")), \(UserDocumentSQL.micros("localtimestamp")), \(UserDocumentSQL.nextStatusChange),
         \(JSONSQL.userFull("u"))::text FROM users u WHERE u.id = $1
         """
     let id: Int

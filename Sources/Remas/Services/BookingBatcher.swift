@@ -1,5 +1,4 @@
 import Logging
-import Synchronization
 
 /// New bookings that arrive together at this server are booked together: one transaction, and one statement per step,
 /// for all of them (`BookingService.bookNew`), instead of one transaction each.
@@ -11,25 +10,15 @@ import Synchronization
 /// it were booked alone after the ones before it in the batch (their reservations count against capacity and the
 /// caller's limits), and gets its own answer or refusal.
 ///
-/// At most `transactions` batches are in flight at once; a booking that arrives while they are all busy waits for the
-/// next batch (at most `largest` bookings), which takes every booking waiting by then. A booking that arrives when a
-/// transaction is free starts one at once: alone, it waits for nothing. Updates and series are not batched.
+/// The batches are a `Coalescer`'s: at most `transactions` in flight at once; a booking that arrives while they are
+/// all busy waits for the next batch (at most `largest` bookings), which takes every booking waiting by then. A
+/// booking that arrives when a transaction is free starts one at once: alone, it waits for nothing. Updates and
+/// series are not batched.
 ///
 /// Across replicas nothing changes: each batch takes the node locks of its bookings like a single booking does, so
 /// bookings of different replicas serialise per node only, and a batch's bookings on distinct nodes never wait for a
 /// global lock.
 final class BookingBatcher: Sendable {
-    private struct Waiting {
-        let booking: BookingService.NewBooking
-        let continuation: CheckedContinuation<BookingService.Booked, any Error>
-    }
-
-    private struct State {
-        var queue: [Waiting] = []
-        var running = 0
-    }
-
-    private let state = Mutex(State())
     /// Batches in flight at once (their transactions run side by side). One per server: on the national data set
     /// (2 cores, 16 clients, one batch and two in flight alternated 8 times, 8–10 s each) both booked at the same rate
     /// (1,427–1,733 against 1,459–1,785 bookings/s), but one used less CPU per booking (PostgreSQL 472–632 against
@@ -49,45 +38,20 @@ final class BookingBatcher: Sendable {
     /// for ad-hoc statements over time ranges needs the values.
     let db: Database?
 
+    private let batches: Coalescer<BookingService.NewBooking, BookingService.Booked>
+
     init(transactions: Int = BookingBatcher.transactionsPerServer, largest: Int = 64, db: Database? = nil) {
-        precondition(transactions > 0 && largest > 0)
         self.transactions = transactions
         self.largest = largest
         self.db = db
+        self.batches = Coalescer(inFlight: transactions, largest: largest)
     }
 
-    /// Books `booking` in the next batch, checked and written by `service`; its own outcome.
+    /// Books `booking` in the next batch, checked and written by `service`; its own outcome, or the error that failed
+    /// its batch's transaction (then nothing of the batch was written).
     func book(_ booking: BookingService.NewBooking, with service: BookingService, logger: Logger) async throws -> BookingService.Booked {
-        try await withCheckedThrowingContinuation { continuation in
-            let starts = self.state.withLock { state -> Bool in
-                state.queue.append(Waiting(booking: booking, continuation: continuation))
-                guard state.running < self.transactions else { return false }
-                state.running += 1
-                return true
-            }
-            if starts {
-                Task { await self.drain(service: service, logger: logger) }
-            }
-        }
-    }
-
-    /// Books batches until none is waiting. Every booking taken gets exactly one outcome: its own, or the error that
-    /// failed its batch's transaction (then nothing of the batch was written).
-    private func drain(service: BookingService, logger: Logger) async {
-        while true {
-            let batch = self.state.withLock { state -> [Waiting] in
-                let taken = Array(state.queue.prefix(self.largest))
-                state.queue.removeFirst(taken.count)
-                if taken.isEmpty { state.running -= 1 }
-                return taken
-            }
-            if batch.isEmpty { return }
-            do {
-                let outcomes = try await service.on(self.db).bookNew(batch.map(\.booking), logger: logger)
-                for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(with: outcome) }
-            } catch {
-                for waiting in batch { waiting.continuation.resume(throwing: error) }
-            }
+        try await self.batches.submit(booking) { [db] bookings in
+            try await service.on(db).bookNew(bookings, logger: logger)
         }
     }
 }

@@ -139,6 +139,42 @@ import Testing
         }
     }
 
+    /// Confirmations of several users at once share statements (`UserDocumentCache.confirm`), and each user still gets
+    /// their own document: after a change of one user made straight in the database, every concurrent read of that user
+    /// sends the new document and every read of the others their kept copy.
+    @Test func concurrentReadsOfSeveralUsersEachGetTheirOwn() async throws {
+        try await withApp { t in
+            let cache = UserDocumentCache(budget: 1 << 20)
+            var users: [Int] = []
+            for i in 0..<4 { users.append(try await t.makeUser("concurrent\(i)")) }
+            for id in users { _ = try await Self.served(t, id, cache) }
+            try await t.db.execute("UPDATE users SET name = 'Changed' WHERE id = \(users[2])", logger: t.logger)
+            var expected: [Int: NSDictionary] = [:]
+            for id in users { expected[id] = try await Self.built(t, id) }
+            #expect(expected[users[2]]?["name"] as? String == "Changed")
+            let reads = try await withThrowingTaskGroup(of: (Int, Data?).self) { group in
+                for i in 0..<64 {
+                    let id = users[i % users.count]
+                    group.addTask {
+                        let body = try await UserRepository(db: t.db).document(id: id, cache: cache, logger: t.logger)
+                        return (id, body.map { Data($0.readableBytesView) })
+                    }
+                }
+                return try await group.reduce(into: [(Int, Data?)]()) { $0.append($1) }
+            }
+            #expect(reads.count == 64)
+            for (id, body) in reads {
+                let document = try body.map { try JSONSerialization.jsonObject(with: $0) as? NSDictionary } ?? nil
+                #expect(document == expected[id], "user \(id)")
+            }
+            // Afterwards every user's copy is current again: the next read is the kept copy, after one statement.
+            for id in users {
+                let read = try await Self.served(t, id, cache)
+                #expect(read.hit && read.statements == 1 && read.0 == expected[id])
+            }
+        }
+    }
+
     /// The copies never hold more than the budget; a document larger than it is not kept (and still served).
     @Test func copiesAreBoundedByBytes() async throws {
         try await withApp { t in
