@@ -35,6 +35,13 @@ public struct CapacityRepository: Sendable {
         public var notices = 0
     }
 
+    /// One pass. Its cost follows what lies inside the horizon, not how far ahead the cluster is booked: the
+    /// reservations in it are found through the tasks' period index (`tasks_period_idx`, migration 0011) and then their
+    /// allocations by task, and the next one to enter it is the first later task (`tasks_start_idx`) that reserves
+    /// anything. (Per node through `allocations_node_time_idx`, both read every later reservation of every node: on the
+    /// national data set, with a year of bookings ahead, 0.24 s and 1.27 s of PostgreSQL's time against 0.01 s and
+    /// 0.2 ms, each pass, and a pass follows every burst of bookings.) An allocation copies its task's period
+    /// (migration 0001), so the task's period bounds it.
     public func evaluate(settings: OperationsSettings, logger: Logger) async throws -> Pass {
         try await self.db.transaction(logger: logger) { tx in
             try await tx.query("SELECT pg_advisory_xact_lock(hashtext('remas.capacity'))", logger: logger)
@@ -44,11 +51,10 @@ public struct CapacityRepository: Sendable {
                 """
                 WITH w AS (SELECT localtimestamp AS t0, localtimestamp + make_interval(hours => \(hours)) AS t1),
                 a AS MATERIALIZED (
-                    SELECT x.node_id, x.resource_id, x.amount, GREATEST(x.start_time, w.t0) AS s, LEAST(x.end_time, w.t1) AS e
-                    FROM w CROSS JOIN nodes n
-                    CROSS JOIN LATERAL (
-                        SELECT al.node_id, al.resource_id, al.amount, al.start_time, al.end_time FROM allocations al
-                        WHERE al.node_id = n.id AND al.end_time > w.t0 AND al.start_time < w.t1) x),
+                    SELECT al.node_id, al.resource_id, al.amount, GREATEST(al.start_time, w.t0) AS s, LEAST(al.end_time, w.t1) AS e
+                    FROM w JOIN tasks t ON tsrange(t.start_time, t.end_time) && tsrange(w.t0, w.t1)
+                    JOIN allocations al ON al.task_id = t.id
+                    WHERE al.end_time > w.t0 AND al.start_time < w.t1),
                 d AS MATERIALIZED (
                     SELECT node_id, resource_id, s AS t, amount AS delta FROM a
                     UNION ALL SELECT node_id, resource_id, e, -amount FROM a),
@@ -91,11 +97,10 @@ public struct CapacityRepository: Sendable {
                     RETURNING 1),
                 next_end AS (SELECT min(a.e) AS at FROM a, w WHERE a.e < w.t1),
                 next_start AS (
-                    SELECT min(x.at) - make_interval(hours => \(hours)) AS at
-                    FROM w CROSS JOIN nodes n
-                    CROSS JOIN LATERAL (
-                        SELECT min(al.start_time) AS at FROM allocations al
-                        WHERE al.node_id = n.id AND al.end_time > w.t1 AND al.start_time >= w.t1) x)
+                    SELECT (SELECT t.start_time FROM tasks t
+                            WHERE t.start_time >= w.t1 AND EXISTS (SELECT 1 FROM allocations al WHERE al.task_id = t.id)
+                            ORDER BY t.start_time LIMIT 1) - make_interval(hours => \(hours)) AS at
+                    FROM w)
                 SELECT 0, 0, 0, '', NULL::text, 0::float8, false, 0,
                        (SELECT count(*) FROM written)::int + (SELECT count(*) FROM gone)::int,
                        (extract(epoch FROM LEAST((SELECT at FROM next_end), (SELECT at FROM next_start))) * 1000000)::int8

@@ -31,17 +31,25 @@ import Testing
             #expect(pass.transitions.isEmpty && pass.written == 6)  // 2 nodes x 2 resources + 2 cluster rows, all 0
             #expect(pass.nextChange == nil)
 
+            // Far beyond the horizon: not counted, but the pass is due when it enters the horizon (24 hours before it).
+            let far = try await book(20, 48 * 60, 49 * 60)
+            pass = try await monitor.runPass()
+            #expect(pass.transitions.isEmpty && pass.written == 0)
+            let enters = try await t.db.int(
+                "SELECT (extract(epoch FROM start_time - interval '24 hours') * 1000000)::int8 FROM tasks WHERE id = \(far)", logger: t.logger)
+            #expect(enters != nil && pass.nextChange?.microseconds == enters.map(Int64.init))
+
             // Two reservations that do not overlap: the peak is the larger one, not their sum (12 and 6 of 20).
             let big = try await book(12, 60, 120)
             _ = try await book(6, 180, 240)
-            // Far beyond the horizon: not counted.
-            _ = try await book(20, 48 * 60, 49 * 60)
             pass = try await monitor.runPass()
             #expect(pass.transitions.isEmpty)
             var states = try await CapacityRepository(db: t.db).states(logger: t.logger)
             #expect(states.first { $0.resource == gpu && $0.node == nodes[0] }?.ratio == 0.6)
             #expect(states.first { $0.resource == gpu && $0.node == 0 }?.ratio == 0.3)
-            #expect(pass.nextChange != nil)
+            // Now the first end inside the horizon comes first.
+            let ends = try await t.db.int("SELECT (extract(epoch FROM end_time) * 1000000)::int8 FROM tasks WHERE id = \(big)", logger: t.logger)
+            #expect(ends != nil && pass.nextChange?.microseconds == ends.map(Int64.init))
 
             // 18 of 20 at once on node0: fires (0.9); the cluster (18 of 40) does not.
             let extra = try await book(6, 90, 100)
