@@ -25,10 +25,6 @@ final class BookingBatcher: Sendable {
     /// 643–782 µs, remas 172–207 against 211–255 µs: larger batches) and kept p99 lower (15.7–24.6 ms, 6 runs of 8
     /// below 20 ms, against 17.9–24.4 ms, 1 of 8). Replicas add batches in flight, one each.
     static let transactionsPerServer = 1
-    /// Batches in flight at once on this batcher (`transactionsPerServer` unless a test asks for another number).
-    let transactions: Int
-    /// The most bookings in one batch.
-    let largest: Int
     /// Where the batches run, when not on the booking service's own database: `buildApplication` gives them a pool of
     /// `transactionsPerServer` connections that plan every prepared statement generically (`plan_cache_mode =
     /// force_generic_plan` as a startup parameter). Why: the statement that reads a batch's limits and situation is
@@ -40,9 +36,9 @@ final class BookingBatcher: Sendable {
 
     private let batches: Coalescer<BookingService.NewBooking, BookingService.Booked>
 
+    /// `transactions` batches in flight at once (`transactionsPerServer` unless a test asks for another number), at most
+    /// `largest` bookings in one.
     init(transactions: Int = BookingBatcher.transactionsPerServer, largest: Int = 64, db: Database? = nil) {
-        self.transactions = transactions
-        self.largest = largest
         self.db = db
         self.batches = Coalescer(inFlight: transactions, largest: largest)
     }
