@@ -344,7 +344,7 @@ public struct RemasImporter: Sendable {
                    CASE WHEN x.at <= localtimestamp THEN localtimestamp END
             FROM tasks t CROSS JOIN LATERAL (VALUES ('task_start', t.start_time), ('task_end', t.end_time)) AS x(type, at)
             WHERE t.id = ANY(\(ids))
-            ON CONFLICT (task_id, type) WHERE notification_id IS NULL DO NOTHING
+            ON CONFLICT (task_id, notification_id, type) WHERE task_id IS NOT NULL DO NOTHING
             """, logger: self.logger)
         let owners = Array(Set(taskRows.compactMap { int($0, "owner_id") })).sorted()
         for chunk in stride(from: 0, to: owners.count, by: 500) {

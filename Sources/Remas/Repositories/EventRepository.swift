@@ -235,7 +235,7 @@ enum RescheduleRemindersSQL {
             WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id
               AND ((e.state = 'pending' AND e.time <> d.due) OR (e.state <> 'pending' AND d.due > e.time))
             RETURNING 1),
-        \(Self.added)
+        \(Self.added())
         SELECT (SELECT count(*) FROM removed), (SELECT count(*) FROM moved), (SELECT count(*) FROM added)
         """
     }
@@ -255,19 +255,32 @@ enum RescheduleRemindersSQL {
             WHERE n.type IN ('task_start', 'task_end'))
         """
 
-    /// Creates the `desired` reminders that are missing and creatable. A new task's reminders are this alone: the
+    /// Creates the `desired` reminders that are creatable and missing. A new task's reminders are this alone: the
     /// statement that inserts new tasks (`NewTasksStatement`) ends with it, over the tasks it inserts.
-    static let added = """
-        added AS (
-            INSERT INTO events (name, description, time, type, task_id, notification_id)
-            SELECT 'Task: ' || d.task_name || ', notification: ' || d.notification_name, NULL, d.due, 'other',
-                   d.task_id, d.notification_id
-            FROM desired d
-            WHERE d.creatable
-              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)
-            ON CONFLICT DO NOTHING
-            RETURNING 1)
-        """
+    ///
+    /// `newTasks`: the tasks are inserted by this very statement, so none has a reminder yet and no other transaction
+    /// can see them to add one; every desired reminder is then inserted as it is. Otherwise a reminder that exists is
+    /// left alone, and one that a concurrent reschedule inserts first is skipped (`ON CONFLICT`). Those two guards
+    /// cost a probe of the events key and a speculative insertion (a WAL record more) per reminder, in every booking.
+    static func added(newTasks: Bool = false) -> String {
+        let guards =
+            newTasks
+            ? ""
+            : """
+
+                  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)
+                ON CONFLICT DO NOTHING
+            """
+        return """
+            added AS (
+                INSERT INTO events (name, description, time, type, task_id, notification_id)
+                SELECT 'Task: ' || d.task_name || ', notification: ' || d.notification_name, NULL, d.due, 'other',
+                       d.task_id, d.notification_id
+                FROM desired d
+                WHERE d.creatable\(guards)
+                RETURNING 1)
+            """
+    }
 }
 
 /// `EventRepository.nextDue`.

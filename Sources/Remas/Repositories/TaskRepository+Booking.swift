@@ -336,7 +336,7 @@ struct BookingCheckStatement: NamedStatement {
 struct NewTasksStatement: NamedStatement {
     typealias Row = (Int32?, Int32, String?)
     static let sql = """
-        WITH RECURSIVE \(NotificationRepository.receives(of: "$12::int4[]")),
+        WITH RECURSIVE \(NotificationRepository.receives(of: "$12::int4[]", fewUsers: true)),
         x AS MATERIALIZED (
             SELECT nextval('tasks_id_seq')::int4 AS id, x.n, x.name, CASE WHEN x.described THEN x.description END AS description,
                    x.s::timestamp AS start_time, x.e::timestamp AS end_time, x.owner
@@ -359,7 +359,7 @@ struct NewTasksStatement: NamedStatement {
             SELECT x.id, a.node_id, a.resource_id, a.amount, x.start_time, x.end_time FROM a JOIN x ON x.n = a.n),
         scope AS (SELECT x.id, x.name, x.owner AS owner_id, x.start_time, x.end_time FROM x),
         \(RescheduleRemindersSQL.desired),
-        \(RescheduleRemindersSQL.added)
+        \(RescheduleRemindersSQL.added(newTasks: true))
         SELECT (SELECT id FROM s), x.id, CASE WHEN $13 THEN (\(TaskSQL.full("x", allocations: ("a ta", "ta.n = x.n"))))::text END
         FROM x ORDER BY x.n
         """

@@ -220,6 +220,76 @@ import Testing
             }
         }
     }
+
+    /// A task's events share one key (migration 0017): one start and one end per task, one reminder per notification,
+    /// any number of notices without a task; the import's conflict target names it; the cascades from tasks and
+    /// notifications find their events by index.
+    @Test func eventKeysKeepTheirRules() async throws {
+        try await TestDatabase.withSchema(seed: true) { _, configuration in
+            try await withDatabase(configuration, logger: self.logger) { db in
+                let owner = try #require(try await db.int("SELECT min(id)::int FROM users", logger: self.logger))
+                let task = try #require(
+                    try await db.int(
+                        """
+                        INSERT INTO tasks (name, start_time, end_time, owner_id)
+                        VALUES ('t', '2031-01-01 10:00', '2031-01-01 11:00', \(owner)) RETURNING id
+                        """, logger: self.logger))
+                let notification = try #require(
+                    try await db.int("INSERT INTO notifications (name, type) VALUES ('n', 'task_start') RETURNING id", logger: self.logger))
+                /// The SQLSTATE of `sql`'s failure, nil when it succeeded.
+                func failure(_ sql: PostgresQuery) async throws -> String? {
+                    do {
+                        try await db.query(sql, logger: self.logger)
+                        return nil
+                    } catch let error as PSQLError {
+                        return error.sqlState
+                    }
+                }
+                let start: PostgresQuery = "INSERT INTO events (name, time, type, task_id) VALUES ('s', '2031-01-01 10:00', 'task_start', \(task))"
+                let reminder: PostgresQuery = """
+                    INSERT INTO events (name, time, type, task_id, notification_id)
+                    VALUES ('r', '2031-01-01 09:00', 'other', \(task), \(notification))
+                    """
+                let notice: PostgresQuery = """
+                    INSERT INTO events (name, time, type, recipient_id, subject, body)
+                    VALUES ('notice', '2031-01-01 09:00', 'notice', \(owner), 'subject', 'body')
+                    """
+                #expect(try await failure(start) == nil)
+                #expect(try await failure(start) == "23505")
+                #expect(try await failure("INSERT INTO events (name, time, type, task_id) VALUES ('e', '2031-01-01 11:00', 'task_end', \(task))") == nil)
+                #expect(try await failure(reminder) == nil)
+                #expect(try await failure(reminder) == "23505")
+                #expect(try await failure(notice) == nil)
+                #expect(try await failure(notice) == nil)
+                let skipped = try await db.query(
+                    """
+                    INSERT INTO events (name, time, type, task_id) VALUES ('s', '2031-01-01 10:00', 'task_start', \(task))
+                    ON CONFLICT (task_id, notification_id, type) WHERE task_id IS NOT NULL DO NOTHING RETURNING id
+                    """, logger: self.logger)
+                #expect(skipped.isEmpty)
+                #expect(try await db.int("SELECT count(*)::int FROM events", logger: self.logger) == 5)
+
+                /// The plan of `sql` when an index can serve it at all (the table is tiny).
+                func plan(_ sql: String) async throws -> String {
+                    try await db.transaction(logger: self.logger) { tx in
+                        try await tx.query("SET LOCAL enable_seqscan = off", logger: self.logger)
+                        return try await tx.query(PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + sql), logger: self.logger)
+                            .map { try $0.decode(String.self) }.joined(separator: "\n")
+                    }
+                }
+                // The statements of the foreign keys' cascades, as PostgreSQL writes them.
+                let byTask = try await plan("DELETE FROM ONLY events WHERE 7 OPERATOR(pg_catalog.=) task_id")
+                let byNotification = try await plan("DELETE FROM ONLY events WHERE 7 OPERATOR(pg_catalog.=) notification_id")
+                #expect(byTask.contains("events_task_key"), "\(byTask)")
+                #expect(byNotification.contains("events_notification_idx"), "\(byNotification)")
+
+                try await db.query("DELETE FROM notifications WHERE id = \(notification)", logger: self.logger)
+                #expect(try await db.int("SELECT count(*)::int FROM events WHERE type = 'other'", logger: self.logger) == 0)
+                try await db.query("DELETE FROM tasks WHERE id = \(task)", logger: self.logger)
+                #expect(try await db.int("SELECT count(*)::int FROM events", logger: self.logger) == 2)
+            }
+        }
+    }
 }
 
 /// A one-way signal between tasks of a test.
