@@ -23,7 +23,9 @@ final class BookingBatcher: Sendable {
     /// (2 cores, 16 clients, one batch and two in flight alternated 8 times, 8–10 s each) both booked at the same rate
     /// (1,427–1,733 against 1,459–1,785 bookings/s), but one used less CPU per booking (PostgreSQL 472–632 against
     /// 643–782 µs, remas 172–207 against 211–255 µs: larger batches) and kept p99 lower (15.7–24.6 ms, 6 runs of 8
-    /// below 20 ms, against 17.9–24.4 ms, 1 of 8). Replicas add batches in flight, one each.
+    /// below 20 ms, against 17.9–24.4 ms, 1 of 8); again with the statements of migration 0017 (4 alternations, README
+    /// "Tried on 2026-12-07"): the same rates, a third to a half more CPU per booking, p99 above 20 ms once. Replicas
+    /// add batches in flight, one each.
     static let transactionsPerServer = 1
     /// Where the batches run, when not on the booking service's own database: `buildApplication` gives them a pool of
     /// `transactionsPerServer` connections that plan every prepared statement generically (`plan_cache_mode =
