@@ -263,13 +263,9 @@ enum RescheduleRemindersSQL {
     /// left alone, and one that a concurrent reschedule inserts first is skipped (`ON CONFLICT`). Those two guards
     /// cost a probe of the events key and a speculative insertion (a WAL record more) per reminder, in every booking.
     static func added(newTasks: Bool = false) -> String {
-        let guards =
-            newTasks
-            ? ""
-            : """
-
-                  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)
-                ON CONFLICT DO NOTHING
+        let guards = """
+              AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)
+            ON CONFLICT DO NOTHING
             """
         return """
             added AS (
@@ -277,7 +273,8 @@ enum RescheduleRemindersSQL {
                 SELECT 'Task: ' || d.task_name || ', notification: ' || d.notification_name, NULL, d.due, 'other',
                        d.task_id, d.notification_id
                 FROM desired d
-                WHERE d.creatable\(guards)
+                WHERE d.creatable
+                \(newTasks ? "" : guards)
                 RETURNING 1)
             """
     }

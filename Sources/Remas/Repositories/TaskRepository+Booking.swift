@@ -328,8 +328,8 @@ struct BookingCheckStatement: NamedStatement {
 /// `TaskRepository.insert`: the tasks of `$1`…`$6` (name, description, whether it has one, start, end, owner), their
 /// start and end events, the allocations `$8`…`$10` of task number `$7` (from 1), when a rule `$11` is given the
 /// series of them all (owned by the first task's owner) and its links, and the reminders of the notifications their
-/// owners (`$12`, each once) receive (`RescheduleRemindersSQL.desired` and `.added`: a new task has no reminder to
-/// move or remove). Each task's id is drawn from the sequence first, so the rows map ids to tasks by their number,
+/// owners (`$12`, each once) receive (`RescheduleRemindersSQL.desired` and `.added(newTasks: true)`: a new task has no
+/// reminder to move, remove or skip). Each task's id is drawn from the sequence first, so the rows map ids to tasks by their number,
 /// not by any order of insertion. Returns a row per task in the order of the arrays: the series id (NULL without a
 /// rule), the task id and, when `$13`, its answer (TaskFull), built from the rows being inserted (which the
 /// statement's own snapshot cannot see): a new task has no tags, and its allocations are those of the arrays.

@@ -7,6 +7,16 @@ import Testing
 @Suite struct MigratorTests {
     let logger = TestDatabase.logger
 
+    /// The text of `explain` (an `EXPLAIN` statement), a line per plan line; with `seqScans: false` planned without
+    /// sequential scans, in a transaction of its own.
+    private func plan(_ explain: String, on db: Database, seqScans: Bool = true) async throws -> String {
+        try await db.transaction(logger: self.logger) { tx in
+            if !seqScans { try await tx.query("SET LOCAL enable_seqscan = off", logger: self.logger) }
+            return try await tx.query(PostgresQuery(unsafeSQL: explain), logger: self.logger)
+                .map { try $0.decode(String.self) }.joined(separator: "\n")
+        }
+    }
+
     @Test func secondRunIsANoOp() async throws {
         try await TestDatabase.withSchema(seed: false) { _, configuration in
             try await withDatabase(configuration, logger: self.logger) { db in
@@ -205,9 +215,8 @@ import Testing
     @Test func wireTimestampsAreInlined() async throws {
         try await TestDatabase.withSchema(seed: false) { _, configuration in
             try await withDatabase(configuration, logger: self.logger) { db in
-                let plan = try await db.query(
-                    "EXPLAIN (VERBOSE, COSTS OFF) SELECT remas_ts(t) FROM (VALUES (localtimestamp)) v(t)", logger: self.logger
-                ).map { try $0.decode(String.self) }.joined(separator: "\n")
+                let plan = try await self.plan(
+                    "EXPLAIN (VERBOSE, COSTS OFF) SELECT remas_ts(t) FROM (VALUES (localtimestamp)) v(t)", on: db)
                 #expect(plan.contains("to_char"), "\(plan)")
                 #expect(!plan.contains("remas_ts"), "\(plan)")
                 let texts = try await db.query(
@@ -269,17 +278,12 @@ import Testing
                 #expect(skipped.isEmpty)
                 #expect(try await db.int("SELECT count(*)::int FROM events", logger: self.logger) == 5)
 
-                /// The plan of `sql` when an index can serve it at all (the table is tiny).
-                func plan(_ sql: String) async throws -> String {
-                    try await db.transaction(logger: self.logger) { tx in
-                        try await tx.query("SET LOCAL enable_seqscan = off", logger: self.logger)
-                        return try await tx.query(PostgresQuery(unsafeSQL: "EXPLAIN (COSTS OFF) " + sql), logger: self.logger)
-                            .map { try $0.decode(String.self) }.joined(separator: "\n")
-                    }
-                }
-                // The statements of the foreign keys' cascades, as PostgreSQL writes them.
-                let byTask = try await plan("DELETE FROM ONLY events WHERE 7 OPERATOR(pg_catalog.=) task_id")
-                let byNotification = try await plan("DELETE FROM ONLY events WHERE 7 OPERATOR(pg_catalog.=) notification_id")
+                // The statements of the foreign keys' cascades, as PostgreSQL writes them; the table is tiny, so the
+                // plans are asked for with sequential scans off (which index can serve each at all).
+                let byTask = try await self.plan(
+                    "EXPLAIN (COSTS OFF) DELETE FROM ONLY events WHERE 7 OPERATOR(pg_catalog.=) task_id", on: db, seqScans: false)
+                let byNotification = try await self.plan(
+                    "EXPLAIN (COSTS OFF) DELETE FROM ONLY events WHERE 7 OPERATOR(pg_catalog.=) notification_id", on: db, seqScans: false)
                 #expect(byTask.contains("events_task_key"), "\(byTask)")
                 #expect(byNotification.contains("events_notification_idx"), "\(byNotification)")
 
