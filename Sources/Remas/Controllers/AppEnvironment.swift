@@ -23,13 +23,21 @@ public struct AppEnvironment: Sendable {
     /// This replica's new bookings, booked together when they arrive together (`BookingBatcher`; `buildApplication`
     /// gives it a connection of its own).
     var bookings = BookingBatcher()
-    /// Wakes this replica's capacity monitor (`CapacityMonitor`) after a write that changed reservations or capacities.
-    let capacityChanges = WakeSignal()
+    /// What this replica changed for its capacity monitor (`CapacityMonitor`): writes of reservations or capacities.
+    let capacityChanges = CapacityChanges()
 
     var zone: TimeZone { self.configuration.timeZone }
 
     /// Reservations or capacities changed: the capacity alerts are evaluated again (coalesced, see `CapacityMonitor`).
-    func capacityChanged() { self.capacityChanges.signal() }
+    /// `windows`: the changed reservations' periods (microseconds of local wall-clock time), evaluated when they come
+    /// within the horizon; nil for a change without a time (evaluated at once).
+    func capacityChanged(windows: [ClosedRange<Int64>]? = nil) {
+        if let windows {
+            if let start = windows.map(\.lowerBound).min() { self.capacityChanges.changed(from: start) }
+        } else {
+            self.capacityChanges.changed()
+        }
+    }
 
     /// Malformed JSON is refused before authentication (as FastAPI does), field validation comes after it.
     func bodyAndCaller(_ request: Request) async throws -> (BodyFields, CurrentUser) {

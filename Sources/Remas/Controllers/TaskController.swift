@@ -58,7 +58,7 @@ struct TaskController {
             guard let deleted = try await series.delete(id: id, from: from, logger: context.logger) else {
                 throw AppError.notFound("Series with id \(id) not found!")
             }
-            if !deleted.ids.isEmpty { self.env.capacityChanged() }
+            if !deleted.ids.isEmpty { self.env.capacityChanged(windows: deleted.windows) }
             if BookingService.Booked(id: id, changedWindows: deleted.windows).changesAllocation(at: self.allocationInstant()) {
                 await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
             }
@@ -74,7 +74,7 @@ struct TaskController {
             guard let (start, end) = try await self.tasks.delete(id: id, owner: caller.id, logger: context.logger) else {
                 throw AppError.notFound("Task with id \(id) not found!")
             }
-            self.env.capacityChanged()
+            self.env.capacityChanged(windows: start <= end ? [start...end] : nil)
             if start <= end, BookingService.Booked(id: id, changedWindows: [start...end]).changesAllocation(at: self.allocationInstant()) {
                 await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
             }
@@ -124,7 +124,7 @@ struct TaskController {
         let booked = try await BookingService(
             db: self.env.db, limitScope: self.env.configuration.limitScope, operations: self.env.configuration.operations).book(
             booking, caller: caller, batcher: self.env.bookings, logger: context.logger)
-        if !booked.changedWindows.isEmpty { self.env.capacityChanged() }
+        if !booked.changedWindows.isEmpty { self.env.capacityChanged(windows: booked.changedWindows) }
         // A current task created or changed moves the owner's Grafana thresholds now (the original waited for the next
         // start or end).
         if booked.changesAllocation(at: self.allocationInstant()) {
@@ -200,7 +200,7 @@ struct TaskController {
         let series = try await BookingService(
             db: self.env.db, limitScope: self.env.configuration.limitScope, operations: self.env.configuration.operations
         ).bookSeries(booking, occurrences: occurrences, rule: rule.text, caller: caller, logger: context.logger)
-        self.env.capacityChanged()
+        self.env.capacityChanged(windows: series.windows)
         if BookingService.Booked(id: series.id, changedWindows: series.windows).changesAllocation(at: self.allocationInstant()) {
             await self.env.grafana.changed(.users([caller.id]), logger: context.logger)
         }

@@ -63,7 +63,7 @@ public final class Scheduler: Service, Sendable {
         target: DatabaseTarget, settings: SchedulerSettings, smtp: SMTPSettings,
         clock: any SchedulerClock, grafana: any GrafanaSync, grafanaWorker: GrafanaSyncWorker? = nil,
         stats: SchedulerStats = SchedulerStats(), operations: OperationsSettings = OperationsSettings(),
-        capacityChanges: WakeSignal? = nil, usage: UsageMeasurementSettings = UsageMeasurementSettings(), logger: Logger
+        capacityChanges: CapacityChanges? = nil, usage: UsageMeasurementSettings = UsageMeasurementSettings(), logger: Logger
     ) {
         self.grafanaWorker = grafanaWorker
         // Generic plans for the prepared claim statement (otherwise re-planned on every reminder).
@@ -125,7 +125,7 @@ public final class Scheduler: Service, Sendable {
         self.abort.set()
         self.wake.signal()
         self.grafanaWorker?.stop()
-        self.capacity?.changes.signal()
+        self.capacity?.changes.signal.signal()
         self.rollup?.stop.signal()
     }
 

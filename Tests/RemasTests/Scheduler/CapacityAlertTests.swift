@@ -8,9 +8,12 @@ import Testing
 /// Capacity alerts: the peak booked share over the horizon per node and cluster-wide, hysteresis, one mail per
 /// transition across monitors, `/metrics`, and passes only when something changed.
 @Suite struct CapacityAlertTests {
-    static func monitor(_ t: TestContext, changes: WakeSignal = WakeSignal(), minInterval: Int = 0) -> CapacityMonitor {
+    static func monitor(_ t: TestContext, changes: CapacityChanges = CapacityChanges(), minInterval: Int = 0, horizonHours: Int = 24)
+        -> CapacityMonitor
+    {
         var settings = OperationsSettings()
         settings.capacityMinIntervalSeconds = minInterval
+        settings.capacityHorizonHours = horizonHours
         return CapacityMonitor(db: t.db, settings: settings, changes: changes, clock: WallClock(zone: t.configuration.timeZone), logger: t.logger)
     }
 
@@ -132,7 +135,7 @@ import Testing
         try await withApp { t in
             let (nodes, resources) = try await t.cluster(nodes: 1, capacity: 10)
             let (_, token) = try await t.userWithToken("booker")
-            let changes = WakeSignal()
+            let changes = CapacityChanges()
             let monitor = Self.monitor(t, changes: changes)
             let stop = Atomic<Bool>(false)
             let loop = Task { await monitor.loop(isStopping: { stop.load(ordering: .relaxed) }) }
@@ -147,14 +150,14 @@ import Testing
             // A booking (the route signals on the server; here the test signals as the route would).
             let r = try await t.book(token, start: try await t.wallClock(minutes: 30), end: try await t.wallClock(minutes: 90), [(nodes[0], resources[0], 10)])
             let id = try #require(r.object["id"] as? Int)
-            changes.signal()
+            changes.changed()
             try await passes(2)
             #expect(try await CapacityRepository(db: t.db).states(logger: t.logger).allSatisfy(\.firing))
             // The clock alone: the reservation ends 2 s from now, so the monitor passes again then, and it resolves.
             let now = try await t.db.text("SELECT to_char(localtimestamp - interval '1 minute', 'YYYY-MM-DD HH24:MI:SS')", logger: t.logger)!
             let end = try await t.db.text("SELECT to_char(localtimestamp + interval '2 seconds', 'YYYY-MM-DD HH24:MI:SS.US')", logger: t.logger)!
             try await t.move(task: id, start: now, end: end)
-            changes.signal()
+            changes.changed()
             try await passes(3)
             let deadline = Date().addingTimeInterval(15)
             while monitor.passes.load(ordering: .relaxed) < 4, Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
@@ -163,7 +166,45 @@ import Testing
             try await Task.sleep(for: .milliseconds(500))
             #expect(monitor.passes.load(ordering: .relaxed) == 4)
             stop.store(true, ordering: .relaxed)
-            changes.signal()
+            changes.signal.signal()
+            await loop.value
+        }
+    }
+
+    /// A change beyond the horizon (a booking a year ahead) costs no pass until it enters the horizon; one inside it,
+    /// or one without a time, is evaluated at once.
+    @Test func changesBeyondTheHorizonWaitUntilTheyEnterIt() async throws {
+        try await withApp { t in
+            let changes = CapacityChanges()
+            let monitor = Self.monitor(t, changes: changes, horizonHours: 1)
+            let clock = WallClock(zone: t.configuration.timeZone)
+            let stop = Atomic<Bool>(false)
+            let loop = Task { await monitor.loop(isStopping: { stop.load(ordering: .relaxed) }) }
+            func passes(_ n: Int, within seconds: Double) async throws {
+                let deadline = Date().addingTimeInterval(seconds)
+                while monitor.passes.load(ordering: .relaxed) < n, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                #expect(monitor.passes.load(ordering: .relaxed) == n)
+            }
+            try await passes(1, within: 10)
+            let hour: Int64 = 3_600_000_000
+            // A year ahead, then 3 s beyond the horizon's end: neither is evaluated now.
+            changes.changed(from: clock.now().microseconds + 365 * 24 * hour)
+            changes.changed(from: clock.now().microseconds + hour + 3_000_000)
+            try await Task.sleep(for: .milliseconds(1_500))
+            #expect(monitor.passes.load(ordering: .relaxed) == 1)
+            // The second enters the horizon 3 s after it was recorded: one pass then, and none for the first.
+            try await passes(2, within: 10)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(monitor.passes.load(ordering: .relaxed) == 2)
+            // Inside the horizon, and without a time: at once.
+            changes.changed(from: clock.now().microseconds + hour / 2)
+            try await passes(3, within: 5)
+            changes.changed()
+            try await passes(4, within: 5)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(monitor.passes.load(ordering: .relaxed) == 4)
+            stop.store(true, ordering: .relaxed)
+            changes.signal.signal()
             await loop.value
         }
     }
