@@ -33,7 +33,7 @@ public struct AppEnvironment: Sendable {
     /// within the horizon; nil for a change without a time (evaluated at once).
     func capacityChanged(windows: [ClosedRange<Int64>]? = nil) {
         if let windows {
-            if let start = windows.map(\.lowerBound).min() { self.capacityChanges.changed(from: start) }
+            if let start = windows.lazy.map(\.lowerBound).min() { self.capacityChanges.changed(from: start) }
         } else {
             self.capacityChanges.changed()
         }

@@ -15,9 +15,16 @@ public protocol SQLExecutor: Sendable {
 /// Counts statements per task tree; tests use it to prove list endpoints issue a constant number of queries.
 public final class StatementCounter: Sendable {
     private let value = Atomic<Int>(0)
-    public init() {}
+    /// The counters a shared statement also counts for: a coalesced batch's statement counts for every request it
+    /// serves (`Coalescer`), whichever task happens to run the batch.
+    private let shared: [StatementCounter]
+    public init() { self.shared = [] }
+    init(countingFor counters: [StatementCounter]) { self.shared = counters }
     public var count: Int { self.value.load(ordering: .relaxed) }
-    func increment() { self.value.add(1, ordering: .relaxed) }
+    func increment() {
+        self.value.add(1, ordering: .relaxed)
+        for counter in self.shared { counter.increment() }
+    }
     @TaskLocal public static var current: StatementCounter?
 }
 

@@ -84,10 +84,6 @@ final class UserDocumentCache: Sendable {
         }
     }
 
-    /// Confirmation statements running (tests: a read that arrives before a finishing statement's batch has let go is
-    /// confirmed by the task that ran it, so the statement counts for that task's `StatementCounter`, not the read's).
-    var confirming: Int { self.confirmations.running }
-
     /// Copies held and their bytes (tests).
     var usage: (count: Int, bytes: Int) { self.state.withLock { ($0.entries.count, $0.bytes) } }
 }

@@ -110,15 +110,7 @@ public final class CapacityChanges: Sendable {
     /// without a time, evaluated at once).
     func changed(from start: Int64? = nil) {
         let start = start ?? Int64.min
-        var current = self.earliest.load(ordering: .relaxed)
-        while start < current {
-            let (exchanged, original) = self.earliest.compareExchange(expected: current, desired: start, ordering: .relaxed)
-            if exchanged {
-                self.signal.signal()
-                return
-            }
-            current = original
-        }
+        if start < self.earliest.min(start, ordering: .relaxed).oldValue { self.signal.signal() }
     }
 
     /// Forgets what was recorded (a pass is beginning).

@@ -16,6 +16,8 @@ final class Coalescer<Item: Sendable, Outcome: Sendable>: Sendable {
     private struct Waiting {
         let item: Item
         let continuation: CheckedContinuation<Outcome, any Error>
+        /// The submitter's statement counter (tests): the batch's statements count for it.
+        let counter: StatementCounter?
     }
 
     private struct State {
@@ -44,7 +46,7 @@ final class Coalescer<Item: Sendable, Outcome: Sendable>: Sendable {
     func submit(_ item: Item, work: @escaping Work) async throws -> Outcome {
         try await withCheckedThrowingContinuation { continuation in
             let starts = self.state.withLock { state -> Bool in
-                state.queue.append(Waiting(item: item, continuation: continuation))
+                state.queue.append(Waiting(item: item, continuation: continuation, counter: StatementCounter.current))
                 guard state.running < self.inFlight else { return false }
                 state.running += 1
                 return true
@@ -66,7 +68,11 @@ final class Coalescer<Item: Sendable, Outcome: Sendable>: Sendable {
             }
             if batch.isEmpty { return }
             do {
-                let outcomes = try await work(batch.map(\.item))
+                // The batch runs in the task that started the drain; its statements count for the batch's submitters.
+                let counters = batch.compactMap(\.counter)
+                let outcomes = try await StatementCounter.$current.withValue(counters.isEmpty ? nil : StatementCounter(countingFor: counters)) {
+                    try await work(batch.map(\.item))
+                }
                 // One outcome per item is the work's contract; a short answer fails the batch rather than leave a wait.
                 guard outcomes.count == batch.count else { throw AppError.internalError }
                 for (waiting, outcome) in zip(batch, outcomes) { waiting.continuation.resume(with: outcome) }

@@ -18,9 +18,6 @@ import Testing
     /// The document through `cache`, with the number of statements it took and whether a kept copy was sent (a copy was
     /// kept, and only its validator was read: a copy that fails it costs the build as well).
     static func served(_ t: TestContext, _ id: Int, _ cache: UserDocumentCache) async throws -> (NSDictionary?, statements: Int, hit: Bool) {
-        // A confirmation batch still winding down would take this read's confirmation into its own task, and the
-        // statement would count for that task (`UserDocumentCache.confirming`): wait until none runs.
-        while cache.confirming > 0 { try await Task.sleep(for: .milliseconds(2)) }
         let kept = cache.entry(id) != nil
         let counter = StatementCounter()
         let body = try await StatementCounter.$current.withValue(counter) {
