@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 
 /// Writes iCalendar text (RFC 5545) straight into bytes: CRLF line ends, content lines folded at 75 octets (never
@@ -128,6 +129,27 @@ struct ICalendarWriter {
             count += 1
         }
         self.line("END", "VTIMEZONE")
+    }
+
+    /// The validator of a feed computed from what it shows: a SHA-256 digest (128 bits, hex) of its events, every field
+    /// that `feed` writes of them, and of the day in `zone` (the feed's span moves at midnight). The same events on the
+    /// same day give the same validator; any change of them, another. Node feeds use it (a node shows tens of
+    /// reservations in its window); a user's own feed keeps its change counters (`CalendarRepository`).
+    static func validator(_ events: [CalendarRepository.Event], zone: TimeZone, now: Date = Date()) -> String {
+        var hasher = SHA256()
+        func add(_ text: String) {
+            var count = UInt64(text.utf8.count).littleEndian
+            withUnsafeBytes(of: &count) { hasher.update(bufferPointer: $0) }
+            hasher.update(data: Array(text.utf8))
+        }
+        add(String(LocalDateTime(instant: now, in: zone).sqlText.prefix(10)))
+        for event in events {
+            for field in [
+                event.uid, event.summary, event.description, String(event.start.microseconds), String(event.end.microseconds),
+                String(event.sequence), event.modified.map { String($0) } ?? "-", event.status,
+            ] { add(field) }
+        }
+        return hasher.finalize().prefix(16).map { String(format: "%02x", $0) }.joined()
     }
 
     /// A whole feed: the calendar's properties, the VTIMEZONE over the events' span, one VEVENT per event.

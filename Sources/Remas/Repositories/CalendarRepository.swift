@@ -42,26 +42,17 @@ struct CalendarRepository: Sendable {
     }
 
     /// Where a feed begins: local midnight 30 days back (whole days, so that a feed's content changes with its tasks,
-    /// maintenance windows and names, or at midnight, which are what its validator counts).
+    /// maintenance windows and names, or at midnight, which are what its validators follow).
     static let since = "(current_date - 30)::timestamp"
 
-    /// The validator of a feed (its `ETag`).
-    func etag(_ scope: Scope, logger: Logger) async throws -> String {
-        let sql: String
-        switch scope {
-        case .owner(let id): sql = Self.validatorSQL(scope: "o", key: "\(id)")
-        case .node(let id): sql = Self.validatorSQL(scope: "n", key: "\(id)")
-        }
-        return try await self.db.text("SELECT \(unescaped: sql)", logger: logger) ?? ""
-    }
-
-    /// SQL of a feed's validator: the change counters of the feed's scope and key and of what all feeds share
-    /// (`calendar_changes`, migration 0012: each only grows, with every committed change of what the feed shows), and
-    /// the day (the feed's first day moves at midnight). A probe of one index, whatever the feed holds.
-    static func validatorSQL(scope: String, key: String) -> String {
+    /// SQL of the validator of a user's own feed (`FeedHolderStatement`): the change counters of the user's tasks and
+    /// of what all feeds share (`calendar_changes`, migration 0012: each only grows, with every committed change of
+    /// what the feed shows), and the day (the feed's first day moves at midnight). A probe of one index, whatever the
+    /// feed holds. (A node feed's validator is a digest of its events instead: `ICalendarWriter.validator`.)
+    static func ownerValidatorSQL(user: String) -> String {
         """
-        (SELECT COALESCE(sum(x.changes) FILTER (WHERE x.scope = '\(scope)'), 0) || '.' || COALESCE(sum(x.changes) FILTER (WHERE x.scope = 's'), 0)
-         FROM calendar_changes x WHERE (x.scope = '\(scope)' AND x.key = \(key)) OR (x.scope = 's' AND x.key = 0))
+        (SELECT COALESCE(sum(x.changes) FILTER (WHERE x.scope = 'o'), 0) || '.' || COALESCE(sum(x.changes) FILTER (WHERE x.scope = 's'), 0)
+         FROM calendar_changes x WHERE (x.scope = 'o' AND x.key = \(user)) OR (x.scope = 's' AND x.key = 0))
         || '.' || to_char(current_date, 'YYYYMMDD')
         """
     }
@@ -131,7 +122,7 @@ struct CalendarRepository: Sendable {
 struct FeedHolderStatement: NamedStatement {
     typealias Row = (user: Int, isAdmin: Bool, ownFeedETag: String)
     static let sql = """
-        SELECT u.id, \(UserRepository.isAdminSQL), \(CalendarRepository.validatorSQL(scope: "o", key: "u.id"))
+        SELECT u.id, \(UserRepository.isAdminSQL), \(CalendarRepository.ownerValidatorSQL(user: "u.id"))
         FROM calendar_tokens c JOIN users u ON u.id = c.user_id WHERE c.token_hash = sha256(convert_to($1::text, 'UTF8'))
         """
     static var bindingDataTypes: [PostgresDataType] { [.text] }
