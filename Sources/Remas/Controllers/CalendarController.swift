@@ -48,13 +48,15 @@ struct CalendarController {
             // A user's own feed: its change counters, read with the token. A node feed: a digest of its events, so its
             // events are read first (migration 0018: bookings no longer count the nodes they reserve on).
             let validator: String
-            var events: [CalendarRepository.Event]? = nil
+            let readFirst: [CalendarRepository.Event]?
             switch scope {
-            case .owner: validator = holder.ownFeedETag
+            case .owner:
+                validator = holder.ownFeedETag
+                readFirst = nil
             case .node:
                 let shown = try await self.calendars.events(scope, logger: context.logger)
-                events = shown
                 validator = "n." + ICalendarWriter.validator(shown, zone: self.env.zone)
+                readFirst = shown
             }
             // The zone too: events are written in it (a restart with another `TZ` changes every feed).
             let etag = "W/\"\(validator).\(self.env.zone.identifier)\""
@@ -65,14 +67,15 @@ struct CalendarController {
             }) {
                 return Response(status: .notModified, headers: headers)
             }
-            if events == nil { events = try await self.calendars.events(scope, logger: context.logger) }
+            let events: [CalendarRepository.Event]
+            if let readFirst { events = readFirst } else { events = try await self.calendars.events(scope, logger: context.logger) }
             headers[.contentType] = "text/calendar; charset=utf-8"
             let name: String
             switch scope {
             case .owner: name = "remas: my reservations"
             case .node(let id): name = "remas: reservations on node \(id)"
             }
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: ICalendarWriter.feed(events ?? [], name: name, zone: self.env.zone))))
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: ICalendarWriter.feed(events, name: name, zone: self.env.zone))))
         }
     }
 
