@@ -297,6 +297,10 @@ public struct RemasImporter: Sendable {
         if behind > 0 {
             report.notes.append("\(behind) task(s) had a stored status behind the clock (the original's scheduler had not run); remas derives the status from the times")
         }
+        // The tasks that exist already are locked against a delete until the import commits: it writes their
+        // allocations and events, and no foreign key ties those to a task since migration 0019.
+        let named = taskRows.compactMap { int($0, "id") }.map { Int32(truncatingIfNeeded: $0) }.sorted()
+        try await tx.query("SELECT 1 FROM tasks WHERE id = ANY(\(named)) ORDER BY id FOR KEY SHARE", logger: self.logger)
         try await self.upsert(
             taskRows, into: "tasks", columns: "id int, name text, description text, start_time timestamp, end_time timestamp, owner_id int",
             compared: ["name", "description", "start_time", "end_time", "owner_id"], report: &tasks, in: tx)
