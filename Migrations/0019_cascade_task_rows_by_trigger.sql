@@ -15,9 +15,17 @@
 --   `FOR KEY SHARE` on the tasks it adds reminders to (`RescheduleRemindersSQL.added`), skipping one deleted meanwhile;
 --   `remas import` takes `FOR KEY SHARE` on the tasks it names before it writes their rows.
 --
--- The trigger is created before the keys are dropped, in the same transaction; dropping a key takes a short exclusive
--- lock on tasks, allocations and events, waited for under the migrator's lock timeout and retried. Nothing is
--- rewritten or scanned.
+-- Dropping a key takes an exclusive lock on both of its tables (tasks and allocations, tasks and events), and a booking
+-- reads allocations and tasks before it writes them: a booking that read them just before the migration locked the
+-- first table would wait for the migration on it while the migration waits for the booking on the second, until the
+-- migrator's lock timeout rolls the migration back. Under steady bookings every retry met such a booking (120 in a
+-- row, `BENCH_SCALE=0.01 scripts/bench-scale`). So the migration first stops new bookings where they start, at their
+-- node locks (`EXCLUSIVE` on nodes still lets nodes be read), waits for the bookings under way to commit, and then
+-- takes the other locks from transactions that wait for nothing it holds. Bookings wait only while the statements
+-- below run: none of them rewrites or scans a table. The trigger is created before the keys are dropped, in the same
+-- transaction.
+LOCK TABLE nodes IN EXCLUSIVE MODE;
+
 CREATE FUNCTION remas_task_rows_deleted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN

@@ -210,6 +210,86 @@ import Testing
         }
     }
 
+    /// Migration 0019 drops two foreign keys, each an exclusive lock on two tables that bookings read before they write
+    /// them. A booking caught between its read and its writes when the file starts must not deadlock with it: the file
+    /// first waits for such bookings at the nodes they lock, so it is applied at its first attempt. (Without that
+    /// first lock, the file held tasks for its trigger while it waited for the booking's read of allocations, and the
+    /// booking's insert into tasks waited for the file: the lock timeout rolled the file back, and under steady
+    /// bookings every retry met such a booking.)
+    @Test func droppingTheTaskKeysWaitsForBookingsUnderWay() async throws {
+        try await TestDatabase.withSchema(seed: true) { _, configuration in
+            try await withDatabase(configuration, logger: self.logger) { db in
+                try await withDatabase(configuration, logger: self.logger) { booker in
+                    // The schema as it was before 0019.
+                    for statement in [
+                        "DROP TRIGGER tasks_delete_rows ON tasks", "DROP FUNCTION remas_task_rows_deleted()",
+                        "ALTER TABLE allocations ADD CONSTRAINT allocations_task_id_fkey FOREIGN KEY (task_id) REFERENCES tasks (id) ON DELETE CASCADE",
+                        "ALTER TABLE events ADD CONSTRAINT events_task_id_fkey FOREIGN KEY (task_id) REFERENCES tasks (id) ON DELETE CASCADE",
+                        "DELETE FROM schema_migrations WHERE version >= '0019'",
+                    ] {
+                        try await db.execute(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                    }
+                    let node = try #require(try await db.int("INSERT INTO nodes (name) VALUES ('n1') RETURNING id", logger: self.logger))
+                    let resource = try #require(try await db.int("INSERT INTO resources (name) VALUES ('cpu') RETURNING id", logger: self.logger))
+                    let owner = try #require(try await db.int("SELECT min(id)::int FROM users", logger: self.logger))
+                    var migrator = try Migrator(directory: TestDatabase.migrationsPath)
+                    migrator.lastVersion = "0019"
+                    migrator.attempts = 1
+                    let read = Flag(), fileWaits = Flag()
+                    // A booking as the server makes it: the node's lock, the reads, then (once the file waits) the writes.
+                    async let booked: Void = booker.transaction(logger: self.logger) { tx in
+                        try await tx.query("SELECT id FROM nodes WHERE id = \(node) FOR NO KEY UPDATE", logger: self.logger)
+                        try await tx.query("SELECT count(*) FROM allocations WHERE node_id = \(node)", logger: self.logger)
+                        try await tx.query("SELECT count(*) FROM tasks WHERE owner_id = \(owner)", logger: self.logger)
+                        await read.raise()
+                        for _ in 0..<500 {
+                            if await fileWaits.isRaised { break }
+                            try await Task.sleep(for: .milliseconds(10))
+                        }
+                        let task = try #require(
+                            try await tx.query(
+                                """
+                                INSERT INTO tasks (name, start_time, end_time, owner_id)
+                                VALUES ('b', '2031-01-01 10:00', '2031-01-01 11:00', \(owner)) RETURNING id
+                                """, logger: self.logger
+                            ).first?.decode(Int.self))
+                        try await tx.query(
+                            """
+                            INSERT INTO allocations (task_id, node_id, resource_id, amount, start_time, end_time)
+                            VALUES (\(task), \(node), \(resource), 1, '2031-01-01 10:00', '2031-01-01 11:00')
+                            """, logger: self.logger)
+                        try await tx.query(
+                            "INSERT INTO events (name, time, type, task_id) VALUES ('b start', '2031-01-01 10:00', 'task_start', \(task))",
+                            logger: self.logger)
+                    }
+                    for _ in 0..<500 {
+                        if await read.isRaised { break }
+                        try await Task.sleep(for: .milliseconds(10))
+                    }
+                    async let applied = migrator.migrate(db: db, logger: self.logger)
+                    // The file, started while the booking is between its reads and its writes, waits for a lock.
+                    var waiting = false
+                    for _ in 0..<500 where !waiting {
+                        waiting = try await booker.exists(
+                            """
+                            SELECT 1 FROM pg_stat_activity
+                            WHERE wait_event_type = 'Lock' AND (query LIKE 'LOCK TABLE nodes%' OR query LIKE 'ALTER TABLE allocations DROP%')
+                            """,
+                            logger: self.logger)
+                        if !waiting { try await Task.sleep(for: .milliseconds(10)) }
+                    }
+                    #expect(waiting)
+                    await fileWaits.raise()
+                    try await booked
+                    #expect(try await applied == ["0019_cascade_task_rows_by_trigger.sql"])
+                    #expect(try await !db.exists("SELECT 1 FROM pg_constraint WHERE conname IN ('allocations_task_id_fkey', 'events_task_id_fkey') AND connamespace = current_schema()::regnamespace", logger: self.logger))
+                    try await db.execute("DELETE FROM tasks", logger: self.logger)
+                    #expect(try await db.int("SELECT (SELECT count(*) FROM allocations) + (SELECT count(*) FROM events)", logger: self.logger) == 0)
+                }
+            }
+        }
+    }
+
     /// `remas_ts` (every timestamp of the wire documents) is inlined into the statements that call it (migration
     /// 0014): the plan shows its `to_char`, not a call; its output is unchanged.
     @Test func wireTimestampsAreInlined() async throws {
