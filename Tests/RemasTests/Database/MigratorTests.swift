@@ -235,6 +235,9 @@ import Testing
                     var migrator = try Migrator(directory: TestDatabase.migrationsPath)
                     migrator.lastVersion = "0019"
                     migrator.attempts = 1
+                    // The file waits here for the booking to commit, which on a machine busy with every suite takes more
+                    // than the usual 500 ms; a deadlock would still end the file (PostgreSQL's detector, after 1 s).
+                    migrator.lockTimeout = .seconds(30)
                     let read = Flag(), fileWaits = Flag()
                     // A booking as the server makes it: the node's lock, the reads, then (once the file waits) the writes.
                     async let booked: Void = booker.transaction(logger: self.logger) { tx in
