@@ -297,10 +297,11 @@ public struct RemasImporter: Sendable {
         if behind > 0 {
             report.notes.append("\(behind) task(s) had a stored status behind the clock (the original's scheduler had not run); remas derives the status from the times")
         }
+        let taskIDs = Set(taskRows.compactMap { int($0, "id") })
+        let ids = taskIDs.map { Int32(truncatingIfNeeded: $0) }.sorted()
         // The tasks that exist already are locked against a delete until the import commits: it writes their
         // allocations and events, and no foreign key ties those to a task since migration 0019.
-        let named = taskRows.compactMap { int($0, "id") }.map { Int32(truncatingIfNeeded: $0) }.sorted()
-        try await tx.query("SELECT 1 FROM tasks WHERE id = ANY(\(named)) ORDER BY id FOR KEY SHARE", logger: self.logger)
+        try await tx.query("SELECT 1 FROM tasks WHERE id = ANY(\(ids)) ORDER BY id FOR KEY SHARE", logger: self.logger)
         try await self.upsert(
             taskRows, into: "tasks", columns: "id int, name text, description text, start_time timestamp, end_time timestamp, owner_id int",
             compared: ["name", "description", "start_time", "end_time", "owner_id"], report: &tasks, in: tx)
@@ -310,7 +311,6 @@ public struct RemasImporter: Sendable {
             columns: "task_id int, node_id int, resource_id int, amount int8, start_time timestamp, end_time timestamp",
             key: "task_id, node_id, resource_id", compared: ["amount", "start_time", "end_time"], report: &allocations, in: tx)
         finished(allocations)
-        let taskIDs = Set(taskRows.compactMap { int($0, "id") })
 
         finished(try await self.link(data, "task_tag_links", columns: "task_id int, tag_id int", keeping: "task_id", of: taskIDs, in: tx))
 
@@ -338,7 +338,6 @@ public struct RemasImporter: Sendable {
 
         // The scheduler's events for the imported tasks: start and end (done when past), reminders as bookings make
         // them, those already due recorded as skipped (REMAS sent them, or its time has gone).
-        let ids = taskIDs.map { Int32(truncatingIfNeeded: $0) }.sorted()
         try await tx.query(
             """
             INSERT INTO events (name, description, time, type, task_id, state, processed_at)

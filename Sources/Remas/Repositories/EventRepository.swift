@@ -262,40 +262,36 @@ enum RescheduleRemindersSQL {
     /// can see them to add one or delete them; every desired reminder is then inserted as it is. Otherwise a reminder
     /// that exists is left alone, and one that a concurrent reschedule inserts first is skipped (`ON CONFLICT`). Those
     /// two guards cost a probe of the events key and a speculative insertion (a WAL record more) per reminder, in every
-    /// booking. And the tasks that get a reminder are locked `FOR KEY SHARE` first (`held`), as the foreign key from
+    /// booking. And the tasks of the missing reminders are locked `FOR KEY SHARE` (`held`), as the foreign key from
     /// events to tasks did before migration 0019: a delete of one of them waits until this transaction ends (and then
-    /// its trigger deletes the new reminder with it), and a task deleted meanwhile is skipped instead of given a
-    /// reminder that names nothing.
+    /// its trigger deletes the new reminder with it), and a task deleted meanwhile drops out of `held` instead of
+    /// getting a reminder that names nothing.
     static func added(newTasks: Bool = false) -> String {
-        let missing = "NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)"
+        let insert = """
+            INSERT INTO events (name, description, time, type, task_id, notification_id)
+                SELECT 'Task: ' || d.task_name || ', notification: ' || d.notification_name, NULL, d.due, 'other', d.task_id, d.notification_id
+            """
         if newTasks {
             return """
                 added AS (
-                    INSERT INTO events (name, description, time, type, task_id, notification_id)
-                    \(Self.reminderRows)
-                    WHERE d.creatable
+                    \(insert)
+                    FROM desired d WHERE d.creatable
                     RETURNING 1)
                 """
         }
         return """
             held AS (
-                SELECT t.id FROM tasks t
-                WHERE t.id IN (SELECT d.task_id FROM desired d WHERE d.creatable AND \(missing))
+                SELECT d.* FROM desired d JOIN tasks t ON t.id = d.task_id
+                WHERE d.creatable
+                  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.task_id = d.task_id AND e.notification_id = d.notification_id)
                 FOR KEY SHARE OF t),
             added AS (
-                INSERT INTO events (name, description, time, type, task_id, notification_id)
-                \(Self.reminderRows)
-                WHERE d.creatable AND \(missing) AND d.task_id IN (SELECT id FROM held)
+                \(insert)
+                FROM held d
                 ON CONFLICT DO NOTHING
                 RETURNING 1)
             """
     }
-
-    /// The reminders of `desired`, as rows of events (the caller adds its WHERE).
-    private static let reminderRows = """
-        SELECT 'Task: ' || d.task_name || ', notification: ' || d.notification_name, NULL, d.due, 'other', d.task_id, d.notification_id
-        FROM desired d
-        """
 }
 
 /// `EventRepository.nextDue`.

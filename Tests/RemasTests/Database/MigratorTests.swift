@@ -152,19 +152,12 @@ import Testing
                     let clock = ContinuousClock()
                     async let reader: Void = db.transaction(logger: self.logger) { tx in
                         try await tx.query("SELECT count(*) FROM busy", logger: self.logger)  // ACCESS SHARE until the end
-                        let deadline = clock.now + .seconds(10)
-                        while await !writesDone.isRaised, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                        _ = try await waitUntil(timeout: 10) { await writesDone.isRaised }
                     }
                     try await Task.sleep(for: .milliseconds(200))
                     async let applied = migrator.migrate(db: db, logger: self.logger)
                     // Once the file has been seen waiting for its lock, write.
-                    var waiting = false
-                    for _ in 0..<200 where !waiting {
-                        waiting = try await writer.exists(
-                            "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE busy%' AND wait_event_type = 'Lock'", logger: self.logger)
-                        if !waiting { try await Task.sleep(for: .milliseconds(20)) }
-                    }
-                    #expect(waiting)
+                    #expect(try await seenWaitingForLock(writer, "query LIKE 'ALTER TABLE busy%'", logger: self.logger))
                     var slowest = Duration.zero
                     for _ in 0..<6 {
                         let t0 = clock.now
@@ -245,10 +238,7 @@ import Testing
                         try await tx.query("SELECT count(*) FROM allocations WHERE node_id = \(node)", logger: self.logger)
                         try await tx.query("SELECT count(*) FROM tasks WHERE owner_id = \(owner)", logger: self.logger)
                         await read.raise()
-                        for _ in 0..<500 {
-                            if await fileWaits.isRaised { break }
-                            try await Task.sleep(for: .milliseconds(10))
-                        }
+                        _ = try await waitUntil(timeout: 10) { await fileWaits.isRaised }
                         let task = try #require(
                             try await tx.query(
                                 """
@@ -265,23 +255,12 @@ import Testing
                             "INSERT INTO events (name, time, type, task_id) VALUES ('b start', '2031-01-01 10:00', 'task_start', \(task))",
                             logger: self.logger)
                     }
-                    for _ in 0..<500 {
-                        if await read.isRaised { break }
-                        try await Task.sleep(for: .milliseconds(10))
-                    }
+                    #expect(try await waitUntil(timeout: 10) { await read.isRaised })
                     async let applied = migrator.migrate(db: db, logger: self.logger)
                     // The file, started while the booking is between its reads and its writes, waits for a lock.
-                    var waiting = false
-                    for _ in 0..<500 where !waiting {
-                        waiting = try await booker.exists(
-                            """
-                            SELECT 1 FROM pg_stat_activity
-                            WHERE wait_event_type = 'Lock' AND (query LIKE 'LOCK TABLE nodes%' OR query LIKE 'ALTER TABLE allocations DROP%')
-                            """,
-                            logger: self.logger)
-                        if !waiting { try await Task.sleep(for: .milliseconds(10)) }
-                    }
-                    #expect(waiting)
+                    #expect(
+                        try await seenWaitingForLock(
+                            booker, "query LIKE 'LOCK TABLE nodes%' OR query LIKE 'ALTER TABLE allocations DROP%'", logger: self.logger))
                     await fileWaits.raise()
                     try await booked
                     #expect(try await applied == ["0019_cascade_task_rows_by_trigger.sql"])
@@ -377,10 +356,4 @@ import Testing
             }
         }
     }
-}
-
-/// A one-way signal between tasks of a test.
-private actor Flag {
-    private(set) var isRaised = false
-    func raise() { self.isRaised = true }
 }

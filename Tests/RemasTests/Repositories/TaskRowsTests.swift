@@ -71,33 +71,21 @@ import Testing
                 "INSERT INTO notification_users (user_id, notification_id) VALUES (\(ada), \(notification))", logger: t.logger)
             let events = EventRepository(db: t.db)
 
-            /// Whether the backend `pid` is waiting for a lock, polled for up to 10 s.
-            func waitsForLock(_ pid: Int) async throws -> Bool {
-                for _ in 0..<500 {
-                    if try await t.db.exists(
-                        "SELECT 1 FROM pg_stat_activity WHERE pid = \(pid) AND wait_event_type = 'Lock'", logger: t.logger)
-                    {
-                        return true
-                    }
-                    try await Task.sleep(for: .milliseconds(20))
-                }
-                return false
-            }
-
-            /// `body` in a transaction that first hands its backend's pid to `pid`, and then holds the transaction open
-            /// until `release` is raised; on a pool of its own, so that the app's pool stays free for the polls.
+            /// `body` in a transaction, on a pool of its own (the app's stays free for the polls), that first hands its
+            /// backend's pid to `pid` and then stays open until `release` is raised.
             func holding(_ pid: Pid, until release: Flag, _ body: @escaping @Sendable (LeasedConnection) async throws -> Void) async throws {
                 try await withDatabase(t.configuration, logger: t.logger) { db in
-                    try await Self.hold(db, pid, until: release, logger: t.logger, body)
+                    try await db.transaction(logger: t.logger) { tx in
+                        await pid.set(try #require(try await tx.query("SELECT pg_backend_pid()", logger: t.logger).first?.decode(Int.self)))
+                        try await body(tx)
+                        _ = try await waitUntil(timeout: 60) { await release.isRaised }
+                    }
                 }
             }
-            /// The pid once its transaction has begun.
-            func started(_ pid: Pid) async throws -> Int {
-                for _ in 0..<1000 {
-                    if let value = await pid.value { return value }
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-                throw TestFailure("a transaction did not start")
+            /// Whether the transaction of `pid` is seen waiting for a lock (once it has begun).
+            func waitsForLock(_ pid: Pid) async throws -> Bool {
+                guard try await waitUntil(timeout: 10, { await pid.value != nil }), let value = await pid.value else { return false }
+                return try await seenWaitingForLock(t.db, "pid = \(value)", logger: t.logger)
             }
 
             // 1. The delete first: the reschedule, which starts before the delete commits, waits for it and then
@@ -108,11 +96,11 @@ import Testing
             async let deleted: Void = holding(deleter, until: deleteMayCommit) { tx in
                 try await tx.query("DELETE FROM tasks WHERE id = \(ids[0])", logger: t.logger)
             }
-            _ = try await started(deleter)
+            #expect(try await waitUntil(timeout: 10) { await deleter.value != nil })
             async let rescheduled: Void = holding(rescheduler, until: free) { tx in
                 try await events.reschedule(users: [ada], in: tx, logger: t.logger)
             }
-            #expect(try await waitsForLock(try await started(rescheduler)), "the reschedule did not wait for the task's delete")
+            #expect(try await waitsForLock(rescheduler), "the reschedule did not wait for the task's delete")
             await deleteMayCommit.raise()
             try await deleted
             try await rescheduled
@@ -132,15 +120,11 @@ import Testing
                 await inserted.raise()
             }
             // The reminder is in (not committed yet) before the delete starts.
-            for _ in 0..<1000 {
-                if await inserted.isRaised { break }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            #expect(await inserted.isRaised)
+            #expect(try await waitUntil(timeout: 10) { await inserted.isRaised })
             async let gone: Void = holding(secondDeleter, until: free) { tx in
                 try await tx.query("DELETE FROM tasks WHERE id = \(ids[1])", logger: t.logger)
             }
-            #expect(try await waitsForLock(try await started(secondDeleter)), "the delete did not wait for the reschedule")
+            #expect(try await waitsForLock(secondDeleter), "the delete did not wait for the reschedule")
             await rescheduleMayCommit.raise()
             try await held
             try await gone
@@ -151,27 +135,8 @@ import Testing
     }
 }
 
-extension TaskRowsTests {
-    /// `body` in a transaction on `db` that first hands its backend's pid to `pid`, then stays open until `release`.
-    fileprivate static func hold(
-        _ db: Database, _ pid: Pid, until release: Flag, logger: Logger, _ body: @escaping @Sendable (LeasedConnection) async throws -> Void
-    ) async throws {
-        try await db.transaction(logger: logger) { tx in
-            await pid.set(try #require(try await tx.query("SELECT pg_backend_pid()", logger: logger).first?.decode(Int.self)))
-            try await body(tx)
-            while await !release.isRaised { try await Task.sleep(for: .milliseconds(10)) }
-        }
-    }
-}
-
 /// A backend's pid, handed from one task of a test to another.
 private actor Pid {
     private(set) var value: Int?
     func set(_ pid: Int) { self.value = pid }
-}
-
-/// A one-way signal between tasks of a test.
-private actor Flag {
-    private(set) var isRaised = false
-    func raise() { self.isRaised = true }
 }

@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import PostgresNIO
 import Testing
 
 @testable import Remas
@@ -12,6 +14,21 @@ func waitUntil(timeout: Double, _ condition: () async throws -> Bool) async thro
         try await Task.sleep(for: .milliseconds(50))
     }
     return try await condition()
+}
+
+/// Whether a backend that `filter` picks (a condition on `pg_stat_activity`) is seen waiting for a lock within `timeout`
+/// seconds: how a test knows that a transaction it started now queues behind another.
+func seenWaitingForLock(_ db: Database, _ filter: String, timeout: Double = 10, logger: Logger) async throws -> Bool {
+    try await waitUntil(timeout: timeout) {
+        try await db.exists(
+            PostgresQuery(unsafeSQL: "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND (\(filter))"), logger: logger)
+    }
+}
+
+/// A one-way signal between tasks of a test.
+actor Flag {
+    private(set) var isRaised = false
+    func raise() { self.isRaised = true }
 }
 
 /// The `remas` binary (`REMAS_BINARY`, built by scripts/test) serving `t`'s schema as a separate process, its output
